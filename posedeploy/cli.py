@@ -1,0 +1,245 @@
+"""The posedeploy command line: thin typer commands over the stage functions.
+
+Every user-facing problem is a PoseDeployError, printed as one line on stderr with exit code 1.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from posedeploy.errors import PoseDeployError
+
+app = typer.Typer(
+    help="Multi-hypothesis 3D human pose lifting with adaptive noise sampling (PRPose): "
+    "train, evaluate, export and deploy.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+train_app = typer.Typer(help="Train a lifter, or the AVG model of a trained lifter.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+
+DEFAULT_LR = {"htnet": 5e-4, "mgcn_lw": 1e-3}
+
+
+def _device(device: Optional[str]) -> str:
+    if device:
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _keypoints_for(data: str, source: str) -> str:
+    """The keypoint kind a checkpoint was trained on, if it comes from the same kind of data."""
+    kind, _, keypoints = source.partition("/")
+    same = (kind == "synthetic") == (data == "synthetic")
+    return keypoints if same and keypoints else "gt"
+
+
+@train_app.command("lifter")
+def train_lifter(
+    lifter: str = typer.Option("mgcn_lw", help="Lifter model: mgcn_lw or htnet."),
+    data: str = typer.Option("synthetic", help="Human3.6M folder (VideoPose3D format) or 'synthetic'."),
+    keypoints: str = typer.Option("gt", help="2D input: gt or sh (Human3.6M); gt or noisy (synthetic)."),
+    out: Path = typer.Option(Path("runs/lifter"), help="Run folder: best.pt, last.pt, log.jsonl."),
+    epochs: int = typer.Option(30, help="Epochs to train (with --resume: the total, including earlier ones)."),
+    batch_size: int = typer.Option(256, help="Batch size (summed over processes under torchrun)."),
+    lr: Optional[float] = typer.Option(None, help="Initial learning rate [default: 1e-3 mgcn_lw, 5e-4 htnet]."),
+    stride: int = typer.Option(1, help="Use every STRIDE-th training frame."),
+    val_stride: int = typer.Option(1, help="Validate on every VAL_STRIDE-th test frame."),
+    augment: bool = typer.Option(True, help="Mirror a random half of every batch."),
+    seed: int = typer.Option(0, help="Seed of shuffling, augmentation and initialisation."),
+    resume: bool = typer.Option(False, help="Continue the run in OUT from its last.pt."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N [default: cuda if available]."),
+) -> None:
+    """Train a single-hypothesis lifter (MPJPE loss, mirror augmentation, validation on the test split)."""
+    import torch
+
+    from posedeploy.data import load_dataset
+    from posedeploy.training import distributed
+    from posedeploy.training.lifter_training import LifterTask
+    from posedeploy.training.trainer import TrainSettings, fit
+
+    ctx = distributed.setup(_device(device))
+    try:
+        train = load_dataset(data, "train", keypoints, stride=stride)
+        val = load_dataset(data, "test", keypoints, stride=val_stride)
+        torch.manual_seed(seed)
+        task = LifterTask(lifter, train, val, augment=augment)
+        settings = TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr or DEFAULT_LR.get(lifter, 1e-3), seed=seed)
+        if ctx.is_main:
+            typer.echo(f"training {lifter} on {len(train):,} samples ({train.source}), validating on {len(val):,}", err=True)
+        summary = fit(task, settings, out, ctx, resume=resume)
+        if ctx.is_main:
+            typer.echo(f"best {summary['metric']} {summary['best']:.2f} at epoch {summary['best_epoch']}: {out / 'best.pt'}")
+    finally:
+        distributed.teardown(ctx)
+
+
+@train_app.command("avg")
+def train_avg(
+    checkpoint: Path = typer.Option(..., help="The trained lifter's checkpoint (best.pt of train lifter)."),
+    avg: Optional[str] = typer.Option(None, help="AVG model: mlp or gcn [default: the lifter's PRPose pairing]."),
+    alpha: Optional[float] = typer.Option(None, help="Noise scale stored in the checkpoint [default: 0.005]."),
+    data: str = typer.Option("synthetic", help="Human3.6M folder (VideoPose3D format) or 'synthetic'."),
+    keypoints: Optional[str] = typer.Option(None, help="2D input [default: what the lifter was trained on]."),
+    out: Path = typer.Option(Path("runs/avg"), help="Run folder: best.pt (lifter + AVG), last.pt, log.jsonl."),
+    epochs: int = typer.Option(30, help="Epochs to train."),
+    batch_size: int = typer.Option(512, help="Batch size."),
+    lr: float = typer.Option(5e-4, help="Initial learning rate."),
+    stride: int = typer.Option(1, help="Use every STRIDE-th training frame."),
+    val_stride: int = typer.Option(1, help="Validate on every VAL_STRIDE-th test frame."),
+    cache_dir: Optional[Path] = typer.Option(None, help="Pseudo-label cache [default: ~/.cache/posedeploy]."),
+    seed: int = typer.Option(0, help="Seed of shuffling and initialisation."),
+    resume: bool = typer.Option(False, help="Continue the run in OUT from its last.pt."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N [default: cuda if available]."),
+) -> None:
+    """Train the AVG model on the frozen lifter's per-joint errors (weak supervision, cached pseudo-labels)."""
+    import torch
+
+    from posedeploy.data import load_dataset
+    from posedeploy.training import distributed
+    from posedeploy.training.avg_training import AVGTask
+    from posedeploy.training.checkpoint import load_checkpoint
+    from posedeploy.training.pseudo_labels import default_cache_dir
+    from posedeploy.training.trainer import TrainSettings, fit
+
+    ctx = distributed.setup(_device(device))
+    try:
+        lifter_ckpt = load_checkpoint(checkpoint)
+        keypoints = keypoints or _keypoints_for(data, lifter_ckpt.config.keypoints)
+        train = load_dataset(data, "train", keypoints, stride=stride)
+        val = load_dataset(data, "test", keypoints, stride=val_stride)
+        torch.manual_seed(seed)
+        task = AVGTask(lifter_ckpt, train, val, avg=avg, alpha=alpha, cache_dir=cache_dir or default_cache_dir(),
+                       device=ctx.device)  # fmt: skip
+        settings = TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+        if ctx.is_main:
+            typer.echo(f"training AVG '{task.config.avg}' on {len(task.inputs):,} pseudo-labels ({train.source})", err=True)
+        summary = fit(task, settings, out, ctx, resume=resume)
+        if ctx.is_main:
+            typer.echo(f"best {summary['metric']} {summary['best']:.4f} at epoch {summary['best_epoch']}: {out / 'best.pt'}")
+    finally:
+        distributed.teardown(ctx)
+
+
+def _load(checkpoint: Optional[Path]):
+    from posedeploy.assets import default_checkpoint
+    from posedeploy.training.checkpoint import load_checkpoint
+
+    return load_checkpoint(checkpoint or default_checkpoint())
+
+
+def _load_array(path: Path, what: str):
+    import zipfile
+
+    import numpy as np
+
+    from posedeploy.errors import InputError
+
+    if not path.is_file():
+        raise InputError(f"{what} file not found: {path}")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise InputError(f"cannot read {what} from {path}: expected a .npy array ({exc})") from None
+    if not isinstance(array, np.ndarray):
+        raise InputError(f"{path} holds several arrays; {what} must be a single .npy array")
+    return array
+
+
+@app.command("import-checkpoint")
+def import_checkpoint(
+    lifter: str = typer.Option(..., help="Which official lifter: htnet or mgcn_lw."),
+    lifter_weights: Path = typer.Option(..., help="Official lifter weights, e.g. ckpt/shhpe_model_htnet.pth."),
+    avg_weights: Optional[Path] = typer.Option(None, help="Official AVG weights, e.g. ckpt/avg_model_htnet.pth."),
+    out: Path = typer.Option(..., help="posedeploy checkpoint to write."),
+    alpha: float = typer.Option(0.005, help="Noise scale (0.005 is PRPose's Human3.6M setting)."),
+) -> None:
+    """Convert the official PRPose checkpoints into a posedeploy checkpoint."""
+    from posedeploy.training.checkpoint import save_checkpoint
+    from posedeploy.training.official import import_official
+
+    ckpt = import_official(lifter, lifter_weights, avg_weights, alpha)
+    save_checkpoint(out, ckpt)
+    typer.echo(f"wrote {out}: {lifter}" + (f" + AVG '{ckpt.config.avg}'" if ckpt.has_avg else "") + f", alpha {alpha}")
+
+
+@app.command("predict")
+def predict(
+    keypoints: Path = typer.Option(..., help="Normalised 2D keypoints, a (B, 17, 2) .npy array."),
+    out: Path = typer.Option(..., help="Output .npz with sigma, hypotheses, pose, spread (metres)."),
+    checkpoint: Optional[Path] = typer.Option(None, help="posedeploy checkpoint [default: the shipped one]."),
+    noise: Optional[Path] = typer.Option(None, help="Standard normal noise, a (B, S, 2, 17, 2) .npy array."),
+    hypotheses: int = typer.Option(200, help="S, when the noise is drawn rather than given."),
+    seed: int = typer.Option(0, help="Seed of the drawn noise."),
+    max_poses: int = typer.Option(16384, help="Lifter inputs per batched call (memory bound)."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N [default: cuda if available]."),
+) -> None:
+    """Run the PyTorch reference pipeline and write the contract outputs."""
+    import numpy as np
+
+    from posedeploy.files import atomic_path
+    from posedeploy.training.sampler import PipelineModule, run_reference
+
+    ckpt = _load(checkpoint)
+    kp = _load_array(keypoints, "keypoints")
+    given = _load_array(noise, "noise") if noise is not None else None
+    dev = _device(device)
+    pipeline = PipelineModule(ckpt.build_lifter(dev), ckpt.build_avg(dev), ckpt.config.alpha)
+    result = run_reference(pipeline, kp, noise=given, hypotheses=hypotheses, seed=seed, max_poses=max_poses)
+    with atomic_path(out) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **result.as_dict())
+    s = result.hypotheses.shape[1]
+    typer.echo(f"wrote {out}: {len(kp)} poses x {s} hypotheses (sigma, hypotheses, pose, spread; metres)")
+
+
+@app.command("eval")
+def evaluate_command(
+    checkpoint: Optional[Path] = typer.Option(None, help="posedeploy checkpoint [default: the shipped one]."),
+    data: str = typer.Option("synthetic", help="Human3.6M folder (VideoPose3D format) or 'synthetic'."),
+    keypoints: str = typer.Option("gt", help="2D input: gt or sh (Human3.6M); gt or noisy (synthetic)."),
+    hypotheses: int = typer.Option(200, help="S hypotheses per pose; 0 evaluates the lifter alone."),
+    noise: str = typer.Option("adaptive", help="adaptive (AVG sigma) or fixed (its mean on every joint)."),
+    actions: Optional[str] = typer.Option(None, help="Comma-separated Human3.6M actions [default: all 15]."),
+    stride: int = typer.Option(1, help="Evaluate every STRIDE-th frame of each sequence (evenly spaced)."),
+    seed: int = typer.Option(0, help="Seed of the sampling noise."),
+    max_poses: int = typer.Option(16384, help="Lifter inputs per batched call (memory bound)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the full report as JSON."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N [default: cuda if available]."),
+) -> None:
+    """Per-action MPJPE / P-MPJPE / PCK / AUC: lifter alone, best-of-S and aggregated pose."""
+    from posedeploy.data import load_dataset
+    from posedeploy.files import write_json
+    from posedeploy.training.evaluation import evaluate, format_report
+
+    ckpt = _load(checkpoint)
+    chosen = [a.strip() for a in actions.split(",") if a.strip()] if actions else None
+    test = load_dataset(data, "test", keypoints, actions=chosen, stride=stride)
+    report = evaluate(ckpt, test, hypotheses=hypotheses, noise=noise, seed=seed, device=_device(device),
+                      max_poses=max_poses)  # fmt: skip
+    report.settings["checkpoint"] = str(checkpoint) if checkpoint else "default"
+    typer.echo(format_report(report))
+    if json_out is not None:
+        write_json(json_out, report.as_dict())
+
+
+def main() -> None:
+    try:
+        app()
+    except PoseDeployError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

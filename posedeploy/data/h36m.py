@@ -1,0 +1,263 @@
+"""Human3.6M in the VideoPose3D file format (numpy only).
+
+Files (see ../shared/data/h36m/README.md):
+- ``data_3d_h36m.npz``: ``positions_3d[subject][sequence]`` float (F, 32 or 17, 3), world metres.
+- ``data_2d_h36m_<name>.npz``: ``positions_2d[subject][sequence]`` = one (F, J, 2) pixel array per
+  camera, J = 17, or 16 for the Stacked Hourglass layout without the neck/nose joint; ``metadata``.
+- ``cameras.json``: ``cameras[subject][camera_id]`` with R, T (mm), f, c, k, p.
+
+The npz files hold pickled dicts, so they are loaded with ``allow_pickle=True``: only open files
+you trust. Ground-truth 2D is not a file: it is projected from the 3D joints through each camera,
+with distortion, as VideoPose3D made its ``data_2d_h36m_gt.npz``.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from posedeploy.data.camera import Camera, normalize_screen_coordinates, project_to_2d, world_to_camera
+from posedeploy.data.poseset import PoseSet
+from posedeploy.errors import DataError
+from posedeploy.skeleton import H36M32_TO_17, NUM_JOINTS, ROOT
+
+TRAIN_SUBJECTS: tuple[str, ...] = ("S1", "S5", "S6", "S7", "S8")
+TEST_SUBJECTS: tuple[str, ...] = ("S9", "S11")
+ALL_SUBJECTS: tuple[str, ...] = TRAIN_SUBJECTS + TEST_SUBJECTS
+
+ACTIONS: tuple[str, ...] = (
+    "Directions", "Discussion", "Eating", "Greeting", "Phoning", "Photo", "Posing", "Purchases",
+    "Sitting", "SittingDown", "Smoking", "Waiting", "WalkDog", "Walking", "WalkTogether",
+)  # fmt: skip
+
+# Camera order of the positions_2d lists, and each camera's image size (width, height) in pixels.
+CAMERA_IDS: tuple[str, ...] = ("54138969", "55011271", "58860488", "60457274")
+RESOLUTION: dict[str, tuple[int, int]] = {
+    "54138969": (1000, 1002),
+    "55011271": (1000, 1000),
+    "58860488": (1000, 1000),
+    "60457274": (1000, 1002),
+}
+
+FILE_3D = "data_3d_h36m.npz"
+FILE_CAMERAS = "cameras.json"
+KEYPOINT_FILES: dict[str, str] = {"sh": "data_2d_h36m_sh_pt_mpii.npz"}
+KEYPOINT_SOURCES: tuple[str, ...] = ("gt", "sh")
+
+# The Stacked Hourglass layout has 16 joints: the H36M-17 order without joint 9 (neck/nose).
+SH16_TO_17: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16)
+# Where joint 9 lies on the thorax -> head segment: least-squares fit on the projected
+# ground-truth 2D of S1 S5 S6 S7 S8 (all cameras, every 5th frame). It lands 10 px from the true
+# joint on average, less than the detections' own 12-18 px error.
+NECK_NOSE_FRACTION = 0.444
+
+
+def canonical_action(sequence: str) -> str:
+    """'Walking 1' -> 'Walking'; the 15 Human3.6M actions, sequence numbers removed."""
+    action = sequence.split(" ")[0]
+    aliases = {"TakingPhoto": "Photo", "WalkingDog": "WalkDog"}
+    action = aliases.get(action, action)
+    if action not in ACTIONS:
+        raise DataError(f"unknown Human3.6M action '{sequence}'; expected one of {', '.join(ACTIONS)}")
+    return action
+
+
+def check_subjects(subjects: tuple[str, ...] | list[str]) -> None:
+    unknown = [s for s in subjects if s not in ALL_SUBJECTS]
+    if unknown:
+        raise DataError(
+            f"unknown Human3.6M subject(s) {', '.join(unknown)}; expected some of {', '.join(ALL_SUBJECTS)}"
+        )
+
+
+def check_actions(actions: tuple[str, ...] | list[str] | None) -> None:
+    unknown = [a for a in actions or () if a not in ACTIONS]
+    if unknown:
+        raise DataError(f"unknown Human3.6M action(s) {', '.join(unknown)}; expected some of {', '.join(ACTIONS)}")
+
+
+def _load_pickled_dict(path: Path, key: str) -> tuple[dict, np.lib.npyio.NpzFile]:
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}")
+    try:
+        archive = np.load(path, allow_pickle=True)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise DataError(f"cannot read {path}: not a valid npz archive ({exc})") from None
+    if key not in archive.files:
+        raise DataError(f"{path} has no '{key}' entry (found: {', '.join(archive.files) or 'nothing'})")
+    try:
+        value = archive[key].item()
+    except Exception as exc:  # corrupted member, wrong dtype: all mean the same to the user
+        raise DataError(f"cannot read '{key}' from {path}: {exc}") from None
+    if not isinstance(value, dict):
+        raise DataError(f"'{key}' in {path} must be a dict of subjects, got {type(value).__name__}")
+    return value, archive
+
+
+def load_positions_3d(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
+    """``{subject: {sequence: float32 (F, 17, 3)}}`` in world metres, from 32 or 17 joints."""
+    path = Path(path)
+    raw, _ = _load_pickled_dict(path, "positions_3d")
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for subject, sequences in raw.items():
+        out[subject] = {}
+        for sequence, positions in sequences.items():
+            positions = np.asarray(positions)
+            if positions.ndim != 3 or positions.shape[-1] != 3 or positions.shape[1] not in (32, 17):
+                raise DataError(
+                    f"{path}: {subject}/{sequence} has shape {positions.shape}, expected (F, 32, 3) or (F, 17, 3)"
+                )
+            if positions.shape[1] == 32:
+                positions = positions[:, H36M32_TO_17]
+            out[subject][sequence] = positions.astype(np.float32)
+    return out
+
+
+def load_cameras(path: str | Path) -> dict[str, dict[str, Camera]]:
+    """``{subject: {camera_id: Camera}}`` from ``cameras.json`` (T converted to metres)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"camera file not found: {path}")
+    try:
+        table = json.loads(path.read_text())["cameras"]
+        cameras = {}
+        for subject, by_id in table.items():
+            cameras[subject] = {}
+            for cam_id, c in by_id.items():
+                width, height = RESOLUTION.get(cam_id, (1000, 1000))
+                cameras[subject][cam_id] = Camera(
+                    id=cam_id,
+                    R=np.asarray(c["R"], dtype=np.float64).reshape(3, 3),
+                    T=np.asarray(c["T"], dtype=np.float64).reshape(3) / 1000.0,
+                    f=np.asarray(c["f"], dtype=np.float64).reshape(2),
+                    c=np.asarray(c["c"], dtype=np.float64).reshape(2),
+                    k=np.asarray(c["k"], dtype=np.float64).reshape(3),
+                    p=np.asarray(c["p"], dtype=np.float64).reshape(2),
+                    width=width,
+                    height=height,
+                )
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path} is not valid JSON: {exc}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise DataError(
+            f"{path} does not hold cameras[subject][camera_id] with R, T, f, c, k, p: {exc!r}"
+        ) from None
+    return cameras
+
+
+def complete_sh16(keypoints: np.ndarray) -> np.ndarray:
+    """(..., 16, 2) Stacked Hourglass joints -> (..., 17, 2), estimating joint 9 (neck/nose)
+    on the thorax -> head segment at :data:`NECK_NOSE_FRACTION`."""
+    out = np.empty(keypoints.shape[:-2] + (NUM_JOINTS, 2), dtype=keypoints.dtype)
+    out[..., SH16_TO_17, :] = keypoints
+    out[..., 9, :] = keypoints[..., 8, :] + NECK_NOSE_FRACTION * (keypoints[..., 9, :] - keypoints[..., 8, :])
+    return out
+
+
+def load_keypoints_2d(path: str | Path) -> tuple[dict[str, dict[str, list[np.ndarray]]], dict]:
+    """VideoPose3D 2D keypoints: ``{subject: {sequence: [float32 (F, 17, 2) per camera]}}`` in pixels,
+    and the metadata dict. 16-joint Stacked Hourglass files are completed to 17 joints."""
+    path = Path(path)
+    raw, archive = _load_pickled_dict(path, "positions_2d")
+    metadata = archive["metadata"].item() if "metadata" in archive.files else {}
+    out: dict[str, dict[str, list[np.ndarray]]] = {}
+    for subject, sequences in raw.items():
+        out[subject] = {}
+        for sequence, per_camera in sequences.items():
+            views = []
+            for kp in per_camera:
+                kp = np.asarray(kp, dtype=np.float32)
+                if kp.ndim != 3 or kp.shape[-1] < 2 or kp.shape[1] not in (16, 17):
+                    raise DataError(
+                        f"{path}: {subject}/{sequence} keypoints have shape {kp.shape}, expected (F, 16 or 17, 2)"
+                    )
+                kp = kp[..., :2]
+                views.append(complete_sh16(kp) if kp.shape[1] == 16 else kp)
+            out[subject][sequence] = views
+    return out, metadata
+
+
+def _select(sequences: list[str], actions: tuple[str, ...] | None) -> list[str]:
+    return [s for s in sorted(sequences) if actions is None or canonical_action(s) in actions]
+
+
+def load_h36m(
+    root: str | Path,
+    subjects: tuple[str, ...] | list[str],
+    keypoints: str = "gt",
+    actions: tuple[str, ...] | list[str] | None = None,
+    stride: int = 1,
+) -> PoseSet:
+    """One split of Human3.6M as a :class:`PoseSet` (every camera of every chosen sequence).
+
+    keypoints: 'gt' (projected ground truth, with distortion) or 'sh' (Stacked Hourglass
+    detections). stride keeps every ``stride``-th frame of each sequence.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"Human3.6M folder not found: {root}")
+    if keypoints not in KEYPOINT_SOURCES:
+        raise DataError(f"unknown keypoint source '{keypoints}'; expected one of {', '.join(KEYPOINT_SOURCES)}")
+    if stride < 1:
+        raise DataError(f"frame stride must be >= 1, got {stride}")
+    subjects = list(subjects)
+    check_subjects(subjects)
+    actions = tuple(actions) if actions else None
+    check_actions(actions)
+
+    positions = load_positions_3d(root / FILE_3D)
+    cameras = load_cameras(root / FILE_CAMERAS)
+    detections = load_keypoints_2d(root / KEYPOINT_FILES[keypoints])[0] if keypoints != "gt" else None
+
+    parts: dict[str, list] = {k: [] for k in ("kp", "p3", "act", "sub", "cam", "frame")}
+    for subject in subjects:
+        if subject not in positions:
+            raise DataError(f"subject {subject} is missing from {root / FILE_3D}")
+        if subject not in cameras:
+            raise DataError(f"subject {subject} is missing from {root / FILE_CAMERAS}")
+        for sequence in _select(list(positions[subject]), actions):
+            world = positions[subject][sequence][::stride]
+            if detections is not None:
+                views = detections.get(subject, {}).get(sequence)
+                if views is None:
+                    continue  # no detections for this sequence (e.g. S11 Directions): skipped
+                if len(views) != len(CAMERA_IDS):
+                    raise DataError(f"{subject}/{sequence}: {len(views)} camera views, expected {len(CAMERA_IDS)}")
+            for view, cam_id in enumerate(CAMERA_IDS):
+                cam = cameras[subject].get(cam_id)
+                if cam is None:
+                    raise DataError(f"camera {cam_id} of {subject} is missing from {root / FILE_CAMERAS}")
+                cam_3d = world_to_camera(world.astype(np.float64), cam)
+                if detections is None:
+                    pixels = project_to_2d(cam_3d, cam)
+                else:
+                    full = views[view]
+                    if len(full) < len(positions[subject][sequence]):
+                        raise DataError(
+                            f"{subject}/{sequence} camera {cam_id}: {len(full)} frames of keypoints "
+                            f"for {len(positions[subject][sequence])} frames of mocap"
+                        )
+                    pixels = full[: len(positions[subject][sequence])][::stride]
+                rel = cam_3d - cam_3d[:, ROOT : ROOT + 1]
+                n = len(rel)
+                parts["kp"].append(normalize_screen_coordinates(pixels.astype(np.float64), cam.width, cam.height))
+                parts["p3"].append(rel)
+                parts["act"].append(np.full(n, canonical_action(sequence), dtype=object))
+                parts["sub"].append(np.full(n, subject, dtype=object))
+                parts["cam"].append(np.full(n, cam_id, dtype=object))
+                parts["frame"].append(np.arange(n) * stride)
+    if not parts["kp"]:
+        raise DataError(f"no Human3.6M samples for subjects {subjects}, actions {actions or 'all'}, keypoints {keypoints}")
+    return PoseSet(
+        keypoints=np.concatenate(parts["kp"]).astype(np.float32),
+        poses_3d=np.concatenate(parts["p3"]).astype(np.float32),
+        actions=np.concatenate(parts["act"]).astype(str),
+        subjects=np.concatenate(parts["sub"]).astype(str),
+        cameras=np.concatenate(parts["cam"]).astype(str),
+        frames=np.concatenate(parts["frame"]),
+        source=f"h36m/{keypoints}",
+        meta={"subjects": subjects, "stride": stride, "keypoints": keypoints},
+    )

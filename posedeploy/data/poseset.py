@@ -1,0 +1,67 @@
+"""PoseSet: aligned 2D inputs and 3D targets, the one in-memory form every stage consumes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from posedeploy.errors import InputError
+from posedeploy.skeleton import check_joints
+
+
+@dataclass
+class PoseSet:
+    """N samples of one 2D pose and its 3D pose.
+
+    keypoints: float32 (N, 17, 2), normalised screen coordinates (x/w*2 - [1, h/w]).
+    poses_3d:  float32 (N, 17, 3), camera frame, root-relative (root = 0), metres.
+    actions / subjects / cameras: (N,) str labels; frames: (N,) int frame index in its sequence.
+    """
+
+    keypoints: np.ndarray
+    poses_3d: np.ndarray
+    actions: np.ndarray
+    subjects: np.ndarray
+    cameras: np.ndarray
+    frames: np.ndarray
+    source: str = "unknown"
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_joints(self.keypoints, "keypoints", 2)
+        check_joints(self.poses_3d, "poses_3d", 3)
+        n = len(self.keypoints)
+        for name in ("poses_3d", "actions", "subjects", "cameras", "frames"):
+            if len(getattr(self, name)) != n:
+                raise InputError(f"PoseSet.{name} has {len(getattr(self, name))} rows, expected {n}")
+
+    def __len__(self) -> int:
+        return len(self.keypoints)
+
+    def take(self, index: np.ndarray) -> "PoseSet":
+        """The samples at ``index`` (an integer array or a boolean mask)."""
+        return PoseSet(
+            keypoints=self.keypoints[index],
+            poses_3d=self.poses_3d[index],
+            actions=self.actions[index],
+            subjects=self.subjects[index],
+            cameras=self.cameras[index],
+            frames=self.frames[index],
+            source=self.source,
+            meta=dict(self.meta),
+        )
+
+    def every(self, step: int) -> "PoseSet":
+        """An evenly spaced subsample: every ``step``-th sample, in order."""
+        if step < 1:
+            raise InputError(f"subsample step must be >= 1, got {step}")
+        if step == 1:
+            return self
+        subset = self.take(np.arange(0, len(self), step))
+        subset.meta["subsample_every"] = step * self.meta.get("subsample_every", 1)
+        return subset
+
+    def action_names(self) -> list[str]:
+        """The distinct actions, in order of first appearance."""
+        return list(dict.fromkeys(self.actions.tolist()))

@@ -1,0 +1,36 @@
+"""The one error family of posedeploy.
+
+Every problem a user can cause (bad input, a missing or foreign file, an impossible request) is
+raised as a subclass of :class:`PoseDeployError` whose message says what was wrong and what was
+expected. The CLI prints that message on one line and exits non-zero; anything else is a bug.
+"""
+
+from __future__ import annotations
+
+
+class PoseDeployError(Exception):
+    """Base class: a user-facing problem with a one-line explanation."""
+
+
+class InputError(PoseDeployError, ValueError):
+    """An array or argument has the wrong shape, dtype or values."""
+
+
+class DataError(PoseDeployError):
+    """A data file is missing, unreadable, or does not hold what its format promises."""
+
+
+class CheckpointError(PoseDeployError):
+    """A checkpoint is missing, corrupted, or belongs to another model."""
+
+
+class MissingDependencyError(PoseDeployError, ImportError):
+    """An optional dependency is needed for this command but is not installed."""
+
+    def __init__(self, package: str, extra: str, purpose: str):
+        super().__init__(
+            f"{purpose} needs the '{package}' package, which is not installed; "
+            f"install it with: pip install 'posedeploy[{extra}]'"
+        )
+        self.package = package
+        self.extra = extra

@@ -1,0 +1,40 @@
+"""Progress for long work: a live bar on a terminal, a line every tenth of the way in logs."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections.abc import Callable, Iterator
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def progress(total: int, description: str, enabled: bool = True) -> Iterator[Callable[[int], None]]:
+    """Yield ``advance(n)``; shows ``description`` with a bar (TTY) or periodic lines (logs)."""
+    if not enabled or total <= 0:
+        yield lambda n: None
+        return
+    if sys.stderr.isatty():
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        from rich.console import Console
+
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task(description, total=total)
+            yield lambda n: bar.advance(task, n)
+        return
+    done, next_report, start = 0, total / 10, time.monotonic()
+
+    def advance(n: int) -> None:
+        nonlocal done, next_report
+        done += n
+        if done >= next_report and done < total:
+            log(f"{description}: {done}/{total} ({100 * done // total}%, {time.monotonic() - start:.0f} s)")
+            next_report += total / 10
+
+    yield advance

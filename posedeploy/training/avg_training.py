@@ -1,0 +1,67 @@
+"""Weakly supervised training of the Adaptive Variance Generation (AVG) model.
+
+Targets are the frozen lifter's per-joint errors divided by their mean over the training set
+(pseudo-labels, see pseudo_labels.py); loss is the MSE. Validation is the same MSE on the test
+split's pseudo-labels (normalised by the training mean).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from posedeploy.data import PoseSet
+from posedeploy.errors import InputError
+from posedeploy.training.checkpoint import Checkpoint
+from posedeploy.training.models import AVGS, build_model
+from posedeploy.training.pseudo_labels import load_or_compute
+from posedeploy.training.trainer import TrainTask
+
+
+class AVGTask(TrainTask):
+    metric = "mse"
+
+    def __init__(self, lifter_checkpoint: Checkpoint, train: PoseSet, val: PoseSet, avg: str | None = None,
+                 alpha: float | None = None, cache_dir: Path | None = None, device: str | torch.device = "cpu"):  # fmt: skip
+        config = lifter_checkpoint.config.with_avg(avg, alpha)
+        if config.avg not in AVGS:
+            raise InputError(f"unknown AVG model '{config.avg}'; expected one of {', '.join(AVGS)}")
+        if not config.alpha > 0:
+            raise InputError(f"alpha must be > 0, got {config.alpha}")
+        self.config, self.lifter_checkpoint = config, lifter_checkpoint
+        self.fingerprint = lifter_checkpoint.lifter_fingerprint()
+        self.name = f"avg/{config.avg}"
+        self.train_source, self.val_source = train.source, val.source
+        lifter = lifter_checkpoint.build_lifter(device)
+        inputs, errors = load_or_compute(lifter, self.fingerprint, train.keypoints, train.poses_3d, True, cache_dir)
+        self.error_mean = float(errors.mean())
+        val_inputs, val_errors = load_or_compute(lifter, self.fingerprint, val.keypoints, val.poses_3d, True, cache_dir)
+        self.inputs, self.targets = torch.from_numpy(inputs), torch.from_numpy(errors / self.error_mean)
+        self.val_inputs, self.val_targets = torch.from_numpy(val_inputs), torch.from_numpy(val_errors / self.error_mean)
+        self.model = build_model("avg", config.avg, config.avg_params)
+
+    def identity(self) -> dict:
+        return {"task": self.name, "lifter": self.fingerprint, "data": self.train_source, "samples": len(self.inputs)}
+
+    def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        return nn.functional.mse_loss(model(x), y)
+
+    def validate(self, model: nn.Module) -> float:
+        device = next(model.parameters()).device
+        total = 0.0
+        for i in range(0, len(self.val_inputs), 8192):
+            pred = model(self.val_inputs[i : i + 8192].to(device))
+            total += float(((pred - self.val_targets[i : i + 8192].to(device)) ** 2).sum())
+        return total / self.val_targets.numel()
+
+    def checkpoint(self, model: nn.Module, summary: dict) -> Checkpoint:
+        self.config.training = {
+            **self.lifter_checkpoint.config.training,
+            "avg": {"train_source": self.train_source, "val_source": self.val_source,
+                    "pseudo_label_mean_m": self.error_mean, **summary},
+        }  # fmt: skip
+        avg_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        return Checkpoint(self.config, self.lifter_checkpoint.lifter_state, avg_state,
+                          {**self.lifter_checkpoint.meta, "lifter_fingerprint": self.fingerprint})  # fmt: skip

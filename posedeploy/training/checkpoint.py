@@ -1,0 +1,164 @@
+"""posedeploy checkpoints: the weights of a lifter (and of its AVG model) with the configuration
+that every later stage needs — model names and hyper-parameters, joints, input normalisation,
+alpha — so that predict, eval and export take nothing but the file.
+
+A checkpoint is a ``torch.save`` of plain dicts, lists, numbers, strings and tensors, loaded with
+``weights_only=True``: a file that needs arbitrary pickled objects is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from posedeploy import __version__
+from posedeploy.errors import CheckpointError
+from posedeploy.files import atomic_path
+from posedeploy.skeleton import JOINT_NAMES
+from posedeploy.training.models import DEFAULT_AVG, build_model, default_params
+
+FORMAT = "posedeploy.checkpoint"
+FORMAT_VERSION = 1
+NORMALISATION = "screen: x / w * 2 - [1, h / w]"
+# The noise scale PRPose uses on Human3.6M (normalised screen units per unit of AVG output).
+DEFAULT_ALPHA = 0.005
+
+
+@dataclass
+class PipelineConfig:
+    lifter: str
+    lifter_params: dict = field(default_factory=dict)
+    avg: str | None = None
+    avg_params: dict = field(default_factory=dict)
+    alpha: float = DEFAULT_ALPHA
+    joints: list[str] = field(default_factory=lambda: list(JOINT_NAMES))
+    normalisation: str = NORMALISATION
+    units: str = "m"
+    keypoints: str = "unknown"  # what 2D the lifter was trained on: h36m/gt, h36m/sh, synthetic, ...
+    training: dict = field(default_factory=dict)
+
+    @classmethod
+    def for_lifter(cls, lifter: str, **kwargs) -> "PipelineConfig":
+        return cls(lifter=lifter, lifter_params=default_params("lifter", lifter), **kwargs)
+
+    def with_avg(self, avg: str | None = None, alpha: float | None = None) -> "PipelineConfig":
+        name = avg or DEFAULT_AVG[self.lifter]
+        return PipelineConfig(**{
+            **asdict(self), "avg": name, "avg_params": default_params("avg", name),
+            "alpha": self.alpha if alpha is None else alpha,
+        })  # fmt: skip
+
+
+@dataclass
+class Checkpoint:
+    config: PipelineConfig
+    lifter_state: dict
+    avg_state: dict | None = None
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def has_avg(self) -> bool:
+        return self.avg_state is not None
+
+    def build_lifter(self, device: str | torch.device = "cpu") -> nn.Module:
+        model = build_model("lifter", self.config.lifter, self.config.lifter_params)
+        _load_state(model, self.lifter_state, f"lifter '{self.config.lifter}'")
+        return model.to(device).eval()
+
+    def build_avg(self, device: str | torch.device = "cpu") -> nn.Module:
+        if self.avg_state is None or self.config.avg is None:
+            raise CheckpointError(
+                "this checkpoint holds only a lifter; train its AVG model first (posedeploy train avg)"
+            )
+        model = build_model("avg", self.config.avg, self.config.avg_params)
+        _load_state(model, self.avg_state, f"AVG model '{self.config.avg}'")
+        return model.to(device).eval()
+
+    def lifter_fingerprint(self) -> str:
+        return state_fingerprint(self.lifter_state)
+
+
+def _load_state(model: nn.Module, state: dict, what: str) -> None:
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        detail = (f"missing {missing[:3]}" if missing else "") + (f" unexpected {unexpected[:3]}" if unexpected else "")
+        raise CheckpointError(f"weights do not fit the {what}: {detail.strip()}")
+    for key, tensor in expected.items():
+        if tuple(state[key].shape) != tuple(tensor.shape):
+            raise CheckpointError(
+                f"weights do not fit the {what}: {key} has shape {tuple(state[key].shape)}, expected {tuple(tensor.shape)}"
+            )
+    model.load_state_dict(state)
+
+
+def state_fingerprint(state: dict) -> str:
+    """A content hash of a state dict (names, shapes and values), independent of file layout."""
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        tensor = state[key].detach().cpu().contiguous()
+        digest.update(key.encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
+    """Write atomically; returns the path."""
+    path = Path(path)
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "posedeploy_version": __version__,
+        "config": asdict(checkpoint.config),
+        "lifter": {k: v.detach().cpu() for k, v in checkpoint.lifter_state.items()},
+        "avg": None if checkpoint.avg_state is None else {k: v.detach().cpu() for k, v in checkpoint.avg_state.items()},
+        "meta": checkpoint.meta,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read and validate a posedeploy checkpoint; every failure is a one-line CheckpointError."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe content"
+        raise CheckpointError(
+            f"refusing to load {path}: it is not a plain-weights file and would need arbitrary code to "
+            f"unpickle ({first})"
+        ) from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: corrupted or not a torch file ({exc})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        hint = ""
+        if isinstance(payload, dict) and payload and all(isinstance(v, torch.Tensor) for v in payload.values()):
+            hint = "; it looks like a bare state dict — convert official weights with posedeploy import-checkpoint"
+        raise CheckpointError(f"{path} is not a posedeploy checkpoint{hint}")
+    version = payload.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint format version {version}; this posedeploy reads up to {FORMAT_VERSION} "
+            f"(upgrade posedeploy)"
+        )
+    try:
+        config = PipelineConfig(**payload["config"])
+        lifter_state = dict(payload["lifter"])
+        avg_state = None if payload.get("avg") is None else dict(payload["avg"])
+    except (KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path} is an incomplete posedeploy checkpoint: {exc}") from None
+    if list(config.joints) != list(JOINT_NAMES):
+        raise CheckpointError(f"{path} was trained on another joint layout ({len(config.joints)} joints)")
+    return Checkpoint(config, lifter_state, avg_state, dict(payload.get("meta") or {}))

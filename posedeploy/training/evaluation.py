@@ -1,0 +1,157 @@
+"""Evaluation of a checkpoint on a PoseSet: the lifter alone, best-of-S and the aggregated pose.
+
+Each metric is computed per sample, averaged per action, then over actions (Human3.6M
+Protocols #1 and #2). Hypotheses are scored chunk by chunk as the sampler produces them, so that
+S = 200 over the full test set never holds more than one chunk of hypotheses in memory.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from posedeploy import metrics
+from posedeploy.data import PoseSet
+from posedeploy.errors import InputError
+from posedeploy.progress import progress
+from posedeploy.training.checkpoint import Checkpoint
+from posedeploy.training.sampler import DEFAULT_MAX_POSES, PipelineModule, run_reference, run_single
+
+# (group, metric) columns in the order they are printed.
+SINGLE = ("mpjpe", "p_mpjpe", "pck", "auc")
+BEST = ("mpjpe", "p_mpjpe", "pck", "auc")
+AGGREGATED = ("mpjpe", "p_mpjpe")
+
+
+@dataclass
+class EvalReport:
+    settings: dict
+    actions: list[str]
+    counts: dict[str, int]
+    per_action: dict[str, dict[str, dict[str, float]]]  # group -> metric -> action -> value
+    means: dict[str, dict[str, float]]  # group -> metric -> mean over actions
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {
+            "settings": self.settings,
+            "actions": self.actions,
+            "counts": self.counts,
+            "per_action": self.per_action,
+            "means": self.means,
+            "extra": self.extra,
+        }
+
+
+def _score_single(pred: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
+    return {
+        "mpjpe": metrics.mpjpe(pred, target) * 1000,
+        "p_mpjpe": metrics.p_mpjpe(pred, target) * 1000,
+        "pck": metrics.pck(pred, target) * 100,
+        "auc": metrics.auc(pred, target) * 100,
+    }
+
+
+def evaluate(
+    checkpoint: Checkpoint,
+    data: PoseSet,
+    hypotheses: int = 200,
+    noise: str = "adaptive",
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    max_poses: int = DEFAULT_MAX_POSES,
+    show_progress: bool = True,
+) -> EvalReport:
+    """Score ``checkpoint`` on ``data``; ``hypotheses`` = 0 evaluates the lifter alone."""
+    if hypotheses < 0:
+        raise InputError(f"number of hypotheses must be >= 0, got {hypotheses}")
+    started = time.monotonic()
+    lifter = checkpoint.build_lifter(device)
+    avg = checkpoint.build_avg(device) if hypotheses > 0 else None
+    pipeline = PipelineModule(lifter, avg, checkpoint.config.alpha, noise_mode=noise)
+    target = data.poses_3d
+    scores: dict[str, dict[str, np.ndarray]] = {"single": _score_single(run_single(pipeline, data.keypoints), target)}
+    extra: dict = {}
+    if hypotheses > 0:
+        n = len(data)
+        best = {k: np.empty(n) for k in BEST}
+
+        def score_chunk(rows: slice, hyps: np.ndarray) -> None:
+            t = target[rows]
+            best["mpjpe"][rows] = metrics.best_of_mpjpe(hyps, t) * 1000
+            best["p_mpjpe"][rows] = metrics.best_of_p_mpjpe(hyps, t) * 1000
+            best["pck"][rows] = metrics.best_of_pck(hyps, t) * 100
+            best["auc"][rows] = metrics.best_of_auc(hyps, t) * 100
+
+        with progress(n, f"{noise} sampling, S={hypotheses}", enabled=show_progress) as advance:
+            result = run_reference(pipeline, data.keypoints, hypotheses=hypotheses, seed=seed, max_poses=max_poses,
+                                   keep_hypotheses=False, on_hypotheses=score_chunk, progress=advance)  # fmt: skip
+        scores["best"] = best
+        scores["aggregated"] = {k: v for k, v in _score_single(result.pose, target).items() if k in AGGREGATED}
+        joint_error = metrics.joint_errors(result.pose, target)
+        extra = {
+            "mean_spread_mm": float(result.spread.mean() * 1000),
+            # Does the spread point at the joints that are wrong? (Pearson, over all joints)
+            "spread_error_correlation": float(np.corrcoef(joint_error.ravel(), result.spread.ravel())[0, 1]),
+            "mean_sigma": float(result.sigma.mean()),  # normalised screen units
+        }
+    per_action: dict[str, dict[str, dict[str, float]]] = {}
+    means: dict[str, dict[str, float]] = {}
+    for group, values in scores.items():
+        per_action[group], means[group] = {}, {}
+        for name, per_sample in values.items():
+            per_action[group][name], means[group][name] = metrics.mean_by_action(per_sample, data.actions)
+    actions = data.action_names()
+    settings = {
+        "lifter": checkpoint.config.lifter,
+        "avg": checkpoint.config.avg if hypotheses > 0 else None,
+        "alpha": checkpoint.config.alpha,
+        "trained_on": checkpoint.config.keypoints,
+        "data": data.source,
+        "samples": len(data),
+        "subsample_every": data.meta.get("stride", data.meta.get("subsample_every", 1)),
+        "hypotheses": hypotheses,
+        "noise": noise if hypotheses > 0 else None,
+        "seed": seed,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    counts = {a: int((data.actions == a).sum()) for a in actions}
+    return EvalReport(settings, actions, counts, per_action, means, extra)
+
+
+def format_report(report: EvalReport) -> str:
+    """A per-action table (mm; PCK and AUC in %) with the mean over actions as the last row."""
+    s = report.settings
+    groups = [("single", SINGLE, "lifter alone")]
+    if "best" in report.means:
+        groups += [("best", BEST, f"best-of-{s['hypotheses']}"), ("aggregated", AGGREGATED, "aggregated (mean)")]
+    short = {"mpjpe": "MPJPE", "p_mpjpe": "P-MPJPE", "pck": "PCK", "auc": "AUC"}
+    width = {"mpjpe": 7, "p_mpjpe": 8, "pck": 6, "auc": 6}
+    title = (
+        f"{s['lifter']} (trained on {s['trained_on']}) on {s['data']}: {s['samples']:,} samples"
+        + (f" (every {s['subsample_every']}th frame)" if s["subsample_every"] != 1 else "")
+        + (f", S={s['hypotheses']}, {s['noise']} noise, alpha {s['alpha']}" if s["hypotheses"] else "")
+    )
+    spans = ["".join(f"{short[m]:>{width[m]}}" for m in metrics_) for _, metrics_, _ in groups]
+    lines = [
+        title,
+        f"{'':<14}{'':>7}" + "".join(f"  {label:^{len(span)}}" for (_, _, label), span in zip(groups, spans)),
+        f"{'action':<14}{'n':>7}" + "".join(f"  {span}" for span in spans),
+    ]
+    for action in report.actions + ["mean"]:
+        n = sum(report.counts.values()) if action == "mean" else report.counts[action]
+        cells = []
+        for group, metrics_, _ in groups:
+            values = [report.means[group][m] if action == "mean" else report.per_action[group][m][action] for m in metrics_]
+            cells.append("".join(f"{v:>{width[m]}.2f}" for v, m in zip(values, metrics_)))
+        lines.append(f"{action:<14}{n:>7}" + "".join(f"  {c}" for c in cells))
+    if report.extra:
+        e = report.extra
+        lines.append(
+            f"mean spread {e['mean_spread_mm']:.1f} mm; spread-error correlation {e['spread_error_correlation']:.3f}"
+        )
+    lines.append("MPJPE and P-MPJPE in mm; PCK (150 mm) and AUC (0-150 mm) in %; mean: over actions.")
+    return "\n".join(lines)

@@ -1,0 +1,220 @@
+"""The PyTorch reference of the multi-hypothesis pipeline contract (see DESIGN.md).
+
+    sigma      = clamp(AVG(x_v), min=1) * alpha          per view v in (original, mirrored)
+    noisy      = x_v + noise[:, s, v] * sigma_v          S copies of each view
+    lifted     = lifter(noisy)                           one batched call for all B * S * 2 poses
+    hypotheses = root-zeroed mean of the view and the un-mirrored mirror view
+    pose       = mean over the S hypotheses; spread = RMS distance of the hypotheses to it, per joint
+
+:class:`PipelineModule` is that computation for one batch, written to export as one graph.
+:func:`run_reference` drives it over any batch size: noise supplied (golden noise) or drawn from a
+seeded ``numpy.random.Generator`` — the generator the torch-free runtime uses too, so both draw
+the same noise for the same seed — and chunked so that S = 200 at a large batch fits in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from posedeploy.errors import InputError
+from posedeploy.skeleton import FLIP_PERMUTATION, NUM_JOINTS, ROOT, check_joints
+
+DEFAULT_MAX_POSES = 16384  # lifter inputs per call: bounds activation memory (HTNet: ~1 GB)
+NOISE_MODES = ("adaptive", "fixed")
+
+
+class Mirror(nn.Module):
+    """Left-right mirror of (..., 17, C) poses: swap left/right joints and negate x."""
+
+    def __init__(self, coords: int):
+        super().__init__()
+        self.register_buffer("perm", torch.tensor(FLIP_PERMUTATION.tolist()), persistent=False)
+        sign = torch.ones(coords)
+        sign[0] = -1
+        self.register_buffer("sign", sign, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.index_select(-2, self.perm) * self.sign
+
+
+class PipelineModule(nn.Module):
+    """keypoints (B, 17, 2), noise (B, S, 2, 17, 2) -> sigma, hypotheses, pose, spread."""
+
+    def __init__(self, lifter: nn.Module, avg: nn.Module | None, alpha: float, noise_mode: str = "adaptive"):
+        super().__init__()
+        if noise_mode not in NOISE_MODES:
+            raise InputError(f"noise mode must be one of {', '.join(NOISE_MODES)}, got '{noise_mode}'")
+        self.lifter, self.avg, self.alpha, self.noise_mode = lifter, avg, float(alpha), noise_mode
+        self.mirror2d, self.mirror3d = Mirror(2), Mirror(3)
+        root_mask = torch.ones(NUM_JOINTS, 1)
+        root_mask[ROOT] = 0
+        self.register_buffer("root_mask", root_mask, persistent=False)
+
+    def views(self, keypoints: torch.Tensor) -> torch.Tensor:
+        return torch.stack([keypoints, self.mirror2d(keypoints)], dim=1)  # (B, 2, 17, 2)
+
+    def sigma(self, views: torch.Tensor) -> torch.Tensor:
+        if self.avg is None:
+            raise InputError("sampling needs an AVG model; this pipeline has only a lifter")
+        b = views.shape[0]
+        raw = self.avg(views.reshape(b * 2, NUM_JOINTS, 2)).reshape(b, 2, NUM_JOINTS)
+        sigma = torch.clamp(raw, min=1.0) * self.alpha
+        if self.noise_mode == "fixed":  # the non-adaptive baseline: the same mean sigma on every joint
+            sigma = sigma.mean(dim=-1, keepdim=True).expand_as(sigma)
+        return sigma
+
+    def merge_views(self, lifted: torch.Tensor) -> torch.Tensor:
+        """(..., 2, 17, 3) lifted views -> (..., 17, 3) flip-averaged, root-zeroed poses."""
+        merged = (lifted[..., 0, :, :] + self.mirror3d(lifted[..., 1, :, :])) / 2
+        return merged * self.root_mask
+
+    def hypotheses(self, views: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        b, s = noise.shape[:2]
+        noisy = views.unsqueeze(1) + noise * sigma.unsqueeze(1).unsqueeze(-1)  # (B, S, 2, 17, 2)
+        lifted = self.lifter(noisy.reshape(b * s * 2, NUM_JOINTS, 2)).reshape(b, s, 2, NUM_JOINTS, 3)
+        return self.merge_views(lifted)
+
+    @staticmethod
+    def aggregate(hypotheses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pose = hypotheses.mean(dim=1)
+        spread = ((hypotheses - pose.unsqueeze(1)) ** 2).sum(dim=-1).mean(dim=1).sqrt()
+        return pose, spread
+
+    def forward(self, keypoints: torch.Tensor, noise: torch.Tensor):
+        views = self.views(keypoints)
+        sigma = self.sigma(views)
+        hypotheses = self.hypotheses(views, sigma, noise)
+        pose, spread = self.aggregate(hypotheses)
+        return sigma, hypotheses, pose, spread
+
+    def lift_single(self, keypoints: torch.Tensor) -> torch.Tensor:
+        """The lifter alone, with mirror test-time augmentation: (B, 17, 2) -> (B, 17, 3)."""
+        views = self.views(keypoints)
+        b = views.shape[0]
+        lifted = self.lifter(views.reshape(b * 2, NUM_JOINTS, 2)).reshape(b, 2, NUM_JOINTS, 3)
+        return self.merge_views(lifted)
+
+
+@dataclass
+class SamplerResult:
+    """The contract outputs as float32 numpy arrays (metres)."""
+
+    sigma: np.ndarray  # (B, 2, 17)
+    hypotheses: np.ndarray | None  # (B, S, 17, 3); None when not kept
+    pose: np.ndarray  # (B, 17, 3)
+    spread: np.ndarray  # (B, 17)
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        out = {"sigma": self.sigma, "pose": self.pose, "spread": self.spread}
+        if self.hypotheses is not None:
+            out["hypotheses"] = self.hypotheses
+        return out
+
+
+def check_keypoints(keypoints: np.ndarray) -> np.ndarray:
+    """Validate normalised (B, 17, 2) keypoints; returns them as float32."""
+    keypoints = np.asarray(keypoints)
+    if keypoints.ndim != 3:
+        raise InputError(f"keypoints must have shape (B, 17, 2), got {keypoints.shape}")
+    check_joints(keypoints, "keypoints", 2)
+    if len(keypoints) == 0:
+        raise InputError("keypoints are empty: expected at least one pose (B >= 1)")
+    if not np.issubdtype(keypoints.dtype, np.number):
+        raise InputError(f"keypoints must be numbers, got dtype {keypoints.dtype}")
+    if not np.isfinite(keypoints).all():
+        bad = np.unique(np.nonzero(~np.isfinite(keypoints))[0])
+        raise InputError(f"keypoints contain NaN or inf in {len(bad)} pose(s), first at index {bad[0]}")
+    return keypoints.astype(np.float32, copy=False)
+
+
+def check_noise(noise: np.ndarray, batch: int) -> np.ndarray:
+    noise = np.asarray(noise)
+    if noise.ndim != 5 or noise.shape[0] != batch or noise.shape[2:] != (2, NUM_JOINTS, 2) or noise.shape[1] < 1:
+        raise InputError(f"noise must have shape ({batch}, S, 2, {NUM_JOINTS}, 2) with S >= 1, got {noise.shape}")
+    if not np.isfinite(noise).all():
+        raise InputError("noise contains NaN or inf")
+    return noise.astype(np.float32, copy=False)
+
+
+def draw_noise(rng: np.random.Generator, batch: int, hypotheses: int) -> np.ndarray:
+    """Standard normal noise (batch, S, 2, 17, 2), sample-major, so consecutive draws concatenate."""
+    return rng.standard_normal((batch, hypotheses, 2, NUM_JOINTS, 2), dtype=np.float32)
+
+
+@torch.no_grad()
+def run_reference(
+    pipeline: PipelineModule,
+    keypoints: np.ndarray,
+    noise: np.ndarray | None = None,
+    hypotheses: int | None = None,
+    seed: int = 0,
+    max_poses: int = DEFAULT_MAX_POSES,
+    keep_hypotheses: bool = True,
+    on_hypotheses: Callable[[slice, np.ndarray], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> SamplerResult:
+    """Run the pipeline over B keypoints in chunks of at most ``max_poses`` lifter inputs.
+
+    Give either ``noise`` (B, S, 2, 17, 2) or ``hypotheses`` = S (noise drawn with ``seed``).
+    ``on_hypotheses(rows, hyps)`` sees each chunk's hypotheses, so that callers can score them
+    without keeping all of them (``keep_hypotheses=False``); ``progress(n)`` counts finished rows.
+    """
+    keypoints = check_keypoints(keypoints)
+    b = len(keypoints)
+    if noise is not None:
+        noise = check_noise(noise, b)
+        s = noise.shape[1]
+    else:
+        if hypotheses is None or int(hypotheses) < 1:
+            raise InputError(f"number of hypotheses must be >= 1, got {hypotheses}")
+        s = int(hypotheses)
+        rng = np.random.default_rng(seed)
+    if max_poses < 2:
+        raise InputError(f"max_poses must be >= 2, got {max_poses}")
+    device = next(pipeline.parameters()).device
+    rows_per_call = max(1, max_poses // (2 * s))
+    s_per_call = min(s, max(1, max_poses // 2))
+
+    sigma_out = np.empty((b, 2, NUM_JOINTS), np.float32)
+    pose_out = np.empty((b, NUM_JOINTS, 3), np.float32)
+    spread_out = np.empty((b, NUM_JOINTS), np.float32)
+    hyps_out = np.empty((b, s, NUM_JOINTS, 3), np.float32) if keep_hypotheses else None
+    for start in range(0, b, rows_per_call):
+        rows = slice(start, min(b, start + rows_per_call))
+        kp = torch.from_numpy(keypoints[rows]).to(device)
+        chunk_noise = noise[rows] if noise is not None else draw_noise(rng, rows.stop - rows.start, s)
+        views = pipeline.views(kp)
+        sigma = pipeline.sigma(views)
+        parts = [
+            pipeline.hypotheses(views, sigma, torch.from_numpy(chunk_noise[:, i : i + s_per_call]).to(device))
+            for i in range(0, s, s_per_call)
+        ]
+        hyps = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+        pose, spread = pipeline.aggregate(hyps)
+        hyps_np = hyps.cpu().numpy()
+        sigma_out[rows], pose_out[rows], spread_out[rows] = sigma.cpu().numpy(), pose.cpu().numpy(), spread.cpu().numpy()
+        if hyps_out is not None:
+            hyps_out[rows] = hyps_np
+        if on_hypotheses is not None:
+            on_hypotheses(rows, hyps_np)
+        if progress is not None:
+            progress(rows.stop - rows.start)
+    return SamplerResult(sigma_out, hyps_out, pose_out, spread_out)
+
+
+@torch.no_grad()
+def run_single(pipeline: PipelineModule, keypoints: np.ndarray, max_poses: int = DEFAULT_MAX_POSES) -> np.ndarray:
+    """The lifter alone (S = 0), mirror-averaged: (B, 17, 2) -> (B, 17, 3) metres."""
+    keypoints = check_keypoints(keypoints)
+    device = next(pipeline.parameters()).device
+    rows = max(1, max_poses // 2)
+    out = [
+        pipeline.lift_single(torch.from_numpy(keypoints[i : i + rows]).to(device)).cpu().numpy()
+        for i in range(0, len(keypoints), rows)
+    ]
+    return np.concatenate(out)

@@ -1,0 +1,181 @@
+"""The training loop shared by the lifter and the AVG model.
+
+Adam (amsgrad) with the HTNet/PRPose schedule: the learning rate is multiplied by ``lr_decay``
+after every epoch and by ``lr_decay_large`` instead after every ``large_decay_every``-th. After each
+epoch the model is validated, the best one is written as a posedeploy checkpoint (``best.pt``)
+and the whole training state as ``last.pt``, from which ``resume`` continues. Both files are
+written atomically, so an interrupted run leaves the previous complete ones.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from posedeploy.errors import CheckpointError, InputError
+from posedeploy.files import atomic_path
+from posedeploy.progress import log, progress
+from posedeploy.training.checkpoint import Checkpoint, save_checkpoint
+from posedeploy.training.distributed import Context, all_reduce_mean
+
+STATE_FORMAT = "posedeploy.training-state"
+BEST, LAST, LOG = "best.pt", "last.pt", "log.jsonl"
+
+
+@dataclass
+class TrainSettings:
+    epochs: int = 30
+    batch_size: int = 256
+    lr: float = 5e-4
+    lr_decay: float = 0.95
+    lr_decay_large: float = 0.5
+    large_decay_every: int = 5
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.epochs < 1:
+            raise InputError(f"epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise InputError(f"batch size must be >= 1, got {self.batch_size}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise InputError(f"learning rate must be > 0, got {self.lr}")
+
+
+class TrainTask(ABC):
+    """What the loop needs to know about one model's training."""
+
+    name: str  # written into last.pt so that a resume cannot mix two tasks
+    model: nn.Module
+    inputs: torch.Tensor  # (N, ...) training inputs, indexed on the first axis
+    targets: torch.Tensor
+    metric: str  # the validation metric's name, lower is better
+
+    @abstractmethod
+    def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """Loss of one batch (augmentation, if any, happens here)."""
+
+    @abstractmethod
+    def validate(self, model: nn.Module) -> float:
+        """Validation metric of the current weights (the model is in eval mode)."""
+
+    @abstractmethod
+    def checkpoint(self, model: nn.Module, summary: dict) -> Checkpoint:
+        """The deployable checkpoint of these weights."""
+
+    def identity(self) -> dict:
+        """What must not change between a run and its resume."""
+        return {"task": self.name}
+
+
+def _lr_after(epoch: int, settings: TrainSettings) -> float:
+    """Learning rate for the epoch after ``epoch`` (1-based)."""
+    lr = settings.lr
+    for e in range(1, epoch + 1):
+        lr *= settings.lr_decay_large if e % settings.large_decay_every == 0 else settings.lr_decay
+    return lr
+
+
+def _read_state(path: Path, task: TrainTask, settings: TrainSettings) -> dict:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"cannot resume from {path}: {exc}") from None
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise CheckpointError(f"cannot resume from {path}: not a posedeploy training state")
+    if state["identity"] != task.identity():
+        raise CheckpointError(
+            f"cannot resume from {path}: it trains {state['identity']}, this run trains {task.identity()}"
+        )
+    saved = {k: v for k, v in state["settings"].items() if k != "epochs"}
+    wanted = {k: v for k, v in asdict(settings).items() if k != "epochs"}
+    if saved != wanted:
+        diff = ", ".join(f"{k} {saved[k]} -> {wanted[k]}" for k in wanted if saved.get(k) != wanted[k])
+        raise CheckpointError(f"cannot resume from {path}: settings differ ({diff}); only --epochs may change")
+    return state
+
+
+def fit(task: TrainTask, settings: TrainSettings, out_dir: str | Path, ctx: Context, resume: bool = False) -> dict:
+    """Train ``task.model``; returns a summary (best metric and epoch, epochs run)."""
+    settings.validate()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = task.model.to(ctx.device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, amsgrad=True)
+    start_epoch, best, best_epoch, history = 1, math.inf, 0, []
+    if resume:
+        if not (out_dir / LAST).is_file():
+            raise CheckpointError(f"nothing to resume: {out_dir / LAST} does not exist")
+        state = _read_state(out_dir / LAST, task, settings)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch, best, best_epoch, history = state["epoch"] + 1, state["best"], state["best_epoch"], state["history"]
+        if ctx.is_main:
+            log(f"resuming {task.name} at epoch {start_epoch} (best {task.metric} {best:.2f} at epoch {best_epoch})")
+    elif (out_dir / LAST).exists() and ctx.is_main:
+        log(f"note: {out_dir} holds an earlier run; it will be overwritten (use --resume to continue it)")
+    if start_epoch > settings.epochs and ctx.is_main:
+        log(f"{task.name}: already trained for {start_epoch - 1} epochs (asked for {settings.epochs})")
+
+    trained = DistributedDataParallel(model) if ctx.distributed else model
+    n = len(task.inputs)
+    per_rank_batch = max(1, settings.batch_size // ctx.world_size)
+    for epoch in range(start_epoch, settings.epochs + 1):
+        lr = _lr_after(epoch - 1, settings)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        # Shuffle order and dropout are functions of (seed, epoch) alone: a resumed run repeats
+        # exactly the epochs an uninterrupted one would have run.
+        gen = torch.Generator().manual_seed(settings.seed * 100_003 + epoch)
+        torch.manual_seed(settings.seed * 100_003 + epoch)
+        order = torch.randperm(n, generator=gen)[ctx.rank :: ctx.world_size]
+        trained.train()
+        started, total_loss, seen = time.monotonic(), 0.0, 0
+        batches = range(0, len(order), per_rank_batch)
+        with progress(len(batches), f"epoch {epoch}/{settings.epochs}", enabled=ctx.is_main) as advance:
+            for start in batches:
+                idx = order[start : start + per_rank_batch]
+                x, y = task.inputs[idx].to(ctx.device), task.targets[idx].to(ctx.device)
+                loss = task.loss(trained, x, y, gen)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total_loss += loss.item() * len(idx)
+                seen += len(idx)
+                advance(1)
+        train_loss = all_reduce_mean(total_loss / max(1, seen), ctx)
+        if ctx.is_main:
+            model.eval()
+            with torch.no_grad():
+                metric = task.validate(model)
+            improved = metric < best
+            if improved:
+                best, best_epoch = metric, epoch
+                summary = {"epoch": epoch, task.metric: metric, "train_loss": train_loss}
+                save_checkpoint(out_dir / BEST, task.checkpoint(model, summary))
+            record = {"epoch": epoch, "lr": lr, "train_loss": train_loss, task.metric: metric,
+                      "seconds": round(time.monotonic() - started, 1)}  # fmt: skip
+            history.append(record)
+            state = {
+                "format": STATE_FORMAT, "identity": task.identity(), "settings": asdict(settings),
+                "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "best": best, "best_epoch": best_epoch, "history": history,
+            }  # fmt: skip
+            with atomic_path(out_dir / LAST) as tmp:
+                torch.save(state, tmp)
+            with open(out_dir / LOG, "a") as f:
+                f.write(json.dumps(record) + "\n")
+            log(
+                f"epoch {epoch}/{settings.epochs}  lr {lr:.2e}  train loss {train_loss:.4f}  "
+                f"val {task.metric} {metric:.2f}{' *' if improved else ''}  "
+                f"(best {best:.2f} @ {best_epoch})  {record['seconds']:.0f} s"
+            )
+        ctx.barrier()
+    return {"best": best, "best_epoch": best_epoch, "metric": task.metric, "epochs": len(history), "history": history}

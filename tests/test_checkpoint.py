@@ -1,0 +1,72 @@
+import pytest
+import torch
+
+from posedeploy.errors import CheckpointError
+from posedeploy.training.checkpoint import (
+    FORMAT_VERSION, Checkpoint, PipelineConfig, load_checkpoint, save_checkpoint, state_fingerprint,
+)  # fmt: skip
+from posedeploy.training.models import build_model
+
+
+def _checkpoint(lifter="mgcn_lw") -> Checkpoint:
+    torch.manual_seed(0)
+    config = PipelineConfig.for_lifter(lifter, keypoints="synthetic/gt").with_avg()
+    lifter_model, avg_model = build_model("lifter", lifter), build_model("avg", config.avg)
+    return Checkpoint(config, lifter_model.state_dict(), avg_model.state_dict(), {"note": "test"})
+
+
+def test_round_trip_keeps_config_and_weights(tmp_path):
+    ckpt = _checkpoint()
+    save_checkpoint(tmp_path / "c.pt", ckpt)
+    loaded = load_checkpoint(tmp_path / "c.pt")
+    assert loaded.config == ckpt.config
+    assert loaded.config.avg == "mlp" and loaded.config.alpha == 0.005
+    assert state_fingerprint(loaded.lifter_state) == state_fingerprint(ckpt.lifter_state)
+    original = build_model("lifter", "mgcn_lw")
+    original.load_state_dict(ckpt.lifter_state)
+    x = torch.randn(3, 17, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.build_lifter()(x), original.eval()(x), rtol=0, atol=0)
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_lifter_only_checkpoint_cannot_sample(tmp_path):
+    ckpt = _checkpoint()
+    save_checkpoint(tmp_path / "l.pt", Checkpoint(PipelineConfig.for_lifter("mgcn_lw"), ckpt.lifter_state))
+    with pytest.raises(CheckpointError, match="holds only a lifter"):
+        load_checkpoint(tmp_path / "l.pt").build_avg()
+
+
+def test_malicious_pickle_is_refused(malicious_pickle):
+    with pytest.raises(CheckpointError, match="refusing to load .* arbitrary code"):
+        load_checkpoint(malicious_pickle)
+
+
+def test_corrupted_truncated_and_foreign_files(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+    save_checkpoint(tmp_path / "c.pt", _checkpoint())
+    data = (tmp_path / "c.pt").read_bytes()
+    (tmp_path / "truncated.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="corrupted"):
+        load_checkpoint(tmp_path / "truncated.pt")
+    torch.save(build_model("lifter", "mgcn_lw").state_dict(), tmp_path / "bare.pt")
+    with pytest.raises(CheckpointError, match="bare state dict .* import-checkpoint"):
+        load_checkpoint(tmp_path / "bare.pt")
+    payload = torch.load(tmp_path / "c.pt", weights_only=True)
+    torch.save({**payload, "format_version": FORMAT_VERSION + 1}, tmp_path / "newer.pt")
+    with pytest.raises(CheckpointError, match="format version"):
+        load_checkpoint(tmp_path / "newer.pt")
+
+
+def test_weights_of_another_model_are_named(tmp_path):
+    ckpt = _checkpoint()
+    wrong = Checkpoint(PipelineConfig.for_lifter("htnet"), ckpt.lifter_state)
+    save_checkpoint(tmp_path / "wrong.pt", wrong)
+    with pytest.raises(CheckpointError, match="weights do not fit the lifter 'htnet'"):
+        load_checkpoint(tmp_path / "wrong.pt").build_lifter()
+    state = dict(ckpt.lifter_state)
+    state["gcn.gconv_output.W"] = torch.zeros(1, 64, 3)
+    save_checkpoint(tmp_path / "shape.pt", Checkpoint(ckpt.config, state, ckpt.avg_state))
+    with pytest.raises(CheckpointError, match=r"gcn.gconv_output.W has shape \(1, 64, 3\)"):
+        load_checkpoint(tmp_path / "shape.pt").build_lifter()

@@ -1,0 +1,120 @@
+"""The command line end to end: outputs under their contract names, one-line errors, no partial files."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from posedeploy.training.checkpoint import Checkpoint, PipelineConfig, save_checkpoint
+from posedeploy.training.models import build_model
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "posedeploy.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=600)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """An untrained MGCN-lw + MLP checkpoint, and the same lifter alone."""
+    root = tmp_path_factory.mktemp("ckpt")
+    torch.manual_seed(0)
+    config = PipelineConfig.for_lifter("mgcn_lw", keypoints="synthetic/gt")
+    lifter = build_model("lifter", "mgcn_lw").state_dict()
+    save_checkpoint(root / "lifter.pt", Checkpoint(config, lifter))
+    full = config.with_avg()
+    save_checkpoint(root / "full.pt", Checkpoint(full, lifter, build_model("avg", "mlp").state_dict()))
+    return root
+
+
+def assert_one_line_error(result, pattern):
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    assert pattern in lines[0], lines[0]
+
+
+def test_help_lists_every_command():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for command in ("train", "import-checkpoint", "predict", "eval"):
+        assert command in result.stdout
+    sub = run_cli("train", "--help")
+    assert "lifter" in sub.stdout and "avg" in sub.stdout
+
+
+def test_predict_writes_the_contract_outputs(checkpoints, tmp_path):
+    kp = np.random.default_rng(0).normal(scale=0.3, size=(3, 17, 2)).astype(np.float32)
+    np.save(tmp_path / "kp.npy", kp)
+    out = tmp_path / "out.npz"
+    result = run_cli("predict", "--checkpoint", checkpoints / "full.pt", "--keypoints", tmp_path / "kp.npy",
+                     "--hypotheses", 7, "--seed", 3, "--out", out)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    with np.load(out) as f:
+        assert sorted(f.files) == ["hypotheses", "pose", "sigma", "spread"]
+        assert f["hypotheses"].shape == (3, 7, 17, 3) and f["sigma"].shape == (3, 2, 17)
+        assert f["pose"].shape == (3, 17, 3) and f["spread"].shape == (3, 17)
+        drawn = f["hypotheses"]
+    noise = np.random.default_rng(3).standard_normal((3, 7, 2, 17, 2), dtype=np.float32)
+    np.save(tmp_path / "noise.npy", noise)
+    result = run_cli("predict", "--checkpoint", checkpoints / "full.pt", "--keypoints", tmp_path / "kp.npy",
+                     "--noise", tmp_path / "noise.npy", "--out", out)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    with np.load(out) as f:
+        np.testing.assert_array_equal(f["hypotheses"], drawn)  # the seed draws exactly that noise
+
+
+@pytest.mark.parametrize(
+    "make, args, message",
+    [
+        (lambda p: np.save(p, np.full((2, 17, 2), np.nan, np.float32)), [], "NaN or inf"),
+        (lambda p: np.save(p, np.zeros((2, 16, 2), np.float32)), [], "(..., 17, 2)"),
+        (lambda p: p.write_text("not an array"), [], "cannot read keypoints"),
+        (lambda p: np.save(p, np.zeros((2, 17, 2), np.float32)), ["--hypotheses", "0"], "hypotheses must be >= 1"),
+    ],
+)
+def test_predict_bad_input_one_line_and_no_output(checkpoints, tmp_path, make, args, message):
+    make(tmp_path / "kp.npy")
+    out = tmp_path / "out.npz"
+    result = run_cli("predict", "--checkpoint", checkpoints / "full.pt", "--keypoints", tmp_path / "kp.npy",
+                     "--out", out, *args)  # fmt: skip
+    assert_one_line_error(result, message)
+    assert not out.exists() and not list(tmp_path.glob(".*partial"))
+
+
+def test_missing_checkpoint_and_lifter_only_checkpoint(checkpoints, tmp_path):
+    np.save(tmp_path / "kp.npy", np.zeros((1, 17, 2), np.float32))
+    result = run_cli("predict", "--checkpoint", tmp_path / "nope.pt", "--keypoints", tmp_path / "kp.npy", "--out", tmp_path / "o.npz")
+    assert_one_line_error(result, "checkpoint not found")
+    result = run_cli("predict", "--checkpoint", checkpoints / "lifter.pt", "--keypoints", tmp_path / "kp.npy", "--out", tmp_path / "o.npz")
+    assert_one_line_error(result, "holds only a lifter")
+
+
+def test_eval_prints_a_table_and_writes_json(checkpoints, tmp_path):
+    result = run_cli("eval", "--checkpoint", checkpoints / "full.pt", "--data", "synthetic", "--hypotheses", 4,
+                     "--stride", 25, "--json", tmp_path / "report.json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "best-of-4" in result.stdout and "mean" in result.stdout
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert set(report["means"]) == {"single", "best", "aggregated"}
+    assert report["means"]["best"]["mpjpe"] <= report["means"]["single"]["mpjpe"] + 50
+    assert report["settings"]["samples"] == 200 and report["settings"]["hypotheses"] == 4
+    lifter_only = run_cli("eval", "--checkpoint", checkpoints / "lifter.pt", "--hypotheses", 0, "--stride", 25)
+    assert lifter_only.returncode == 0 and "lifter alone" in lifter_only.stdout
+    fixed = run_cli("eval", "--checkpoint", checkpoints / "full.pt", "--hypotheses", 2, "--noise", "gaussian")
+    assert_one_line_error(fixed, "noise mode")
+
+
+def test_eval_bad_data(checkpoints, tmp_path, fake_h36m):
+    assert_one_line_error(run_cli("eval", "--checkpoint", checkpoints / "full.pt", "--data", tmp_path / "nowhere"),
+                          "Human3.6M folder not found")  # fmt: skip
+    assert_one_line_error(run_cli("eval", "--checkpoint", checkpoints / "full.pt", "--data", fake_h36m,
+                                  "--actions", "Juggling"), "unknown Human3.6M action")  # fmt: skip
+    ok = run_cli("eval", "--checkpoint", checkpoints / "full.pt", "--data", fake_h36m, "--keypoints", "sh",
+                 "--hypotheses", 2)  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert "Walking" in ok.stdout and "Photo" in ok.stdout
