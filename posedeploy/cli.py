@@ -49,13 +49,13 @@ def train_lifter(
     out: Path = typer.Option(Path("runs/lifter"), help="Run folder: best.pt, last.pt, log.jsonl."),
     epochs: int = typer.Option(30, help="Epochs to train (with --resume: the total, including earlier ones)."),
     batch_size: int = typer.Option(256, help="Batch size (summed over processes under torchrun)."),
-    lr: Optional[float] = typer.Option(None, help="Initial learning rate [default: 1e-3 mgcn_lw, 5e-4 htnet]."),
+    lr: Optional[float] = typer.Option(None, help="Initial learning rate (default: 1e-3 mgcn_lw, 5e-4 htnet)."),
     stride: int = typer.Option(1, help="Use every STRIDE-th training frame."),
     val_stride: int = typer.Option(1, help="Validate on every VAL_STRIDE-th test frame."),
     augment: bool = typer.Option(True, help="Mirror a random half of every batch."),
     seed: int = typer.Option(0, help="Seed of shuffling, augmentation and initialisation."),
     resume: bool = typer.Option(False, help="Continue the run in OUT from its last.pt."),
-    device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N [default: cuda if available]."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda if available)."),
 ) -> None:
     """Train a single-hypothesis lifter (MPJPE loss, mirror augmentation, validation on the test split)."""
     import torch
@@ -84,20 +84,20 @@ def train_lifter(
 @train_app.command("avg")
 def train_avg(
     checkpoint: Path = typer.Option(..., help="The trained lifter's checkpoint (best.pt of train lifter)."),
-    avg: Optional[str] = typer.Option(None, help="AVG model: mlp or gcn [default: the lifter's PRPose pairing]."),
-    alpha: Optional[float] = typer.Option(None, help="Noise scale stored in the checkpoint [default: 0.005]."),
+    avg: Optional[str] = typer.Option(None, help="AVG model: mlp or gcn (default: the lifter's PRPose pairing)."),
+    alpha: Optional[float] = typer.Option(None, help="Noise scale stored in the checkpoint (default: 0.005)."),
     data: str = typer.Option("synthetic", help="Human3.6M folder (VideoPose3D format) or 'synthetic'."),
-    keypoints: Optional[str] = typer.Option(None, help="2D input [default: what the lifter was trained on]."),
+    keypoints: Optional[str] = typer.Option(None, help="2D input (default: what the lifter was trained on)."),
     out: Path = typer.Option(Path("runs/avg"), help="Run folder: best.pt (lifter + AVG), last.pt, log.jsonl."),
     epochs: int = typer.Option(30, help="Epochs to train."),
     batch_size: int = typer.Option(512, help="Batch size."),
     lr: float = typer.Option(5e-4, help="Initial learning rate."),
     stride: int = typer.Option(1, help="Use every STRIDE-th training frame."),
     val_stride: int = typer.Option(1, help="Validate on every VAL_STRIDE-th test frame."),
-    cache_dir: Optional[Path] = typer.Option(None, help="Pseudo-label cache [default: ~/.cache/posedeploy]."),
+    cache_dir: Optional[Path] = typer.Option(None, help="Pseudo-label cache (default: ~/.cache/posedeploy)."),
     seed: int = typer.Option(0, help="Seed of shuffling and initialisation."),
     resume: bool = typer.Option(False, help="Continue the run in OUT from its last.pt."),
-    device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N [default: cuda if available]."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda if available)."),
 ) -> None:
     """Train the AVG model on the frozen lifter's per-joint errors (weak supervision, cached pseudo-labels)."""
     import torch
@@ -174,12 +174,12 @@ def import_checkpoint(
 def predict(
     keypoints: Path = typer.Option(..., help="Normalised 2D keypoints, a (B, 17, 2) .npy array."),
     out: Path = typer.Option(..., help="Output .npz with sigma, hypotheses, pose, spread (metres)."),
-    checkpoint: Optional[Path] = typer.Option(None, help="posedeploy checkpoint [default: the shipped one]."),
+    checkpoint: Optional[Path] = typer.Option(None, help="posedeploy checkpoint (default: the shipped one)."),
     noise: Optional[Path] = typer.Option(None, help="Standard normal noise, a (B, S, 2, 17, 2) .npy array."),
     hypotheses: int = typer.Option(200, help="S, when the noise is drawn rather than given."),
     seed: int = typer.Option(0, help="Seed of the drawn noise."),
     max_poses: int = typer.Option(16384, help="Lifter inputs per batched call (memory bound)."),
-    device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N [default: cuda if available]."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda if available)."),
 ) -> None:
     """Run the PyTorch reference pipeline and write the contract outputs."""
     import numpy as np
@@ -202,17 +202,17 @@ def predict(
 
 @app.command("eval")
 def evaluate_command(
-    checkpoint: Optional[Path] = typer.Option(None, help="posedeploy checkpoint [default: the shipped one]."),
+    checkpoint: Optional[Path] = typer.Option(None, help="posedeploy checkpoint (default: the shipped one)."),
     data: str = typer.Option("synthetic", help="Human3.6M folder (VideoPose3D format) or 'synthetic'."),
     keypoints: str = typer.Option("gt", help="2D input: gt or sh (Human3.6M); gt or noisy (synthetic)."),
     hypotheses: int = typer.Option(200, help="S hypotheses per pose; 0 evaluates the lifter alone."),
     noise: str = typer.Option("adaptive", help="adaptive (AVG sigma) or fixed (its mean on every joint)."),
-    actions: Optional[str] = typer.Option(None, help="Comma-separated Human3.6M actions [default: all 15]."),
+    actions: Optional[str] = typer.Option(None, help="Comma-separated Human3.6M actions (default: all 15)."),
     stride: int = typer.Option(1, help="Evaluate every STRIDE-th frame of each sequence (evenly spaced)."),
     seed: int = typer.Option(0, help="Seed of the sampling noise."),
     max_poses: int = typer.Option(16384, help="Lifter inputs per batched call (memory bound)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the full report as JSON."),
-    device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N [default: cuda if available]."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda if available)."),
 ) -> None:
     """Per-action MPJPE / P-MPJPE / PCK / AUC: lifter alone, best-of-S and aggregated pose."""
     from posedeploy.data import load_dataset
@@ -228,6 +228,57 @@ def evaluate_command(
     typer.echo(format_report(report))
     if json_out is not None:
         write_json(json_out, report.as_dict())
+
+
+@app.command("export")
+def export_command(
+    checkpoint: Optional[Path] = typer.Option(None, help="posedeploy checkpoint (default: the shipped one)."),
+    out: Path = typer.Option(Path("artifacts"), help="Artifact directory to write (re-exporting over it is safe)."),
+    fp16: bool = typer.Option(False, "--fp16", help="Also write pipeline.fp16.onnx (mixed precision)."),
+    format: str = typer.Option("onnx", help="onnx, or triton to also lay out a Triton model repository."),
+) -> None:
+    """Export avg.onnx, lifter.onnx and the fused pipeline.onnx (+ FP16, Triton) with a manifest."""
+    from posedeploy.assets import default_checkpoint
+    from posedeploy.errors import InputError
+    from posedeploy.export.onnx_export import export_artifacts
+
+    if format not in ("onnx", "triton"):
+        raise InputError(f"export format must be onnx or triton, got '{format}'")
+    manifest = export_artifacts(checkpoint or default_checkpoint(), out, fp16=fp16, triton=format == "triton")
+    typer.echo(f"wrote {', '.join(manifest['files'])} and manifest.json to {out}")
+
+
+@app.command("parity")
+def parity_command(
+    artifacts: Path = typer.Option(Path("artifacts"), help="Artifact directory written by posedeploy export."),
+    checkpoint: Optional[Path] = typer.Option(None, help="The checkpoint it was exported from (default: the shipped one)."),
+    precision: str = typer.Option("fp32", help="Which graph: fp32 (pipeline.onnx) or fp16 (pipeline.fp16.onnx)."),
+    provider: str = typer.Option("auto", help="ONNX Runtime provider: auto, cpu, cuda or tensorrt."),
+    data: str = typer.Option("auto", help="Human3.6M folder, 'synthetic', or auto (Human3.6M when found)."),
+    keypoints: str = typer.Option("gt", help="2D input: gt or sh (Human3.6M); gt or noisy (synthetic)."),
+    samples: int = typer.Option(256, help="Test poses, evenly spaced over the test split."),
+    hypotheses: int = typer.Option(200, help="S hypotheses per pose."),
+    seed: int = typer.Option(0, help="Seed of the noise."),
+    free_noise: bool = typer.Option(False, "--free-noise", help="Each side draws its own noise: compare distributions."),
+    tolerance: Optional[float] = typer.Option(None, help="Allowed mean hypothesis error in mm (default: 0.01 fp32, 0.5 fp16)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON."),
+) -> None:
+    """Compare a deployed artifact with the PyTorch reference; exit 1 when over tolerance."""
+    from posedeploy.assets import default_checkpoint
+    from posedeploy.data import evenly_spaced, load_dataset, resolve_data
+    from posedeploy.files import write_json
+    from posedeploy.parity import run_parity
+
+    source = resolve_data(data)
+    test = evenly_spaced(load_dataset(source, "test", keypoints), samples)
+    report = run_parity(checkpoint or default_checkpoint(), artifacts, test, hypotheses=hypotheses,
+                        precision=precision, seed=seed, provider=provider, free_noise=free_noise,
+                        tolerance_mm=tolerance)  # fmt: skip
+    typer.echo(report.format())
+    if json_out is not None:
+        write_json(json_out, report.as_dict())
+    if not report.passed:
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -24,6 +24,10 @@ class CheckpointError(PoseDeployError):
     """A checkpoint is missing, corrupted, or belongs to another model."""
 
 
+class ArtifactError(PoseDeployError):
+    """An exported artifact (ONNX graph, engine, manifest) is missing, corrupted, stale or foreign."""
+
+
 class MissingDependencyError(PoseDeployError, ImportError):
     """An optional dependency is needed for this command but is not installed."""
 

@@ -41,7 +41,7 @@ def assert_one_line_error(result, pattern):
 def test_help_lists_every_command():
     result = run_cli("--help")
     assert result.returncode == 0
-    for command in ("train", "import-checkpoint", "predict", "eval"):
+    for command in ("train", "import-checkpoint", "predict", "eval", "export", "parity"):
         assert command in result.stdout
     sub = run_cli("train", "--help")
     assert "lifter" in sub.stdout and "avg" in sub.stdout
@@ -74,7 +74,7 @@ def test_predict_writes_the_contract_outputs(checkpoints, tmp_path):
         (lambda p: np.save(p, np.full((2, 17, 2), np.nan, np.float32)), [], "NaN or inf"),
         (lambda p: np.save(p, np.zeros((2, 16, 2), np.float32)), [], "(..., 17, 2)"),
         (lambda p: p.write_text("not an array"), [], "cannot read keypoints"),
-        (lambda p: np.save(p, np.zeros((2, 17, 2), np.float32)), ["--hypotheses", "0"], "hypotheses must be >= 1"),
+        (lambda p: np.save(p, np.zeros((2, 17, 2), np.float32)), ["--hypotheses", "0"], "hypotheses must be a whole number >= 1"),
     ],
 )
 def test_predict_bad_input_one_line_and_no_output(checkpoints, tmp_path, make, args, message):
@@ -102,7 +102,7 @@ def test_eval_prints_a_table_and_writes_json(checkpoints, tmp_path):
     report = json.loads((tmp_path / "report.json").read_text())
     assert set(report["means"]) == {"single", "best", "aggregated"}
     assert report["means"]["best"]["mpjpe"] <= report["means"]["single"]["mpjpe"] + 50
-    assert report["settings"]["samples"] == 200 and report["settings"]["hypotheses"] == 4
+    assert report["settings"]["samples"] == 80 and report["settings"]["hypotheses"] == 4
     lifter_only = run_cli("eval", "--checkpoint", checkpoints / "lifter.pt", "--hypotheses", 0, "--stride", 25)
     assert lifter_only.returncode == 0 and "lifter alone" in lifter_only.stdout
     fixed = run_cli("eval", "--checkpoint", checkpoints / "full.pt", "--hypotheses", 2, "--noise", "gaussian")
@@ -118,3 +118,28 @@ def test_eval_bad_data(checkpoints, tmp_path, fake_h36m):
                  "--hypotheses", 2)  # fmt: skip
     assert ok.returncode == 0, ok.stderr
     assert "Walking" in ok.stdout and "Photo" in ok.stdout
+
+
+def test_export_then_parity(checkpoints, tmp_path):
+    out = tmp_path / "artifacts"
+    result = run_cli("export", "--checkpoint", checkpoints / "full.pt", "--out", out, "--fp16", "--format", "triton")
+    assert result.returncode == 0, result.stderr
+    assert "export: done" in result.stderr  # progress
+    assert (out / "pipeline.fp16.onnx").is_file() and (out / "triton" / "posedeploy_pipeline" / "config.pbtxt").is_file()
+    ok = run_cli("parity", "--artifacts", out, "--checkpoint", checkpoints / "full.pt", "--data", "synthetic",
+                 "--samples", 8, "--hypotheses", 20, "--json", tmp_path / "parity.json")  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert "PASS" in ok.stdout and json.loads((tmp_path / "parity.json").read_text())["passed"] is True
+    strict = run_cli("parity", "--artifacts", out, "--checkpoint", checkpoints / "full.pt", "--data", "synthetic",
+                     "--samples", 8, "--hypotheses", 20, "--precision", "fp16", "--tolerance", 0)  # fmt: skip
+    assert strict.returncode == 1 and "FAIL" in strict.stdout
+
+
+def test_export_errors(checkpoints, tmp_path):
+    assert_one_line_error(run_cli("export", "--checkpoint", checkpoints / "lifter.pt", "--out", tmp_path / "a"),
+                          "holds only a lifter")  # fmt: skip
+    assert not (tmp_path / "a" / "manifest.json").exists()
+    assert_one_line_error(run_cli("export", "--checkpoint", checkpoints / "full.pt", "--out", tmp_path / "b",
+                                  "--format", "tflite"), "export format")  # fmt: skip
+    assert_one_line_error(run_cli("parity", "--artifacts", tmp_path / "none", "--checkpoint", checkpoints / "full.pt",
+                                  "--data", "synthetic"), "artifact directory not found")  # fmt: skip

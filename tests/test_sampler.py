@@ -7,7 +7,8 @@ import torch
 from posedeploy.errors import InputError
 from posedeploy.skeleton import JOINTS_LEFT, JOINTS_RIGHT
 from posedeploy.training.models import build_model
-from posedeploy.training.sampler import PipelineModule, draw_noise, run_reference, run_single
+from posedeploy.contract import draw_noise
+from posedeploy.training.sampler import PipelineModule, run_reference, run_single
 
 ALPHA = 0.02
 
@@ -102,7 +103,7 @@ def test_fixed_noise_uses_the_mean_sigma_on_every_joint(pipeline):
         (np.zeros((17, 2)), {"hypotheses": 3}, r"\(B, 17, 2\)"),
         (np.zeros((0, 17, 2)), {"hypotheses": 3}, "empty"),
         (np.full((2, 17, 2), np.nan), {"hypotheses": 3}, "NaN or inf in 2 pose"),
-        (np.zeros((2, 17, 2)), {"hypotheses": 0}, "hypotheses must be >= 1"),
+        (np.zeros((2, 17, 2)), {"hypotheses": 0}, "hypotheses must be a whole number >= 1"),
         (np.zeros((2, 17, 2)), {"noise": np.zeros((3, 4, 2, 17, 2))}, r"noise must have shape \(2, S, 2, 17, 2\)"),
         (np.zeros((2, 17, 2)), {"noise": np.zeros((2, 4, 2, 17, 2)) + np.inf}, "noise contains NaN"),
     ],

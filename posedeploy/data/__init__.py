@@ -6,7 +6,10 @@ VideoPose3D format, or ``synthetic`` for the built-in procedural poses.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+import numpy as np
 
 from posedeploy.data.h36m import TEST_SUBJECTS, TRAIN_SUBJECTS, load_h36m
 from posedeploy.data.poseset import PoseSet
@@ -14,9 +17,35 @@ from posedeploy.data.synthetic import synthetic_split
 from posedeploy.errors import DataError
 
 SYNTHETIC = "synthetic"
-SYNTHETIC_SIZES = {"train": 50_000, "test": 5_000}
+SYNTHETIC_SIZES = {"train": 50_000, "test": 2_000}
 # Pixel noise of the synthetic 'noisy' keypoints, about the error of a good 2D detector.
 SYNTHETIC_NOISE_PX = 5.0
+
+
+AUTO = "auto"
+# Where 'auto' looks for Human3.6M: $POSEDEPLOY_H36M, then the project's shared data folder.
+H36M_SEARCH = ("POSEDEPLOY_H36M", "../shared/data/h36m")
+
+
+def resolve_data(data: str | Path) -> str:
+    """'auto' -> a Human3.6M folder when one is found (see :data:`H36M_SEARCH`), else 'synthetic'."""
+    if str(data) != AUTO:
+        return str(data)
+    env, fallback = H36M_SEARCH
+    for candidate in (os.environ.get(env), fallback):
+        if candidate and (Path(candidate) / "data_3d_h36m.npz").is_file():
+            return candidate
+    return SYNTHETIC
+
+
+def evenly_spaced(poses: PoseSet, samples: int) -> PoseSet:
+    """About ``samples`` samples, evenly spaced over the whole set."""
+    if samples < 1:
+        raise DataError(f"number of samples must be >= 1, got {samples}")
+    index = np.unique(np.linspace(0, len(poses) - 1, min(samples, len(poses))).round().astype(int))
+    subset = poses.take(index)
+    subset.meta["evenly_spaced"] = len(index)
+    return subset
 
 
 def load_dataset(
@@ -44,4 +73,4 @@ def load_dataset(
     return load_h36m(Path(data), subjects, keypoints=keypoints, actions=actions, stride=stride)
 
 
-__all__ = ["PoseSet", "SYNTHETIC", "load_dataset"]
+__all__ = ["AUTO", "PoseSet", "SYNTHETIC", "evenly_spaced", "load_dataset", "resolve_data"]

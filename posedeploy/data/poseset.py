@@ -59,7 +59,7 @@ class PoseSet:
         if step == 1:
             return self
         subset = self.take(np.arange(0, len(self), step))
-        subset.meta["subsample_every"] = step * self.meta.get("subsample_every", 1)
+        subset.meta["stride"] = step * self.meta.get("stride", 1)
         return subset
 
     def action_names(self) -> list[str]:

@@ -127,13 +127,13 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path) -> Checkpoint:
-    """Read and validate a posedeploy checkpoint; every failure is a one-line CheckpointError."""
+def safe_torch_load(path: str | Path, what: str = "checkpoint"):
+    """``torch.load`` restricted to plain weights (``weights_only=True``), failures as CheckpointError."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
+        raise CheckpointError(f"{what} not found: {path}")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe content"
         raise CheckpointError(
@@ -141,7 +141,13 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             f"unpickle ({first})"
         ) from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
-        raise CheckpointError(f"cannot read checkpoint {path}: corrupted or not a torch file ({exc})") from None
+        raise CheckpointError(f"cannot read {what} {path}: corrupted or not a torch file ({exc})") from None
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read and validate a posedeploy checkpoint; every failure is a one-line CheckpointError."""
+    path = Path(path)
+    payload = safe_torch_load(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         hint = ""
         if isinstance(payload, dict) and payload and all(isinstance(v, torch.Tensor) for v in payload.values()):

@@ -112,7 +112,7 @@ def evaluate(
         "trained_on": checkpoint.config.keypoints,
         "data": data.source,
         "samples": len(data),
-        "subsample_every": data.meta.get("stride", data.meta.get("subsample_every", 1)),
+        "stride": data.meta.get("stride", 1),
         "hypotheses": hypotheses,
         "noise": noise if hypotheses > 0 else None,
         "seed": seed,
@@ -132,7 +132,7 @@ def format_report(report: EvalReport) -> str:
     width = {"mpjpe": 7, "p_mpjpe": 8, "pck": 6, "auc": 6}
     title = (
         f"{s['lifter']} (trained on {s['trained_on']}) on {s['data']}: {s['samples']:,} samples"
-        + (f" (every {s['subsample_every']}th frame)" if s["subsample_every"] != 1 else "")
+        + (f" (every {s['stride']}th frame)" if s["stride"] != 1 else "")
         + (f", S={s['hypotheses']}, {s['noise']} noise, alpha {s['alpha']}" if s["hypotheses"] else "")
     )
     spans = ["".join(f"{short[m]:>{width[m]}}" for m in metrics_) for _, metrics_, _ in groups]

@@ -26,7 +26,7 @@ class LifterTask(TrainTask):
         if lifter not in DEFAULT_AVG:
             raise InputError(f"unknown lifter '{lifter}'; expected one of {', '.join(DEFAULT_AVG)}")
         self.name = f"lifter/{lifter}"
-        self.lifter, self.train_source, self.augment = lifter, train.source, augment
+        self.lifter, self.train_source, self.mirror_augment = lifter, train.source, augment
         self.model = build_model("lifter", lifter)
         self.inputs = torch.from_numpy(train.keypoints)
         self.targets = torch.from_numpy(train.poses_3d)
@@ -34,13 +34,19 @@ class LifterTask(TrainTask):
         self.mirror2d, self.mirror3d = Mirror(2), Mirror(3)
 
     def identity(self) -> dict:
-        return {"task": self.name, "data": self.train_source, "samples": len(self.inputs), "augment": self.augment}
+        return {"task": self.name, "data": self.train_source, "samples": len(self.inputs), "augment": self.mirror_augment}
+
+    def _flips(self, n: int, gen: torch.Generator) -> torch.Tensor:
+        return torch.rand(n, generator=gen) < 0.5 if self.mirror_augment else torch.zeros(n, dtype=torch.bool)
+
+    def augment(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        return torch.where(self._flips(len(x), gen)[:, None, None], self.mirror2d(x), x)
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        if self.augment:  # mirror a random half of the batch, 2D and 3D alike
-            flip = (torch.rand(len(x), generator=gen) < 0.5).to(x.device)
-            x = torch.where(flip[:, None, None], self.mirror2d.to(x.device)(x), x)
-            y = torch.where(flip[:, None, None], self.mirror3d.to(y.device)(y), y)
+        # Mirror a random half of the batch, 2D and 3D alike.
+        flip = self._flips(len(x), gen).to(x.device)[:, None, None]
+        x = torch.where(flip, self.mirror2d.to(x.device)(x), x)
+        y = torch.where(flip, self.mirror3d.to(y.device)(y), y)
         return mpjpe_loss(model(x), y)
 
     def validate(self, model: nn.Module) -> float:

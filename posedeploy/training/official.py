@@ -9,15 +9,13 @@ and every tensor must then fit by name and shape.
 
 from __future__ import annotations
 
-import pickle
 import re
-import zipfile
 from pathlib import Path
 
 import torch
 
 from posedeploy.errors import CheckpointError
-from posedeploy.training.checkpoint import Checkpoint, PipelineConfig, _load_state
+from posedeploy.training.checkpoint import Checkpoint, PipelineConfig, _load_state, safe_torch_load
 from posedeploy.training.models import DEFAULT_AVG, build_model
 
 # (pattern, replacement) applied in order to every official HTNet key.
@@ -57,15 +55,7 @@ def rename_official(state: dict, kind: str, name: str) -> dict:
 
 
 def read_official_state(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"official checkpoint not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise CheckpointError(f"refusing to load {path}: it needs arbitrary code to unpickle") from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
-        raise CheckpointError(f"cannot read {path}: corrupted or not a torch file ({exc})") from None
+    state = safe_torch_load(path, "official checkpoint")
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

@@ -22,7 +22,8 @@ import torch
 from torch import nn
 
 from posedeploy.errors import InputError
-from posedeploy.skeleton import FLIP_PERMUTATION, NUM_JOINTS, ROOT, check_joints
+from posedeploy.contract import check_hypotheses, check_keypoints, check_noise, draw_noise
+from posedeploy.skeleton import FLIP_PERMUTATION, NUM_JOINTS, ROOT
 
 DEFAULT_MAX_POSES = 16384  # lifter inputs per call: bounds activation memory (HTNet: ~1 GB)
 NOISE_MODES = ("adaptive", "fixed")
@@ -116,36 +117,6 @@ class SamplerResult:
         return out
 
 
-def check_keypoints(keypoints: np.ndarray) -> np.ndarray:
-    """Validate normalised (B, 17, 2) keypoints; returns them as float32."""
-    keypoints = np.asarray(keypoints)
-    if keypoints.ndim != 3:
-        raise InputError(f"keypoints must have shape (B, 17, 2), got {keypoints.shape}")
-    check_joints(keypoints, "keypoints", 2)
-    if len(keypoints) == 0:
-        raise InputError("keypoints are empty: expected at least one pose (B >= 1)")
-    if not np.issubdtype(keypoints.dtype, np.number):
-        raise InputError(f"keypoints must be numbers, got dtype {keypoints.dtype}")
-    if not np.isfinite(keypoints).all():
-        bad = np.unique(np.nonzero(~np.isfinite(keypoints))[0])
-        raise InputError(f"keypoints contain NaN or inf in {len(bad)} pose(s), first at index {bad[0]}")
-    return keypoints.astype(np.float32, copy=False)
-
-
-def check_noise(noise: np.ndarray, batch: int) -> np.ndarray:
-    noise = np.asarray(noise)
-    if noise.ndim != 5 or noise.shape[0] != batch or noise.shape[2:] != (2, NUM_JOINTS, 2) or noise.shape[1] < 1:
-        raise InputError(f"noise must have shape ({batch}, S, 2, {NUM_JOINTS}, 2) with S >= 1, got {noise.shape}")
-    if not np.isfinite(noise).all():
-        raise InputError("noise contains NaN or inf")
-    return noise.astype(np.float32, copy=False)
-
-
-def draw_noise(rng: np.random.Generator, batch: int, hypotheses: int) -> np.ndarray:
-    """Standard normal noise (batch, S, 2, 17, 2), sample-major, so consecutive draws concatenate."""
-    return rng.standard_normal((batch, hypotheses, 2, NUM_JOINTS, 2), dtype=np.float32)
-
-
 @torch.no_grad()
 def run_reference(
     pipeline: PipelineModule,
@@ -170,9 +141,7 @@ def run_reference(
         noise = check_noise(noise, b)
         s = noise.shape[1]
     else:
-        if hypotheses is None or int(hypotheses) < 1:
-            raise InputError(f"number of hypotheses must be >= 1, got {hypotheses}")
-        s = int(hypotheses)
+        s = check_hypotheses(hypotheses)
         rng = np.random.default_rng(seed)
     if max_poses < 2:
         raise InputError(f"max_poses must be >= 2, got {max_poses}")

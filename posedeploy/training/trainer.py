@@ -2,7 +2,8 @@
 
 Adam (amsgrad) with the HTNet/PRPose schedule: the learning rate is multiplied by ``lr_decay``
 after every epoch and by ``lr_decay_large`` instead after every ``large_decay_every``-th. After each
-epoch the model is validated, the best one is written as a posedeploy checkpoint (``best.pt``)
+epoch the BatchNorm statistics are re-estimated with the epoch's final weights, the model is
+validated, the best one is written as a posedeploy checkpoint (``best.pt``)
 and the whole training state as ``last.pt``, from which ``resume`` continues. Both files are
 written atomically, so an interrupted run leaves the previous complete ones.
 """
@@ -23,7 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 from posedeploy.errors import CheckpointError, InputError
 from posedeploy.files import atomic_path
 from posedeploy.progress import log, progress
-from posedeploy.training.checkpoint import Checkpoint, save_checkpoint
+from posedeploy.training.checkpoint import Checkpoint, safe_torch_load, save_checkpoint
 from posedeploy.training.distributed import Context, all_reduce_mean
 
 STATE_FORMAT = "posedeploy.training-state"
@@ -62,6 +63,10 @@ class TrainTask(ABC):
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         """Loss of one batch (augmentation, if any, happens here)."""
 
+    def augment(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """The inputs as training sees them (used to re-estimate BatchNorm statistics)."""
+        return x
+
     @abstractmethod
     def validate(self, model: nn.Module) -> float:
         """Validation metric of the current weights (the model is in eval mode)."""
@@ -83,11 +88,37 @@ def _lr_after(epoch: int, settings: TrainSettings) -> float:
     return lr
 
 
+RECALIBRATION_BATCHES = 200
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, task: TrainTask, batch_size: int, gen: torch.Generator) -> None:
+    """Re-estimate every BatchNorm's statistics as a plain average over training batches, with
+    the weights as they are now ("precise BN").
+
+    The running averages kept during training lag behind weights that are still moving; on the
+    graph lifters here that lag cost 15-20 mm of validation MPJPE, which this pass removes.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    was_training = model.training
+    model.train()
+    device = next(model.parameters()).device
+    order = torch.randperm(len(task.inputs), generator=gen)[: RECALIBRATION_BATCHES * batch_size]
+    for start in range(0, len(order), batch_size):
+        model(task.augment(task.inputs[order[start : start + batch_size]], gen).to(device))
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    model.train(was_training)
+
+
 def _read_state(path: Path, task: TrainTask, settings: TrainSettings) -> dict:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"cannot resume from {path}: {exc}") from None
+    state = safe_torch_load(path, "training state")
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise CheckpointError(f"cannot resume from {path}: not a posedeploy training state")
     if state["identity"] != task.identity():
@@ -152,6 +183,7 @@ def fit(task: TrainTask, settings: TrainSettings, out_dir: str | Path, ctx: Cont
                 advance(1)
         train_loss = all_reduce_mean(total_loss / max(1, seen), ctx)
         if ctx.is_main:
+            recalibrate_batchnorm(model, task, settings.batch_size, gen)
             model.eval()
             with torch.no_grad():
                 metric = task.validate(model)

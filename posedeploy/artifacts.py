@@ -1,0 +1,81 @@
+"""The artifact directory that ``posedeploy export`` writes and every runtime reads (no torch, no onnx).
+
+    DIR/manifest.json      what made the graphs, from what, with which versions, and each file's hash
+    DIR/avg.onnx           AVG model:  keypoints (N, 17, 2) -> relative_error (N, 17)
+    DIR/lifter.onnx        lifter:     keypoints (N, 17, 2) -> pose_3d (N, 17, 3)
+    DIR/pipeline.onnx      the whole contract (see posedeploy.contract), float32
+    DIR/pipeline.fp16.onnx the same, mixed precision (with --fp16)
+
+A runtime refuses a directory whose manifest is missing, of another format or of a newer version,
+or whose files do not have the size and hash the manifest records.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from posedeploy.errors import ArtifactError
+from posedeploy.files import sha256_file
+
+FORMAT = "posedeploy.artifacts"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+GRAPHS = {"avg": "avg.onnx", "lifter": "lifter.onnx", "pipeline": "pipeline.onnx", "pipeline.fp16": "pipeline.fp16.onnx"}
+
+
+@dataclass
+class Artifacts:
+    root: Path
+    manifest: dict
+
+    @property
+    def config(self) -> dict:
+        return self.manifest["config"]
+
+    @property
+    def alpha(self) -> float:
+        return float(self.config["alpha"])
+
+    def path(self, graph: str) -> Path:
+        """The verified file of ``graph`` (a key of :data:`GRAPHS`, or any file the manifest lists)."""
+        name = GRAPHS.get(graph, graph)
+        entry = self.manifest["files"].get(name)
+        if entry is None:
+            have = ", ".join(sorted(self.manifest["files"]))
+            raise ArtifactError(f"{self.root} has no {name} (it holds {have}); re-export with the option that writes it")
+        path = self.root / name
+        if not path.is_file():
+            raise ArtifactError(f"{path} is listed in the manifest but missing; re-run posedeploy export")
+        if path.stat().st_size != entry["bytes"] or sha256_file(path) != entry["sha256"]:
+            raise ArtifactError(
+                f"{path} does not match its manifest (size or hash differs): it was changed, truncated or "
+                f"half-written; re-run posedeploy export"
+            )
+        return path
+
+
+def read_manifest(root: str | Path) -> Artifacts:
+    root = Path(root)
+    if not root.is_dir():
+        raise ArtifactError(f"artifact directory not found: {root}")
+    path = root / MANIFEST
+    if not path.is_file():
+        raise ArtifactError(f"{root} has no {MANIFEST}: it is not a posedeploy export (run posedeploy export)")
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{path} is not valid JSON ({exc}); re-run posedeploy export") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ArtifactError(f"{path} is not a posedeploy artifact manifest")
+    version = manifest.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ArtifactError(
+            f"{path} has artifact format version {version}; this posedeploy reads up to {FORMAT_VERSION} "
+            f"(upgrade posedeploy or re-export with this version)"
+        )
+    for key in ("config", "files"):
+        if not isinstance(manifest.get(key), dict):
+            raise ArtifactError(f"{path} lacks its '{key}' section; re-run posedeploy export")
+    return Artifacts(root, manifest)

@@ -1,0 +1,65 @@
+"""The pipeline contract (see DESIGN.md), shared by the PyTorch reference, the exporter and the
+torch-free runtime (numpy only): tensor names and shapes, input validation, sampling noise.
+
+| tensor            | dtype, shape            | meaning                                            |
+| keypoints (in)    | float32 (B, 17, 2)      | normalised screen coordinates, H36M-17 order       |
+| noise (in)        | float32 (B, S, 2, 17, 2)| standard normal draws; axis 2 = pose / mirror view |
+| sigma (out)       | float32 (B, 2, 17)      | clamp(AVG, min=1) * alpha per view and joint       |
+| hypotheses (out)  | float32 (B, S, 17, 3)   | root-relative 3D, metres, mirror-averaged          |
+| pose (out)        | float32 (B, 17, 3)      | mean of the hypotheses                             |
+| spread (out)      | float32 (B, 17)         | RMS distance of the hypotheses to the pose, metres |
+
+Noise is drawn with ``numpy.random.Generator.standard_normal`` in sample-major order, so that a
+seed gives the same draws whatever the chunking, in the reference and in every backend.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from posedeploy.errors import InputError
+from posedeploy.skeleton import NUM_JOINTS, check_joints
+
+INPUTS: tuple[str, ...] = ("keypoints", "noise")
+OUTPUTS: tuple[str, ...] = ("sigma", "hypotheses", "pose", "spread")
+VIEWS = 2  # the pose and its mirror image
+
+
+def check_keypoints(keypoints: np.ndarray) -> np.ndarray:
+    """Validate normalised (B, 17, 2) keypoints; returns them as float32."""
+    keypoints = np.asarray(keypoints)
+    if keypoints.ndim != 3:
+        raise InputError(f"keypoints must have shape (B, 17, 2), got {keypoints.shape}")
+    check_joints(keypoints, "keypoints", 2)
+    if len(keypoints) == 0:
+        raise InputError("keypoints are empty: expected at least one pose (B >= 1)")
+    if not np.issubdtype(keypoints.dtype, np.number) or np.issubdtype(keypoints.dtype, np.complexfloating):
+        raise InputError(f"keypoints must be real numbers, got dtype {keypoints.dtype}")
+    if not np.isfinite(keypoints).all():
+        bad = np.unique(np.nonzero(~np.isfinite(keypoints))[0])
+        raise InputError(f"keypoints contain NaN or inf in {len(bad)} pose(s), first at index {bad[0]}")
+    return keypoints.astype(np.float32, copy=False)
+
+
+def check_noise(noise: np.ndarray, batch: int) -> np.ndarray:
+    """Validate (B, S, 2, 17, 2) noise for ``batch`` poses; returns it as float32."""
+    noise = np.asarray(noise)
+    if noise.ndim != 5 or noise.shape[0] != batch or noise.shape[2:] != (VIEWS, NUM_JOINTS, 2) or noise.shape[1] < 1:
+        raise InputError(f"noise must have shape ({batch}, S, {VIEWS}, {NUM_JOINTS}, 2) with S >= 1, got {noise.shape}")
+    if not np.issubdtype(noise.dtype, np.floating):
+        raise InputError(f"noise must be floating point, got dtype {noise.dtype}")
+    if not np.isfinite(noise).all():
+        raise InputError("noise contains NaN or inf")
+    return noise.astype(np.float32, copy=False)
+
+
+def check_hypotheses(hypotheses) -> int:
+    """S must be a whole number >= 1."""
+    if isinstance(hypotheses, bool) or not isinstance(hypotheses, (int, np.integer)) or hypotheses < 1:
+        raise InputError(f"number of hypotheses must be a whole number >= 1, got {hypotheses!r}")
+    return int(hypotheses)
+
+
+def draw_noise(rng: np.random.Generator, batch: int, hypotheses: int) -> np.ndarray:
+    """Standard normal noise of the contract shape (batch, S, 2, 17, 2), float32."""
+    return rng.standard_normal((batch, hypotheses, VIEWS, NUM_JOINTS, 2), dtype=np.float32)

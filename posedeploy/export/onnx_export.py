@@ -1,0 +1,202 @@
+"""``posedeploy export``: a checkpoint -> avg.onnx, lifter.onnx, pipeline.onnx (+ pipeline.fp16.onnx),
+manifest.json, and optionally a Triton model repository.
+
+Graphs are traced with the TorchScript exporter (opset 17: what TensorRT 10.3 on Jetson and every
+current ONNX Runtime read) with dynamic B and S, checked by the ONNX checker and strict shape
+inference, and compared with PyTorch under ONNX Runtime before anything is moved into place.
+Every file is written under a temporary name and renamed when all are complete, the manifest last,
+so that an interrupted export leaves either the previous artifacts or a manifest that refuses the
+mixed set (its hashes do not match).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import platform
+import time
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from posedeploy import __version__
+from posedeploy.artifacts import FORMAT, FORMAT_VERSION, GRAPHS, MANIFEST
+from posedeploy.contract import INPUTS, OUTPUTS, draw_noise
+from posedeploy.errors import ArtifactError
+from posedeploy.export.fp16 import to_mixed_precision
+from posedeploy.files import atomic_path, sha256_file
+from posedeploy.progress import log
+from posedeploy.skeleton import JOINT_NAMES, JOINTS_LEFT, JOINTS_RIGHT, PARENTS
+from posedeploy.training.checkpoint import Checkpoint, load_checkpoint
+from posedeploy.training.sampler import PipelineModule
+
+OPSET = 17
+# Largest |ONNX Runtime - PyTorch| accepted by the export self-check, in metres (float32 graphs).
+SELF_CHECK_TOLERANCE = 1e-4
+
+
+class AVGGraph(nn.Module):
+    def __init__(self, avg: nn.Module):
+        super().__init__()
+        self.avg = avg
+
+    def forward(self, keypoints: torch.Tensor) -> torch.Tensor:
+        return self.avg(keypoints)
+
+
+class LifterGraph(nn.Module):
+    def __init__(self, lifter: nn.Module):
+        super().__init__()
+        self.lifter = lifter
+
+    def forward(self, keypoints: torch.Tensor) -> torch.Tensor:
+        return self.lifter(keypoints)
+
+
+def _trace(module: nn.Module, args: tuple, inputs: list[str], outputs: list[str], axes: dict) -> onnx.ModelProto:
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about shape-dependent Python branches
+        torch.onnx.export(module, args, buffer, dynamo=False, opset_version=OPSET, input_names=inputs,
+                          output_names=outputs, dynamic_axes=axes, do_constant_folding=True)  # fmt: skip
+    model = onnx.load_from_string(buffer.getvalue())
+    onnx.checker.check_model(model, full_check=True)
+    return onnx.shape_inference.infer_shapes(model, strict_mode=True)
+
+
+def _graphs(ckpt: Checkpoint) -> dict[str, onnx.ModelProto]:
+    lifter, avg = ckpt.build_lifter(), ckpt.build_avg()
+    pipeline = PipelineModule(lifter, avg, ckpt.config.alpha).eval()
+    kp = torch.zeros(2, 17, 2)
+    noise = torch.zeros(2, 3, 2, 17, 2)
+    n_axis = {0: "N"}
+    return {
+        "avg": _trace(AVGGraph(avg).eval(), (kp,), ["keypoints"], ["relative_error"],
+                      {"keypoints": n_axis, "relative_error": n_axis}),
+        "lifter": _trace(LifterGraph(lifter).eval(), (kp,), ["keypoints"], ["pose_3d"],
+                         {"keypoints": n_axis, "pose_3d": n_axis}),
+        "pipeline": _trace(pipeline, (kp, noise), list(INPUTS), list(OUTPUTS), {
+            "keypoints": {0: "B"}, "noise": {0: "B", 1: "S"}, "sigma": {0: "B"},
+            "hypotheses": {0: "B", 1: "S"}, "pose": {0: "B"}, "spread": {0: "B"},
+        }),
+    }  # fmt: skip
+
+
+def _self_check(ckpt: Checkpoint, model: onnx.ModelProto, tolerance: float) -> float:
+    """Largest difference to PyTorch on a small random batch under ONNX Runtime (CPU)."""
+    import onnxruntime as ort
+
+    rng = np.random.default_rng(0)
+    kp = rng.normal(scale=0.3, size=(3, 17, 2)).astype(np.float32)
+    noise = draw_noise(rng, 3, 5)
+    pipeline = PipelineModule(ckpt.build_lifter(), ckpt.build_avg(), ckpt.config.alpha).eval()
+    with torch.no_grad():
+        expected = [t.numpy() for t in pipeline(torch.from_numpy(kp), torch.from_numpy(noise))]
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = session.run(list(OUTPUTS), {"keypoints": kp, "noise": noise})
+    worst = max(float(np.abs(g - e).max()) for g, e in zip(got, expected))
+    if not worst <= tolerance:
+        raise ArtifactError(f"exported graph differs from PyTorch by {worst:.3g} m (allowed {tolerance:g}); not written")
+    return worst
+
+
+def _metadata(ckpt: Checkpoint, checkpoint_hash: str, graph: str, precision: str) -> dict[str, str]:
+    c = ckpt.config
+    return {
+        "posedeploy.format": FORMAT,
+        "posedeploy.version": __version__,
+        "graph": graph,
+        "precision": precision,
+        "lifter": c.lifter,
+        "avg": c.avg or "",
+        "alpha": repr(c.alpha),
+        "joints": ",".join(c.joints),
+        "parents": ",".join(map(str, PARENTS)),
+        "joints_left": ",".join(map(str, JOINTS_LEFT)),
+        "joints_right": ",".join(map(str, JOINTS_RIGHT)),
+        "normalisation": c.normalisation,
+        "units": c.units,
+        "trained_on": c.keypoints,
+        "checkpoint_sha256": checkpoint_hash,
+        "torch": torch.__version__,
+        "onnx": onnx.__version__,
+        "opset": str(OPSET),
+    }
+
+
+def _io(model: onnx.ModelProto) -> dict:
+    def describe(values):
+        out = {}
+        for v in values:
+            dims = [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+            out[v.name] = {"dtype": onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type).name, "shape": dims}
+        return out
+
+    return {"inputs": describe(model.graph.input), "outputs": describe(model.graph.output)}
+
+
+def export_artifacts(checkpoint: str | Path, out_dir: str | Path, fp16: bool = False, triton: bool = False) -> dict:
+    """Write the artifacts of ``checkpoint`` into ``out_dir``; returns the manifest."""
+    started = time.monotonic()
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ArtifactError(f"{out_dir} exists and is not a directory")
+    ckpt = load_checkpoint(checkpoint)
+    ckpt.build_avg()  # fails early, with its own message, for a checkpoint without an AVG model
+    checkpoint_hash = sha256_file(checkpoint)
+    log(f"export: tracing {ckpt.config.lifter} + AVG '{ckpt.config.avg}' (opset {OPSET}, dynamic B and S)")
+    graphs = _graphs(ckpt)
+    worst = _self_check(ckpt, graphs["pipeline"], SELF_CHECK_TOLERANCE)
+    log(f"export: pipeline.onnx matches PyTorch within {worst:.2g} m under ONNX Runtime")
+    precision = {"avg": "fp32", "lifter": "fp32", "pipeline": "fp32"}
+    if fp16:
+        graphs["pipeline.fp16"] = to_mixed_precision(graphs["pipeline"])
+        precision["pipeline.fp16"] = "fp16-mixed"
+        log("export: pipeline.fp16.onnx: lifter and AVG in float16, normalisation/softmax/reductions and "
+            "the sigma, noise and aggregation arithmetic in float32")  # fmt: skip
+    for name, model in graphs.items():
+        onnx.helper.set_model_props(model, _metadata(ckpt, checkpoint_hash, name, precision[name]))
+        model.producer_name, model.producer_version = "posedeploy", __version__
+
+    c = ckpt.config
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "posedeploy": __version__,
+        "versions": {"torch": torch.__version__, "onnx": onnx.__version__, "python": platform.python_version()},
+        "opset": OPSET,
+        "checkpoint": {"path": str(checkpoint), "sha256": checkpoint_hash},
+        "config": {
+            "lifter": c.lifter, "avg": c.avg, "alpha": c.alpha, "joints": list(c.joints), "parents": list(PARENTS),
+            "joints_left": list(JOINTS_LEFT), "joints_right": list(JOINTS_RIGHT), "normalisation": c.normalisation,
+            "units": c.units, "trained_on": c.keypoints,
+        },
+        "contract": {"inputs": list(INPUTS), "outputs": list(OUTPUTS)},
+        "files": {},
+    }  # fmt: skip
+    with contextlib.ExitStack() as stack:
+        # Entered first, renamed last (ExitStack unwinds in reverse): the manifest lands after the graphs.
+        manifest_tmp = stack.enter_context(atomic_path(out_dir / MANIFEST))
+        for name, model in graphs.items():
+            filename = GRAPHS[name]
+            tmp = stack.enter_context(atomic_path(out_dir / filename))
+            onnx.save(model, tmp)
+            manifest["files"][filename] = {
+                "sha256": sha256_file(tmp), "bytes": tmp.stat().st_size, "precision": precision[name], **_io(model),
+            }  # fmt: skip
+            log(f"export: {filename} ({tmp.stat().st_size / 1e6:.1f} MB)")
+        if triton:
+            from posedeploy.export.triton import write_model_repository
+
+            manifest["triton"] = write_model_repository(stack, out_dir / "triton", graphs, manifest)
+            log(f"export: Triton model repository in {out_dir / 'triton'}")
+        manifest_tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    log(f"export: done in {time.monotonic() - started:.1f} s -> {out_dir}")
+    return manifest

@@ -1,0 +1,150 @@
+"""Accuracy parity: a deployed artifact against the PyTorch reference, on the same inputs.
+
+Golden-noise mode feeds both the same noise and compares them element by element: the largest
+and mean absolute difference of every output, and what users care about — how far the deployed
+hypotheses are from the reference ones (the mean hypothesis error, which the tolerance applies
+to), and how much MPJPE, best-of-S and the aggregated pose move, in millimetres.
+
+Free-noise mode lets each side draw its own noise (different seeds, as a backend with its own
+generator would) and compares the distributions: the per-joint mean of the hypotheses must agree
+within the sampling error of S draws, and the per-joint spread within 15 %.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from posedeploy import metrics
+from posedeploy.artifacts import GRAPHS, read_manifest
+from posedeploy.contract import draw_noise
+from posedeploy.data import PoseSet
+from posedeploy.errors import ArtifactError, InputError
+from posedeploy.files import sha256_file
+
+DEFAULT_TOLERANCE_MM = {"fp32": 0.01, "fp16": 0.5}
+FREE_MEAN_SIGMAS = 3.0  # free noise: allowed mean shift, in standard errors of a mean of S draws
+FREE_SPREAD_RATIO = 0.15  # free noise: allowed relative spread difference
+
+
+@dataclass
+class ParityReport:
+    mode: str
+    artifact: str
+    precision: str
+    backend: str
+    data: str
+    samples: int
+    hypotheses: int
+    tolerance_mm: float
+    outputs: dict = field(default_factory=dict)  # name -> {max_abs, mean_abs, unit}
+    task: dict = field(default_factory=dict)  # task-level deltas, mm
+    passed: bool = False
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def format(self) -> str:
+        lines = [
+            f"parity ({self.mode} noise): {self.artifact} [{self.precision}] on {self.backend} vs PyTorch reference",
+            f"data: {self.data}, {self.samples} poses x {self.hypotheses} hypotheses",
+        ]
+        if self.outputs:
+            lines.append(f"{'output':<12}{'max |diff|':>14}{'mean |diff|':>14}  unit")
+            for name, v in self.outputs.items():
+                lines.append(f"{name:<12}{v['max_abs']:>14.3g}{v['mean_abs']:>14.3g}  {v['unit']}")
+        for name, value in self.task.items():
+            lines.append(f"{name:<40}{value:>10.3g}")
+        verdict = "PASS" if self.passed else "FAIL"
+        lines.append(f"{verdict}: tolerance {self.tolerance_mm} mm (" + (
+            "mean hypothesis error)" if self.mode == "golden" else "mean shift vs sampling error, spread ratio)"))
+        return "\n".join(lines)
+
+
+def _check_same_checkpoint(checkpoint: Path, artifacts) -> None:
+    recorded = artifacts.manifest["checkpoint"]["sha256"]
+    if sha256_file(checkpoint) != recorded:
+        raise ArtifactError(
+            f"{artifacts.root} was exported from another checkpoint than {checkpoint} "
+            f"(manifest sha256 {recorded[:12]}...); compare an artifact with its own checkpoint"
+        )
+
+
+def _references(checkpoint: Path, device: str):
+    from posedeploy.training.checkpoint import load_checkpoint
+    from posedeploy.training.sampler import PipelineModule
+
+    ckpt = load_checkpoint(checkpoint)
+    return PipelineModule(ckpt.build_lifter(device), ckpt.build_avg(device), ckpt.config.alpha)
+
+
+def run_parity(checkpoint: str | Path, artifacts_dir: str | Path, data: PoseSet, hypotheses: int = 200,
+               precision: str = "fp32", seed: int = 0, provider: str = "auto", free_noise: bool = False,
+               tolerance_mm: float | None = None, device: str = "cpu") -> ParityReport:  # fmt: skip
+    from posedeploy.runtime.lifter import PRECISIONS, MultiHypothesisLifter
+    from posedeploy.training.sampler import run_reference
+
+    checkpoint = Path(checkpoint)
+    artifacts = read_manifest(artifacts_dir)
+    _check_same_checkpoint(checkpoint, artifacts)
+    if tolerance_mm is None:
+        tolerance_mm = DEFAULT_TOLERANCE_MM.get(precision, 0.5)
+    if not tolerance_mm >= 0:
+        raise InputError(f"tolerance must be >= 0 mm, got {tolerance_mm}")
+    reference = _references(checkpoint, device)
+    kp, target = data.keypoints, data.poses_3d
+    with MultiHypothesisLifter(artifacts_dir, precision=precision, provider=provider, hypotheses=hypotheses) as lifter:
+        report = ParityReport(
+            mode="free" if free_noise else "golden", artifact=GRAPHS[PRECISIONS[precision]], precision=precision,
+            backend=lifter.backend.describe(), data=data.source, samples=len(data), hypotheses=hypotheses,
+            tolerance_mm=tolerance_mm,
+        )  # fmt: skip
+        if free_noise:
+            ref = run_reference(reference, kp, hypotheses=hypotheses, seed=seed)
+            dep = lifter(kp, hypotheses=hypotheses, seed=seed + 1, units="m")
+            _free(report, ref, dep, hypotheses)
+        else:
+            noise = draw_noise(np.random.default_rng(seed), len(kp), hypotheses)
+            ref = run_reference(reference, kp, noise=noise)
+            dep = lifter(kp, noise=noise, units="m")
+            _golden(report, ref, dep, target)
+    return report
+
+
+def _golden(report: ParityReport, ref, dep, target: np.ndarray) -> None:
+    for name, unit, scale in (("sigma", "normalised", 1.0), ("hypotheses", "mm", 1e3), ("pose", "mm", 1e3),
+                              ("spread", "mm", 1e3)):  # fmt: skip
+        diff = np.abs(getattr(dep, name) - getattr(ref, name)) * scale
+        report.outputs[name] = {"max_abs": float(diff.max()), "mean_abs": float(diff.mean()), "unit": unit}
+    hyp_error = float(np.linalg.norm(dep.hypotheses - ref.hypotheses, axis=-1).mean() * 1e3)
+    mpjpe = lambda h: float(metrics.mpjpe(h, target[:, None]).mean() * 1e3)  # noqa: E731
+    best = lambda h: float(metrics.best_of_mpjpe(h, target).mean() * 1e3)  # noqa: E731
+    report.task = {
+        "mean hypothesis error (mm)": hyp_error,
+        "delta MPJPE of hypotheses (mm)": abs(mpjpe(dep.hypotheses) - mpjpe(ref.hypotheses)),
+        "delta best-of-S MPJPE (mm)": abs(best(dep.hypotheses) - best(ref.hypotheses)),
+        "delta aggregated-pose MPJPE (mm)": abs(
+            float(metrics.mpjpe(dep.pose, target).mean() - metrics.mpjpe(ref.pose, target).mean()) * 1e3
+        ),
+    }
+    report.passed = hyp_error <= report.tolerance_mm
+
+
+def _free(report: ParityReport, ref, dep, hypotheses: int) -> None:
+    shift = np.linalg.norm(dep.pose - ref.pose, axis=-1) * 1e3  # per joint, mm
+    spread = (dep.spread + ref.spread) / 2 * 1e3
+    # Each side's mean of S draws has a standard error of spread / sqrt(S) per joint.
+    standard_error = spread * np.sqrt(2.0 / hypotheses)
+    joints = slice(1, None)  # the root is 0 on both sides
+    ratio = np.abs(dep.spread[:, joints] - ref.spread[:, joints]).mean() / max(ref.spread[:, joints].mean(), 1e-12)
+    report.task = {
+        "mean shift of per-joint mean (mm)": float(shift[:, joints].mean()),
+        "sampling standard error (mm)": float(standard_error[:, joints].mean()),
+        "relative spread difference": float(ratio),
+    }
+    report.passed = bool(
+        shift[:, joints].mean() <= FREE_MEAN_SIGMAS * standard_error[:, joints].mean() + report.tolerance_mm
+        and ratio <= FREE_SPREAD_RATIO
+    )

@@ -1,0 +1,10 @@
+"""The torch-free runtime: numpy plus one inference engine (ONNX Runtime here; TensorRT to come).
+
+Nothing under this package imports torch or onnx, so it installs and runs on a Jetson or in a
+slim container with only numpy and onnxruntime.
+"""
+
+from posedeploy.runtime.backend import Backend, TensorSpec
+from posedeploy.runtime.lifter import LiftResult, MultiHypothesisLifter, open_backend
+
+__all__ = ["Backend", "LiftResult", "MultiHypothesisLifter", "TensorSpec", "open_backend"]

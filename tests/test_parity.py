@@ -1,0 +1,61 @@
+"""Accuracy parity of the exported graphs (ONNX Runtime, CPU) against the PyTorch reference."""
+
+import pytest
+from helpers import random_checkpoint
+
+from posedeploy.assets import DEFAULT_CHECKPOINT
+from posedeploy.data import evenly_spaced, load_dataset
+from posedeploy.errors import ArtifactError
+from posedeploy.export.onnx_export import export_artifacts
+from posedeploy.parity import run_parity
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    """Both lifters exported with their FP16 graphs: the shipped MGCN-lw checkpoint (random
+    weights if it is absent) and an HTNet + GCN AVG with seeded random weights."""
+    root = tmp_path_factory.mktemp("parity")
+    mgcn = DEFAULT_CHECKPOINT if DEFAULT_CHECKPOINT.is_file() else random_checkpoint(root / "mgcn.pt")
+    htnet = random_checkpoint(root / "htnet.pt", lifter="htnet", seed=3)
+    out = {}
+    for name, ckpt in (("mgcn_lw", mgcn), ("htnet", htnet)):
+        export_artifacts(ckpt, root / name, fp16=True)
+        out[name] = (ckpt, root / name)
+    return out
+
+
+@pytest.fixture(scope="module")
+def poses():
+    return load_dataset("synthetic", "test")
+
+
+@pytest.mark.parametrize("lifter", ["mgcn_lw", "htnet"])
+@pytest.mark.parametrize("precision, limit_mm", [("fp32", 0.01), ("fp16", 0.5)])
+@pytest.mark.parametrize("b", [1, 7])
+@pytest.mark.parametrize("s", [1, 200])
+def test_golden_noise_parity(exports, poses, lifter, precision, limit_mm, b, s):
+    ckpt, artifacts = exports[lifter]
+    report = run_parity(ckpt, artifacts, evenly_spaced(poses, b), hypotheses=s, precision=precision, seed=b + s)
+    assert report.samples == b and report.hypotheses == s
+    assert report.task["mean hypothesis error (mm)"] <= limit_mm, report.format()
+    assert report.passed
+    if precision == "fp32":
+        assert report.outputs["hypotheses"]["max_abs"] < 0.01  # mm
+        assert report.outputs["sigma"]["max_abs"] < 1e-6
+    else:
+        assert report.task["delta best-of-S MPJPE (mm)"] < 0.2
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_free_noise_distributions_agree(exports, poses, precision):
+    ckpt, artifacts = exports["mgcn_lw"]
+    report = run_parity(ckpt, artifacts, evenly_spaced(poses, 16), hypotheses=200, precision=precision,
+                        free_noise=True)  # fmt: skip
+    assert report.passed, report.format()
+    assert report.task["relative spread difference"] < 0.15
+
+
+def test_artifact_of_another_checkpoint_is_refused(exports, tmp_path, poses):
+    other = random_checkpoint(tmp_path / "other.pt", seed=9)
+    with pytest.raises(ArtifactError, match="exported from another checkpoint"):
+        run_parity(other, exports["mgcn_lw"][1], evenly_spaced(poses, 2), hypotheses=2)
