@@ -5,6 +5,7 @@
     DIR/lifter.onnx        lifter:     keypoints (N, 17, 2) -> pose_3d (N, 17, 3)
     DIR/pipeline.onnx      the whole contract (see posedeploy.contract), float32
     DIR/pipeline.fp16.onnx the same, mixed precision (with --fp16)
+    DIR/pipeline.rng*.onnx the pipeline with in-graph noise (with --in-graph-noise)
 
 A runtime refuses a directory whose manifest is missing, of another format or of a newer version,
 or whose files do not have the size and hash the manifest records.
@@ -16,13 +17,41 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from posedeploy.errors import ArtifactError
+from posedeploy.errors import ArtifactError, InputError
 from posedeploy.files import sha256_file
 
 FORMAT = "posedeploy.artifacts"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-GRAPHS = {"avg": "avg.onnx", "lifter": "lifter.onnx", "pipeline": "pipeline.onnx", "pipeline.fp16": "pipeline.fp16.onnx"}
+GRAPHS = {
+    "avg": "avg.onnx",
+    "lifter": "lifter.onnx",
+    "pipeline": "pipeline.onnx",
+    "pipeline.fp16": "pipeline.fp16.onnx",
+    # The same pipeline drawing its noise on the device (RandomNormalLike) from a 'slots' input of
+    # length S, for production runs without a host round-trip; not for parity (no fixed draws).
+    "pipeline.rng": "pipeline.rng.onnx",
+    "pipeline.rng.fp16": "pipeline.rng.fp16.onnx",
+}
+
+
+PRECISIONS = ("fp32", "fp16")
+NOISE_SOURCES = ("host", "device")
+
+
+def pipeline_graph(precision: str = "fp32", noise: str = "host") -> str:
+    """The GRAPHS key of the pipeline in ``precision`` with host (input) or device (in-graph) noise."""
+    if precision not in PRECISIONS:
+        raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
+    if noise not in NOISE_SOURCES:
+        raise InputError(f"noise source must be one of {', '.join(NOISE_SOURCES)}, got '{noise}'")
+    return "pipeline" + (".rng" if noise == "device" else "") + (".fp16" if precision == "fp16" else "")
+
+
+def plan_filename(graph: str, rtx: bool = False) -> str:
+    """Engine file of a pipeline graph: pipeline[.rng].fp16[.rtx].plan (the precision always named)."""
+    base = graph if graph.endswith(".fp16") else f"{graph}.fp32"
+    return f"{base}{'.rtx' if rtx else ''}.plan"
 
 
 @dataclass

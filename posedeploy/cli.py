@@ -236,6 +236,7 @@ def export_command(
     out: Path = typer.Option(Path("artifacts"), help="Artifact directory to write (re-exporting over it is safe)."),
     fp16: bool = typer.Option(False, "--fp16", help="Also write pipeline.fp16.onnx (mixed precision)."),
     format: str = typer.Option("onnx", help="onnx, or triton to also lay out a Triton model repository."),
+    in_graph_noise: bool = typer.Option(False, "--in-graph-noise", help="Also write pipeline.rng*.onnx (noise drawn in the graph)."),
 ) -> None:
     """Export avg.onnx, lifter.onnx and the fused pipeline.onnx (+ FP16, Triton) with a manifest."""
     from posedeploy.assets import default_checkpoint
@@ -244,8 +245,40 @@ def export_command(
 
     if format not in ("onnx", "triton"):
         raise InputError(f"export format must be onnx or triton, got '{format}'")
-    manifest = export_artifacts(checkpoint or default_checkpoint(), out, fp16=fp16, triton=format == "triton")
+    manifest = export_artifacts(checkpoint or default_checkpoint(), out, fp16=fp16, triton=format == "triton",
+                                in_graph_noise=in_graph_noise)  # fmt: skip
     typer.echo(f"wrote {', '.join(manifest['files'])} and manifest.json to {out}")
+
+
+@app.command("build")
+def build_command(
+    artifacts: Path = typer.Option(Path("artifacts"), help="Artifact directory written by posedeploy export."),
+    precision: str = typer.Option("fp16", help="fp16 (pipeline.fp16.onnx, strongly typed) or fp32 (pipeline.onnx)."),
+    batch: str = typer.Option("1:16:64", help="Batch profile MIN:OPT:MAX."),
+    hypotheses: str = typer.Option("1:200:200", help="Hypotheses profile MIN:OPT:MAX."),
+    workspace: Optional[int] = typer.Option(None, help="Workspace limit in MB (default: TensorRT's)."),
+    opt_level: int = typer.Option(3, help="Builder optimisation level 0-5."),
+    timing_cache: Optional[Path] = typer.Option(None, help="Timing cache to reuse and update (default: beside the plan)."),
+    version_compatible: bool = typer.Option(False, help="Engine loadable by later TensorRT of the same major version."),
+    hardware_compatible: bool = typer.Option(False, help="Engine for any Ampere or newer GPU (slower)."),
+    dla_core: Optional[int] = typer.Option(None, help="Run on this DLA core with GPU fallback (Jetson Orin)."),
+    compute_capability: list[str] = typer.Option([], help="TensorRT for RTX targets, e.g. 8.9, 12.0 (repeatable)."),
+    flavour: str = typer.Option("auto", help="auto, tensorrt (datacenter, Jetson) or tensorrt_rtx."),
+    typing: str = typer.Option("auto", help="auto (strongly typed where TensorRT can), strong, or weak (FP16 flag)."),
+    in_graph_noise: bool = typer.Option(False, "--in-graph-noise", help="Build the variant that draws noise on the GPU."),
+    out: Optional[Path] = typer.Option(None, help="Plan file (default: DIR/pipeline[.rng].PRECISION[.rtx].plan)."),
+) -> None:
+    """Compile the exported pipeline into a TensorRT engine (with its manifest and timing cache)."""
+    from posedeploy.engines.build import BuildSettings, build_engine, parse_range
+
+    settings = BuildSettings(
+        precision=precision, batch=parse_range(batch, "batch"), hypotheses=parse_range(hypotheses, "hypotheses"),
+        workspace_mb=workspace, optimization_level=opt_level, timing_cache=timing_cache,
+        version_compatible=version_compatible, hardware_compatible=hardware_compatible, dla_core=dla_core,
+        compute_capabilities=list(compute_capability), flavour=flavour, typing=typing, in_graph_noise=in_graph_noise,
+    )  # fmt: skip
+    manifest = build_engine(artifacts, settings, out)
+    typer.echo(f"wrote {artifacts / manifest['plan']['file']} and its manifest")
 
 
 @app.command("parity")
@@ -253,7 +286,9 @@ def parity_command(
     artifacts: Path = typer.Option(Path("artifacts"), help="Artifact directory written by posedeploy export."),
     checkpoint: Optional[Path] = typer.Option(None, help="The checkpoint it was exported from (default: the shipped one)."),
     precision: str = typer.Option("fp32", help="Which graph: fp32 (pipeline.onnx) or fp16 (pipeline.fp16.onnx)."),
+    backend: str = typer.Option("onnxruntime", help="onnxruntime, or tensorrt (an engine from posedeploy build)."),
     provider: str = typer.Option("auto", help="ONNX Runtime provider: auto, cpu, cuda or tensorrt."),
+    noise_source: str = typer.Option("host", help="host (golden noise), or device (in-graph noise: free-noise check)."),
     data: str = typer.Option("auto", help="Human3.6M folder, 'synthetic', or auto (Human3.6M when found)."),
     keypoints: str = typer.Option("gt", help="2D input: gt or sh (Human3.6M); gt or noisy (synthetic)."),
     samples: int = typer.Option(256, help="Test poses, evenly spaced over the test split."),
@@ -273,7 +308,7 @@ def parity_command(
     test = evenly_spaced(load_dataset(source, "test", keypoints), samples)
     report = run_parity(checkpoint or default_checkpoint(), artifacts, test, hypotheses=hypotheses,
                         precision=precision, seed=seed, provider=provider, free_noise=free_noise,
-                        tolerance_mm=tolerance)  # fmt: skip
+                        tolerance_mm=tolerance, backend=backend, noise_source=noise_source)  # fmt: skip
     typer.echo(report.format())
     if json_out is not None:
         write_json(json_out, report.as_dict())

@@ -21,6 +21,8 @@ from posedeploy.errors import InputError
 from posedeploy.skeleton import NUM_JOINTS, check_joints
 
 INPUTS: tuple[str, ...] = ("keypoints", "noise")
+# The in-graph-noise variant replaces 'noise' by 'slots', any float32 vector of length S.
+RNG_INPUTS: tuple[str, ...] = ("keypoints", "slots")
 OUTPUTS: tuple[str, ...] = ("sigma", "hypotheses", "pose", "spread")
 VIEWS = 2  # the pose and its mirror image
 

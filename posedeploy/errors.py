@@ -28,6 +28,14 @@ class ArtifactError(PoseDeployError):
     """An exported artifact (ONNX graph, engine, manifest) is missing, corrupted, stale or foreign."""
 
 
+class EngineBuildError(PoseDeployError):
+    """TensorRT could not parse or build the network."""
+
+
+class DeviceError(PoseDeployError):
+    """A CUDA call failed (no device, out of memory, a driver error)."""
+
+
 class MissingDependencyError(PoseDeployError, ImportError):
     """An optional dependency is needed for this command but is not installed."""
 
@@ -38,3 +46,7 @@ class MissingDependencyError(PoseDeployError, ImportError):
         )
         self.package = package
         self.extra = extra
+
+
+class DependencyConflictError(PoseDeployError, ImportError):
+    """Two installed packages conflict (e.g. onnxruntime and onnxruntime-gpu)."""

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from posedeploy import metrics
-from posedeploy.artifacts import GRAPHS, read_manifest
+from posedeploy.artifacts import GRAPHS, pipeline_graph, read_manifest
 from posedeploy.contract import draw_noise
 from posedeploy.data import PoseSet
 from posedeploy.errors import ArtifactError, InputError
@@ -82,8 +82,9 @@ def _references(checkpoint: Path, device: str):
 
 def run_parity(checkpoint: str | Path, artifacts_dir: str | Path, data: PoseSet, hypotheses: int = 200,
                precision: str = "fp32", seed: int = 0, provider: str = "auto", free_noise: bool = False,
-               tolerance_mm: float | None = None, device: str = "cpu") -> ParityReport:  # fmt: skip
-    from posedeploy.runtime.lifter import PRECISIONS, MultiHypothesisLifter
+               tolerance_mm: float | None = None, device: str = "cpu", backend: str = "onnxruntime",
+               noise_source: str = "host") -> ParityReport:  # fmt: skip
+    from posedeploy.runtime.lifter import MultiHypothesisLifter
     from posedeploy.training.sampler import run_reference
 
     checkpoint = Path(checkpoint)
@@ -93,17 +94,21 @@ def run_parity(checkpoint: str | Path, artifacts_dir: str | Path, data: PoseSet,
         tolerance_mm = DEFAULT_TOLERANCE_MM.get(precision, 0.5)
     if not tolerance_mm >= 0:
         raise InputError(f"tolerance must be >= 0 mm, got {tolerance_mm}")
+    if noise_source == "device":
+        free_noise = True  # in-graph draws cannot be matched element by element
     reference = _references(checkpoint, device)
     kp, target = data.keypoints, data.poses_3d
-    with MultiHypothesisLifter(artifacts_dir, precision=precision, provider=provider, hypotheses=hypotheses) as lifter:
+    with MultiHypothesisLifter(artifacts_dir, precision=precision, provider=provider, hypotheses=hypotheses,
+                               backend=backend, noise=noise_source) as lifter:  # fmt: skip
         report = ParityReport(
-            mode="free" if free_noise else "golden", artifact=GRAPHS[PRECISIONS[precision]], precision=precision,
+            mode="free" if free_noise else "golden", artifact=GRAPHS[pipeline_graph(precision, noise_source)],
+            precision=precision,
             backend=lifter.backend.describe(), data=data.source, samples=len(data), hypotheses=hypotheses,
             tolerance_mm=tolerance_mm,
         )  # fmt: skip
         if free_noise:
             ref = run_reference(reference, kp, hypotheses=hypotheses, seed=seed)
-            dep = lifter(kp, hypotheses=hypotheses, seed=seed + 1, units="m")
+            dep = lifter(kp, hypotheses=hypotheses, seed=seed + 1, units="m")  # device noise ignores the seed
             _free(report, ref, dep, hypotheses)
         else:
             noise = draw_noise(np.random.default_rng(seed), len(kp), hypotheses)

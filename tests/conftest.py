@@ -17,11 +17,20 @@ ROOT = Path(__file__).resolve().parents[1]
 H36M = Path(os.environ.get("POSEDEPLOY_H36M", ROOT.parent / "shared" / "data" / "h36m"))
 
 
+def _have_gpu() -> bool:
+    from posedeploy.engines.machine import describe_machine
+
+    return bool(describe_machine().gpus)
+
+
 def pytest_collection_modifyitems(config, items):
     have_h36m = (H36M / "data_3d_h36m.npz").is_file()
+    have_gpu = _have_gpu() if any("gpu" in item.keywords for item in items) else False
     for item in items:
         if "data" in item.keywords and not have_h36m:
             item.add_marker(pytest.mark.skip(reason=f"Human3.6M not found at {H36M}"))
+        if "gpu" in item.keywords and not have_gpu:
+            item.add_marker(pytest.mark.skip(reason="no CUDA GPU visible (cuda-python or pycuda found none)"))
 
 
 @pytest.fixture

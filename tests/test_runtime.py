@@ -161,3 +161,12 @@ def test_missing_fp16_graph_is_named(tmp_path):
         MultiHypothesisLifter(tmp_path / "out", precision="fp16")
     with pytest.raises(InputError, match="precision"):
         MultiHypothesisLifter(tmp_path / "out", precision="int8")
+
+
+def test_both_onnx_runtimes_installed_is_reported(monkeypatch):
+    from posedeploy.errors import DependencyConflictError
+    from posedeploy.runtime import onnxruntime_backend
+
+    monkeypatch.setattr(onnxruntime_backend, "installed_ort_distributions", lambda: ["onnxruntime", "onnxruntime-gpu"])
+    with pytest.raises(DependencyConflictError, match="overwrite each other"):
+        onnxruntime_backend.available_providers()

@@ -1,7 +1,7 @@
 """Mixed-precision ONNX: the models' bulk in float16, float32 where float16 loses accuracy.
 
 The pass works on the exported float32 graph. Nodes inside the given module scopes (the lifter
-and the AVG model, recognisable by the exporter's ``/lifter/...`` and ``/avg/...`` node names)
+and the AVG model, recognisable by ``/lifter/`` and ``/avg/`` in the exporter's node names)
 compute in float16, except the operators listed in :data:`KEEP_FP32` — normalisations, softmax,
 reductions, powers and roots — which stay float32 islands. Everything outside the scopes (the
 sigma and noise arithmetic, the mirror merge, the aggregation and spread) stays float32, and so
@@ -44,7 +44,7 @@ def to_mixed_precision(model: onnx.ModelProto, scopes: tuple[str, ...] = ("/lift
     graph = model.graph
     types = _float_tensors(model)
     nodes = list(graph.node)  # one Python object per node: protobuf wrappers are not stable across iterations
-    half = {id(n) for n in nodes if n.name.startswith(scopes) and n.op_type not in KEEP_FP32}
+    half = {id(n) for n in nodes if any(scope in n.name for scope in scopes) and n.op_type not in KEEP_FP32}
     if not half:
         raise PoseDeployError(f"no node of the graph lies in the scopes {scopes}: nothing to convert to float16")
 

@@ -27,14 +27,14 @@ from torch import nn
 
 from posedeploy import __version__
 from posedeploy.artifacts import FORMAT, FORMAT_VERSION, GRAPHS, MANIFEST
-from posedeploy.contract import INPUTS, OUTPUTS, draw_noise
+from posedeploy.contract import INPUTS, OUTPUTS, RNG_INPUTS, draw_noise
 from posedeploy.errors import ArtifactError
 from posedeploy.export.fp16 import to_mixed_precision
 from posedeploy.files import atomic_path, sha256_file
 from posedeploy.progress import log
 from posedeploy.skeleton import JOINT_NAMES, JOINTS_LEFT, JOINTS_RIGHT, PARENTS
 from posedeploy.training.checkpoint import Checkpoint, load_checkpoint
-from posedeploy.training.sampler import PipelineModule
+from posedeploy.training.sampler import InGraphNoisePipeline, PipelineModule
 
 OPSET = 17
 # Largest |ONNX Runtime - PyTorch| accepted by the export self-check, in metres (float32 graphs).
@@ -70,22 +70,27 @@ def _trace(module: nn.Module, args: tuple, inputs: list[str], outputs: list[str]
     return onnx.shape_inference.infer_shapes(model, strict_mode=True)
 
 
-def _graphs(ckpt: Checkpoint) -> dict[str, onnx.ModelProto]:
+OUTPUT_AXES = {"sigma": {0: "B"}, "hypotheses": {0: "B", 1: "S"}, "pose": {0: "B"}, "spread": {0: "B"}}
+
+
+def _graphs(ckpt: Checkpoint, in_graph_noise: bool) -> dict[str, onnx.ModelProto]:
     lifter, avg = ckpt.build_lifter(), ckpt.build_avg()
     pipeline = PipelineModule(lifter, avg, ckpt.config.alpha).eval()
     kp = torch.zeros(2, 17, 2)
     noise = torch.zeros(2, 3, 2, 17, 2)
     n_axis = {0: "N"}
-    return {
+    graphs = {
         "avg": _trace(AVGGraph(avg).eval(), (kp,), ["keypoints"], ["relative_error"],
                       {"keypoints": n_axis, "relative_error": n_axis}),
         "lifter": _trace(LifterGraph(lifter).eval(), (kp,), ["keypoints"], ["pose_3d"],
                          {"keypoints": n_axis, "pose_3d": n_axis}),
-        "pipeline": _trace(pipeline, (kp, noise), list(INPUTS), list(OUTPUTS), {
-            "keypoints": {0: "B"}, "noise": {0: "B", 1: "S"}, "sigma": {0: "B"},
-            "hypotheses": {0: "B", 1: "S"}, "pose": {0: "B"}, "spread": {0: "B"},
-        }),
+        "pipeline": _trace(pipeline, (kp, noise), list(INPUTS), list(OUTPUTS),
+                           {"keypoints": {0: "B"}, "noise": {0: "B", 1: "S"}, **OUTPUT_AXES}),
     }  # fmt: skip
+    if in_graph_noise:
+        graphs["pipeline.rng"] = _trace(InGraphNoisePipeline(pipeline).eval(), (kp, torch.zeros(3)), list(RNG_INPUTS),
+                                        list(OUTPUTS), {"keypoints": {0: "B"}, "slots": {0: "S"}, **OUTPUT_AXES})
+    return graphs
 
 
 def _self_check(ckpt: Checkpoint, model: onnx.ModelProto, tolerance: float) -> float:
@@ -141,7 +146,8 @@ def _io(model: onnx.ModelProto) -> dict:
     return {"inputs": describe(model.graph.input), "outputs": describe(model.graph.output)}
 
 
-def export_artifacts(checkpoint: str | Path, out_dir: str | Path, fp16: bool = False, triton: bool = False) -> dict:
+def export_artifacts(checkpoint: str | Path, out_dir: str | Path, fp16: bool = False, triton: bool = False,
+                     in_graph_noise: bool = False) -> dict:  # fmt: skip
     """Write the artifacts of ``checkpoint`` into ``out_dir``; returns the manifest."""
     started = time.monotonic()
     out_dir = Path(out_dir)
@@ -151,13 +157,14 @@ def export_artifacts(checkpoint: str | Path, out_dir: str | Path, fp16: bool = F
     ckpt.build_avg()  # fails early, with its own message, for a checkpoint without an AVG model
     checkpoint_hash = sha256_file(checkpoint)
     log(f"export: tracing {ckpt.config.lifter} + AVG '{ckpt.config.avg}' (opset {OPSET}, dynamic B and S)")
-    graphs = _graphs(ckpt)
+    graphs = _graphs(ckpt, in_graph_noise)
     worst = _self_check(ckpt, graphs["pipeline"], SELF_CHECK_TOLERANCE)
     log(f"export: pipeline.onnx matches PyTorch within {worst:.2g} m under ONNX Runtime")
-    precision = {"avg": "fp32", "lifter": "fp32", "pipeline": "fp32"}
+    precision = {name: "fp32" for name in graphs}
     if fp16:
-        graphs["pipeline.fp16"] = to_mixed_precision(graphs["pipeline"])
-        precision["pipeline.fp16"] = "fp16-mixed"
+        for name in [n for n in graphs if n.startswith("pipeline")]:
+            graphs[f"{name}.fp16"] = to_mixed_precision(graphs[name])
+            precision[f"{name}.fp16"] = "fp16-mixed"
         log("export: pipeline.fp16.onnx: lifter and AVG in float16, normalisation/softmax/reductions and "
             "the sigma, noise and aggregation arithmetic in float32")  # fmt: skip
     for name, model in graphs.items():

@@ -43,6 +43,11 @@ class Backend(ABC):
     def precision(self) -> str:
         """'fp32', 'fp16-mixed', ... as recorded in the artifact."""
 
+    @property
+    def limits(self) -> dict[str, tuple[int, int]] | None:
+        """Smallest and largest batch B and hypotheses S one call accepts (None: any)."""
+        return None
+
     @abstractmethod
     def run(self, feed: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """Run once on ``feed``; returns the requested (default: all) outputs by name."""

@@ -14,15 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from posedeploy.artifacts import read_manifest
-from posedeploy.contract import INPUTS, OUTPUTS, VIEWS, check_hypotheses, check_keypoints, check_noise, draw_noise
+from posedeploy.artifacts import GRAPHS, pipeline_graph, plan_filename, read_manifest
+from posedeploy.contract import INPUTS, OUTPUTS, RNG_INPUTS, VIEWS, check_hypotheses, check_keypoints, check_noise, draw_noise
 from posedeploy.data.camera import normalize_screen_coordinates
 from posedeploy.errors import ArtifactError, InputError
 from posedeploy.runtime.backend import Backend
 
 DEFAULT_HYPOTHESES = 200
 DEFAULT_MAX_POSES = 16384  # lifted poses per backend call
-PRECISIONS = {"fp32": "pipeline", "fp16": "pipeline.fp16"}
 UNITS = {"m": 1.0, "mm": 1000.0}
 # Normalised coordinates lie within a few units of 0; values this large are pixels.
 PIXEL_HINT = 8.0
@@ -46,15 +45,41 @@ class LiftResult:
         return out
 
 
+BACKENDS = ("onnxruntime", "tensorrt")
+
+
+def find_plan(artifacts, graph: str) -> Path:
+    """The engine of ``graph`` in the artifact directory: built by posedeploy build from the
+    current export (a plan from an older export is refused, not silently used)."""
+    from posedeploy.engines.manifest import read_engine_manifest
+
+    candidates = [artifacts.root / plan_filename(graph, rtx) for rtx in (False, True)]
+    plans = [p for p in candidates if p.is_file()]
+    if not plans:
+        raise ArtifactError(
+            f"{artifacts.root} has no engine for {GRAPHS[graph]}; build one here with posedeploy build "
+            f"--artifacts {artifacts.root}" + (" --precision fp32" if not graph.endswith("fp16") else "")
+            + (" --in-graph-noise" if ".rng" in graph else "")
+        )
+    plan = plans[0]
+    manifest = read_engine_manifest(plan)
+    graph = artifacts.manifest["files"].get(manifest["onnx"]["file"], {})
+    if graph.get("sha256") != manifest["onnx"]["sha256"]:
+        raise ArtifactError(f"{plan.name} was built from an earlier export of {manifest['onnx']['file']}; rebuild it")
+    return plan
+
+
 def open_backend(artifacts, precision: str = "fp32", backend: str = "onnxruntime", provider: str = "auto",
-                 threads: int | None = None) -> Backend:  # fmt: skip
-    """The verified pipeline graph of an artifact directory, loaded on ``backend``."""
-    if precision not in PRECISIONS:
-        raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
-    graph = PRECISIONS[precision]
+                 threads: int | None = None, cuda: str = "auto", noise: str = "host") -> Backend:  # fmt: skip
+    """The verified pipeline of an artifact directory, loaded on ``backend``."""
+    graph = pipeline_graph(precision, noise)
+    if backend not in BACKENDS:
+        raise InputError(f"unknown backend '{backend}'; expected one of {', '.join(BACKENDS)}")
+    if backend == "tensorrt":
+        from posedeploy.runtime.tensorrt_backend import TensorRTBackend
+
+        return TensorRTBackend(find_plan(artifacts, graph), cuda=cuda)
     path = artifacts.path(graph)
-    if backend != "onnxruntime":
-        raise InputError(f"unknown backend '{backend}'; expected onnxruntime")
     from posedeploy.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
     loaded = OnnxRuntimeBackend(path, provider=provider, threads=threads)
@@ -62,9 +87,10 @@ def open_backend(artifacts, precision: str = "fp32", backend: str = "onnxruntime
     if meta.get("graph") != graph or meta.get("checkpoint_sha256") != artifacts.manifest["checkpoint"]["sha256"]:
         loaded.close()
         raise ArtifactError(f"{path} was not exported with this manifest (graph or checkpoint differs); re-export")
-    if [s.name for s in loaded.inputs] != list(INPUTS) or [s.name for s in loaded.outputs] != list(OUTPUTS):
+    inputs = RNG_INPUTS if noise == "device" else INPUTS
+    if [s.name for s in loaded.inputs] != list(inputs) or [s.name for s in loaded.outputs] != list(OUTPUTS):
         loaded.close()
-        raise ArtifactError(f"{path} does not have the pipeline contract's inputs {INPUTS} and outputs {OUTPUTS}")
+        raise ArtifactError(f"{path} does not have the pipeline contract's inputs {inputs} and outputs {OUTPUTS}")
     return loaded
 
 
@@ -79,14 +105,15 @@ class MultiHypothesisLifter:
 
     def __init__(self, artifacts: str | Path, precision: str = "fp32", backend: str = "onnxruntime",
                  provider: str = "auto", hypotheses: int = DEFAULT_HYPOTHESES, seed: int | None = None,
-                 max_poses: int = DEFAULT_MAX_POSES, threads: int | None = None):  # fmt: skip
+                 max_poses: int = DEFAULT_MAX_POSES, threads: int | None = None, cuda: str = "auto",
+                 noise: str = "host"):  # fmt: skip
         self.artifacts = read_manifest(artifacts)
         self.hypotheses = check_hypotheses(hypotheses)
         if isinstance(max_poses, bool) or not isinstance(max_poses, (int, np.integer)) or max_poses < VIEWS:
             raise InputError(f"max_poses must be a whole number >= {VIEWS}, got {max_poses!r}")
         self.max_poses = int(max_poses)
-        self.backend = open_backend(self.artifacts, precision, backend, provider, threads)
-        self.precision = precision
+        self.backend = open_backend(self.artifacts, precision, backend, provider, threads, cuda, noise)
+        self.precision, self.noise_source = precision, noise
         self._rng = np.random.default_rng(seed)
 
     @property
@@ -120,19 +147,22 @@ class MultiHypothesisLifter:
                  noise: np.ndarray | None = None, hypotheses: int | None = None, seed: int | None = None,
                  units: str = "mm", keep_hypotheses: bool = True) -> LiftResult:  # fmt: skip
         """Lift B poses. Noise: given (B, S, 2, 17, 2), else drawn — from ``seed`` when given,
-        otherwise continuing this lifter's own generator."""
+        otherwise continuing this lifter's own generator; with ``noise='device'`` at construction,
+        drawn inside the graph (not seedable)."""
         if units not in UNITS:
             raise InputError(f"units must be one of {', '.join(UNITS)}, got '{units}'")
         kp = self.normalise(keypoints, image_size)
         b = len(kp)
+        device_noise = self.noise_source == "device"
+        if noise is not None and device_noise:
+            raise InputError("this lifter draws its noise on the device; load it with noise='host' to give noise")
         if noise is not None:
             noise = check_noise(noise, b)
             s = noise.shape[1]
         else:
             s = check_hypotheses(self.hypotheses if hypotheses is None else hypotheses)
         rng = np.random.default_rng(seed) if seed is not None else self._rng
-        rows_per_call = max(1, self.max_poses // (VIEWS * s))
-        s_per_call = min(s, max(1, self.max_poses // VIEWS))
+        rows_per_call, s_per_call = self._chunks(s)
 
         sigma = np.empty((b, VIEWS, 17), np.float32)
         pose = np.empty((b, 17, 3), np.float32)
@@ -140,11 +170,17 @@ class MultiHypothesisLifter:
         hyps_out = np.empty((b, s, 17, 3), np.float32) if keep_hypotheses else None
         for start in range(0, b, rows_per_call):
             rows = slice(start, min(b, start + rows_per_call))
-            chunk = noise[rows] if noise is not None else draw_noise(rng, rows.stop - rows.start, s)
-            parts = [
-                self.backend.run({"keypoints": kp[rows], "noise": chunk[:, i : i + s_per_call]})
-                for i in range(0, s, s_per_call)
-            ]
+            if device_noise:
+                parts = [
+                    self.backend.run({"keypoints": kp[rows], "slots": np.zeros(min(s_per_call, s - i), np.float32)})
+                    for i in range(0, s, s_per_call)
+                ]
+            else:
+                chunk = noise[rows] if noise is not None else draw_noise(rng, rows.stop - rows.start, s)
+                parts = [
+                    self.backend.run({"keypoints": kp[rows], "noise": chunk[:, i : i + s_per_call]})
+                    for i in range(0, s, s_per_call)
+                ]
             sigma[rows] = parts[0]["sigma"]
             if len(parts) == 1:
                 hyps, pose[rows], spread[rows] = parts[0]["hypotheses"], parts[0]["pose"], parts[0]["spread"]
@@ -159,6 +195,22 @@ class MultiHypothesisLifter:
             pose=pose * scale, spread=spread * scale,
             hypotheses=None if hyps_out is None else hyps_out * scale, sigma=sigma, units=units,
         )  # fmt: skip
+
+    def _chunks(self, s: int) -> tuple[int, int]:
+        """Poses per call and hypotheses per call: within max_poses and the backend's limits."""
+        limits = self.backend.limits or {"batch": (1, 1 << 62), "hypotheses": (1, 1 << 62)}
+        (b_lo, b_hi), (s_lo, s_hi) = limits["batch"], limits["hypotheses"]
+        s_per_call = min(s, max(1, self.max_poses // VIEWS), s_hi)
+        last = s % s_per_call or s_per_call
+        if s_per_call < s_lo or last < s_lo:
+            raise InputError(
+                f"S={s} cannot be split into calls of {s_lo}..{s_hi} hypotheses that this {self.backend.name} "
+                f"engine accepts; ask for another S or rebuild with --hypotheses 1:{s}:{max(s, s_hi)}"
+            )
+        rows = min(b_hi, max(1, self.max_poses // (VIEWS * s_per_call)))
+        if rows < b_lo:
+            raise InputError(f"this engine needs batches of at least {b_lo} poses; rebuild with --batch 1:...")
+        return rows, s_per_call
 
     def close(self) -> None:
         self.backend.close()

@@ -101,6 +101,21 @@ class PipelineModule(nn.Module):
         return self.merge_views(lifted)
 
 
+class InGraphNoisePipeline(nn.Module):
+    """The pipeline drawing its own standard normal noise: keypoints (B, 17, 2), slots (S,) -> the
+    contract outputs. Exports as ConstantOfShape + RandomNormalLike, which ONNX Runtime and
+    TensorRT evaluate on the device; their draws are not seedable, so it is judged by distribution."""
+
+    def __init__(self, pipeline: PipelineModule):
+        super().__init__()
+        self.pipeline = pipeline
+
+    def forward(self, keypoints: torch.Tensor, slots: torch.Tensor):
+        noise = torch.randn(keypoints.shape[0], slots.shape[0], 2, NUM_JOINTS, 2, dtype=keypoints.dtype,
+                            device=keypoints.device)  # fmt: skip
+        return self.pipeline(keypoints, noise)
+
+
 @dataclass
 class SamplerResult:
     """The contract outputs as float32 numpy arrays (metres)."""

@@ -1,0 +1,87 @@
+"""The manifest written next to every engine plan, and the check that a plan fits this machine.
+
+TensorRT engines are specific to a GPU architecture and a TensorRT version (unless built
+version- or hardware-compatible). Loading one built elsewhere fails deep inside TensorRT; here it
+fails first, saying what differs and how to rebuild.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from posedeploy.engines.machine import MachineInfo
+from posedeploy.errors import ArtifactError
+from posedeploy.files import sha256_file
+
+FORMAT = "posedeploy.engine"
+FORMAT_VERSION = 1
+
+
+def manifest_path(plan: str | Path) -> Path:
+    plan = Path(plan)
+    return plan.with_name(plan.name + ".json")
+
+
+def read_engine_manifest(plan: str | Path) -> dict:
+    plan = Path(plan)
+    if not plan.is_file():
+        raise ArtifactError(f"engine not found: {plan}")
+    path = manifest_path(plan)
+    if not path.is_file():
+        raise ArtifactError(f"{plan} has no manifest ({path.name}): build engines with posedeploy build")
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{path} is not valid JSON ({exc}); rebuild the engine") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ArtifactError(f"{path} is not a posedeploy engine manifest")
+    if not isinstance(manifest.get("format_version"), int) or manifest["format_version"] > FORMAT_VERSION:
+        raise ArtifactError(f"{path} has engine format version {manifest.get('format_version')}; upgrade posedeploy")
+    entry = manifest.get("plan", {})
+    if plan.stat().st_size != entry.get("bytes") or sha256_file(plan) != entry.get("sha256"):
+        raise ArtifactError(f"{plan} does not match its manifest (truncated, replaced or half-written); rebuild it")
+    return manifest
+
+
+def _cc(text: str) -> tuple[int, int]:
+    major, _, minor = text.partition(".")
+    return int(major), int(minor or 0)
+
+
+def mismatches(manifest: dict, machine: MachineInfo, device: int = 0) -> list[str]:
+    """Why an engine built as ``manifest`` describes cannot run here (empty: it can)."""
+    problems = []
+    trt = manifest["tensorrt"]
+    installed = machine.tensorrt.get(trt["flavour"])
+    if installed is None:
+        problems.append(f"it needs {trt['flavour']} {trt['version']}, which is not installed")
+    elif installed != trt["version"]:
+        same_major = installed.split(".")[0] == trt["version"].split(".")[0]
+        newer = tuple(map(int, installed.split(".")[:3])) >= tuple(map(int, trt["version"].split(".")[:3]))
+        if not (manifest["flags"].get("version_compatible") and same_major and newer):
+            problems.append(f"it was built with {trt['flavour']} {trt['version']}, this machine has {installed}")
+    if manifest["platform"]["arch"] != machine.arch:
+        problems.append(f"it was built for {manifest['platform']['arch']}, this machine is {machine.arch}")
+    if not machine.gpus or device >= len(machine.gpus):
+        problems.append("this machine has no CUDA GPU visible" + ("" if not machine.gpus else f" with index {device}"))
+    else:
+        here = machine.gpus[device].compute_capability
+        targets = manifest["target"]["compute_capabilities"]
+        level = manifest["flags"].get("hardware_compatibility")
+        fits = here in targets or (level == "ampere_plus" and _cc(here) >= (8, 0))
+        if not fits:
+            problems.append(
+                f"it was built for compute capability {', '.join(targets)} "
+                f"({manifest['target'].get('gpu') or 'no GPU named'}), this GPU ({machine.gpus[device].name}) is {here}"
+            )
+    return problems
+
+
+def check_fits(plan: str | Path, manifest: dict, machine: MachineInfo, device: int = 0) -> None:
+    problems = mismatches(manifest, machine, device)
+    if problems:
+        raise ArtifactError(
+            f"engine {Path(plan).name} cannot run here: {'; '.join(problems)}. Engines are not portable across GPUs "
+            f"or TensorRT versions: rebuild it on this machine with posedeploy build --artifacts {Path(plan).parent}"
+        )

@@ -1,0 +1,212 @@
+"""A small device-memory layer for the TensorRT backend, on cuda-python or on pycuda.
+
+Both offer the same few operations: device and pinned host buffers, a stream, asynchronous
+copies, and (cuda-python only) CUDA graph capture and replay. pycuda has no stable graph API,
+so with pycuda the backend enqueues every call (the documented fallback).
+"""
+
+from __future__ import annotations
+
+import ctypes
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from posedeploy.errors import DeviceError, InputError, MissingDependencyError
+
+
+class CudaLayer(ABC):
+    name: str
+    supports_graphs: bool = False
+
+    @abstractmethod
+    def malloc(self, nbytes: int) -> int: ...
+
+    @abstractmethod
+    def free(self, ptr: int) -> None: ...
+
+    @abstractmethod
+    def pinned(self, shape: tuple, dtype) -> np.ndarray:
+        """A page-locked host array (fast, asynchronous copies)."""
+
+    @abstractmethod
+    def stream(self) -> int:
+        """A new stream; returns its handle as an integer."""
+
+    @abstractmethod
+    def htod(self, ptr: int, host: np.ndarray, stream: int) -> None: ...
+
+    @abstractmethod
+    def dtoh(self, host: np.ndarray, ptr: int, stream: int) -> None: ...
+
+    @abstractmethod
+    def synchronize(self, stream: int) -> None: ...
+
+    @abstractmethod
+    def memory_info(self) -> tuple[int, int]:
+        """(free, total) device bytes."""
+
+    def capture(self, stream: int, enqueue) -> object:
+        """Record what ``enqueue()`` puts on ``stream`` into an executable graph."""
+        raise DeviceError(f"{self.name} cannot capture CUDA graphs")
+
+    def launch(self, graph: object, stream: int) -> None:
+        raise DeviceError(f"{self.name} cannot launch CUDA graphs")
+
+    def destroy_graph(self, graph: object) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class CudaPython(CudaLayer):
+    """NVIDIA's cuda-python bindings (``cuda.bindings.runtime``, or ``cuda.cudart`` before 12.6)."""
+
+    name = "cuda-python"
+    supports_graphs = True
+
+    def __init__(self, device: int = 0):
+        try:
+            from cuda.bindings import runtime as cudart
+        except ImportError:
+            from cuda import cudart  # raises ImportError if cuda-python is absent
+        self.rt = cudart
+        self._call("cudaSetDevice", device)
+        self._pinned: list[int] = []
+        self._streams: list = []
+
+    def _call(self, name: str, *args):
+        result = getattr(self.rt, name)(*args)
+        err, rest = (result[0], result[1:]) if isinstance(result, tuple) else (result, ())
+        if int(err) != 0:
+            _, text = self.rt.cudaGetErrorString(err)
+            raise DeviceError(f"{name} failed: {text.decode() if isinstance(text, bytes) else text}")
+        return rest[0] if len(rest) == 1 else rest
+
+    def malloc(self, nbytes: int) -> int:
+        return int(self._call("cudaMalloc", max(1, nbytes)))
+
+    def free(self, ptr: int) -> None:
+        self._call("cudaFree", ptr)
+
+    def pinned(self, shape: tuple, dtype) -> np.ndarray:
+        dtype = np.dtype(dtype)
+        nbytes = max(1, int(np.prod(shape)) * dtype.itemsize)
+        ptr = int(self._call("cudaMallocHost", nbytes))
+        self._pinned.append(ptr)
+        raw = (ctypes.c_byte * nbytes).from_address(ptr)
+        return np.frombuffer(raw, dtype=dtype, count=int(np.prod(shape))).reshape(shape)
+
+    def stream(self) -> int:
+        handle = self._call("cudaStreamCreate")
+        self._streams.append(handle)
+        return int(handle)
+
+    def htod(self, ptr: int, host: np.ndarray, stream: int) -> None:
+        kind = self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice
+        self._call("cudaMemcpyAsync", ptr, host.ctypes.data, host.nbytes, kind, stream)
+
+    def dtoh(self, host: np.ndarray, ptr: int, stream: int) -> None:
+        kind = self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        self._call("cudaMemcpyAsync", host.ctypes.data, ptr, host.nbytes, kind, stream)
+
+    def synchronize(self, stream: int) -> None:
+        self._call("cudaStreamSynchronize", stream)
+
+    def memory_info(self) -> tuple[int, int]:
+        free, total = self._call("cudaMemGetInfo")
+        return int(free), int(total)
+
+    def capture(self, stream: int, enqueue) -> object:
+        mode = self.rt.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
+        self._call("cudaStreamBeginCapture", stream, mode)
+        try:
+            enqueue()
+        finally:
+            graph = self._call("cudaStreamEndCapture", stream)
+        executable = self._call("cudaGraphInstantiate", graph, 0)
+        self._call("cudaGraphDestroy", graph)
+        return executable
+
+    def launch(self, graph: object, stream: int) -> None:
+        self._call("cudaGraphLaunch", graph, stream)
+
+    def destroy_graph(self, graph: object) -> None:
+        self._call("cudaGraphExecDestroy", graph)
+
+    def close(self) -> None:
+        for ptr in self._pinned:
+            self._call("cudaFreeHost", ptr)
+        for handle in self._streams:
+            self._call("cudaStreamDestroy", handle)
+        self._pinned, self._streams = [], []
+
+
+class PyCuda(CudaLayer):
+    """pycuda, with the device's primary context (no CUDA graphs: every call is enqueued)."""
+
+    name = "pycuda"
+
+    def __init__(self, device: int = 0):
+        import pycuda.driver as cuda
+
+        cuda.init()
+        self.cuda = cuda
+        self.context = cuda.Device(device).retain_primary_context()
+        self.context.push()
+        self._allocations: dict[int, object] = {}
+        self._streams: dict[int, object] = {}
+
+    def malloc(self, nbytes: int) -> int:
+        try:
+            allocation = self.cuda.mem_alloc(max(1, nbytes))
+        except self.cuda.MemoryError as exc:
+            raise DeviceError(f"device allocation of {nbytes} bytes failed: {exc}") from None
+        self._allocations[int(allocation)] = allocation
+        return int(allocation)
+
+    def free(self, ptr: int) -> None:
+        self._allocations.pop(ptr).free()
+
+    def pinned(self, shape: tuple, dtype) -> np.ndarray:
+        return self.cuda.pagelocked_empty(shape, dtype)
+
+    def stream(self) -> int:
+        s = self.cuda.Stream()
+        self._streams[int(s.handle)] = s
+        return int(s.handle)
+
+    def htod(self, ptr: int, host: np.ndarray, stream: int) -> None:
+        self.cuda.memcpy_htod_async(ptr, host, self._streams[stream])
+
+    def dtoh(self, host: np.ndarray, ptr: int, stream: int) -> None:
+        self.cuda.memcpy_dtoh_async(host, ptr, self._streams[stream])
+
+    def synchronize(self, stream: int) -> None:
+        self._streams[stream].synchronize()
+
+    def memory_info(self) -> tuple[int, int]:
+        return self.cuda.mem_get_info()
+
+    def close(self) -> None:
+        for allocation in self._allocations.values():
+            allocation.free()
+        self._allocations, self._streams = {}, {}
+        self.context.pop()
+
+
+LAYERS = {"cuda-python": CudaPython, "pycuda": PyCuda}
+
+
+def open_cuda(layer: str = "auto", device: int = 0) -> CudaLayer:
+    """The requested layer, or the first that imports (cuda-python, then pycuda)."""
+    if layer not in ("auto", *LAYERS):
+        raise InputError(f"unknown CUDA layer '{layer}'; expected auto, {', '.join(LAYERS)}")
+    errors = []
+    for name in LAYERS if layer == "auto" else (layer,):
+        try:
+            return LAYERS[name](device)
+        except ImportError as exc:
+            errors.append(f"{name}: {exc}")
+    raise MissingDependencyError("cuda-python or pycuda", "trt", f"The TensorRT backend ({'; '.join(errors)})")
