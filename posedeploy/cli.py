@@ -53,6 +53,7 @@ def train_lifter(
     stride: int = typer.Option(1, help="Use every STRIDE-th training frame."),
     val_stride: int = typer.Option(1, help="Validate on every VAL_STRIDE-th test frame."),
     augment: bool = typer.Option(True, help="Mirror a random half of every batch."),
+    patience: Optional[int] = typer.Option(None, help="Stop after this many epochs without a better validation MPJPE."),
     seed: int = typer.Option(0, help="Seed of shuffling, augmentation and initialisation."),
     resume: bool = typer.Option(False, help="Continue the run in OUT from its last.pt."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda if available)."),
@@ -71,7 +72,8 @@ def train_lifter(
         val = load_dataset(data, "test", keypoints, stride=val_stride)
         torch.manual_seed(seed)
         task = LifterTask(lifter, train, val, augment=augment)
-        settings = TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr or DEFAULT_LR.get(lifter, 1e-3), seed=seed)
+        settings = TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr or DEFAULT_LR.get(lifter, 1e-3), seed=seed,
+                                 patience=patience)  # fmt: skip
         if ctx.is_main:
             typer.echo(f"training {lifter} on {len(train):,} samples ({train.source}), validating on {len(val):,}", err=True)
         summary = fit(task, settings, out, ctx, resume=resume)
@@ -95,6 +97,7 @@ def train_avg(
     stride: int = typer.Option(1, help="Use every STRIDE-th training frame."),
     val_stride: int = typer.Option(1, help="Validate on every VAL_STRIDE-th test frame."),
     cache_dir: Optional[Path] = typer.Option(None, help="Pseudo-label cache (default: ~/.cache/posedeploy)."),
+    patience: Optional[int] = typer.Option(None, help="Stop after this many epochs without a better validation MSE."),
     seed: int = typer.Option(0, help="Seed of shuffling and initialisation."),
     resume: bool = typer.Option(False, help="Continue the run in OUT from its last.pt."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda if available)."),
@@ -118,7 +121,7 @@ def train_avg(
         torch.manual_seed(seed)
         task = AVGTask(lifter_ckpt, train, val, avg=avg, alpha=alpha, cache_dir=cache_dir or default_cache_dir(),
                        device=ctx.device)  # fmt: skip
-        settings = TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+        settings = TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, patience=patience)
         if ctx.is_main:
             typer.echo(f"training AVG '{task.config.avg}' on {len(task.inputs):,} pseudo-labels ({train.source})", err=True)
         summary = fit(task, settings, out, ctx, resume=resume)
@@ -314,6 +317,52 @@ def parity_command(
         write_json(json_out, report.as_dict())
     if not report.passed:
         raise typer.Exit(1)
+
+
+def _int_list(text: str, name: str) -> list[int]:
+    from posedeploy.errors import InputError
+
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise InputError(f"{name} must be comma-separated whole numbers, got '{text}'") from None
+
+
+@app.command("bench")
+def bench_command(
+    artifacts: Optional[Path] = typer.Option(None, help="Artifact directory (default: ./artifacts, else the shipped model)."),
+    backend: str = typer.Option("torch,onnxruntime,tensorrt", help="Comma-separated: torch, onnxruntime, tensorrt."),
+    precision: str = typer.Option("fp32", help="Comma-separated precisions of the deployed backends: fp32, fp16."),
+    hypotheses: str = typer.Option("1,50,200", help="Comma-separated S values."),
+    batch: str = typer.Option("1,16,64", help="Comma-separated B values."),
+    checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint of the PyTorch baseline (default: the artifacts')."),
+    min_seconds: float = typer.Option(2.0, help="Time each cell at least this long."),
+    min_repeats: int = typer.Option(10, help="Time each cell at least this many calls per backend."),
+    warmup: int = typer.Option(3, help="Untimed calls per backend and cell."),
+    threads: Optional[int] = typer.Option(None, help="ONNX Runtime intra-op threads (default: all cores)."),
+    device: str = typer.Option("cpu", help="Device of the PyTorch baseline: cpu or cuda."),
+    stream_fps: Optional[float] = typer.Option(None, help="Also stream single frames at this camera rate."),
+    stream_frames: int = typer.Option(100, help="Frames of the streaming run."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON."),
+    plot: Optional[Path] = typer.Option(None, help="Write latency/throughput plots as PNG."),
+) -> None:
+    """Latency, throughput and FLOP rate of each backend vs the PyTorch baseline and the measured peak."""
+    from posedeploy.bench.command import bench, format_report
+    from posedeploy.bench.harness import BenchSettings
+    from posedeploy.files import write_json
+
+    settings = BenchSettings(batches=_int_list(batch, "batch"), hypotheses=_int_list(hypotheses, "hypotheses"),
+                             warmup=warmup, min_repeats=min_repeats, min_seconds=min_seconds)  # fmt: skip
+    report = bench(artifacts, [b.strip() for b in backend.split(",") if b.strip()],
+                   [p.strip() for p in precision.split(",") if p.strip()], settings, checkpoint, threads, device,
+                   stream_fps, stream_frames)  # fmt: skip
+    typer.echo(format_report(report))
+    if json_out is not None:
+        write_json(json_out, report)
+    if plot is not None:
+        from posedeploy.bench.plot import plot_report
+
+        plot_report(report, plot)
 
 
 def main() -> None:

@@ -99,3 +99,11 @@ def test_avg_training_produces_a_sampling_checkpoint(tiny, tmp_path):
     assert ckpt.lifter_fingerprint() == lifter.lifter_fingerprint()  # the lifter is frozen
     assert summary["best"] < 10
     ckpt.build_avg()
+
+
+def test_patience_stops_when_validation_stops_improving(tiny, tmp_path, monkeypatch):
+    metrics = iter([5.0, 4.0, 4.5, 4.2, 4.1, 3.0])
+    monkeypatch.setattr(LifterTask, "validate", lambda self, model: next(metrics))
+    torch.manual_seed(0)
+    summary = fit(LifterTask("mgcn_lw", *tiny), TrainSettings(epochs=6, batch_size=256, patience=3), tmp_path, CPU)
+    assert summary["epochs"] == 5 and summary["best_epoch"] == 2  # epochs 3, 4, 5 did not beat epoch 2

@@ -111,6 +111,15 @@ def _self_check(ckpt: Checkpoint, model: onnx.ModelProto, tolerance: float) -> f
     return worst
 
 
+def _flops_per_pose(model: nn.Module) -> int:
+    """Multiply-add FLOPs of one pose (matrix products and convolutions, as PyTorch counts them)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(8, 17, 2))
+    return counter.get_total_flops() // 8
+
+
 def _metadata(ckpt: Checkpoint, checkpoint_hash: str, graph: str, precision: str) -> dict[str, str]:
     c = ckpt.config
     return {
@@ -186,6 +195,8 @@ def export_artifacts(checkpoint: str | Path, out_dir: str | Path, fp16: bool = F
             "units": c.units, "trained_on": c.keypoints,
         },
         "contract": {"inputs": list(INPUTS), "outputs": list(OUTPUTS)},
+        # A (B, S) call costs B * (2 * avg + 2 * S * lifter): every pose and its mirror image.
+        "flops": {"lifter_per_pose": _flops_per_pose(ckpt.build_lifter()), "avg_per_pose": _flops_per_pose(ckpt.build_avg())},
         "files": {},
     }  # fmt: skip
     with contextlib.ExitStack() as stack:

@@ -40,10 +40,13 @@ class TrainSettings:
     lr_decay_large: float = 0.5
     large_decay_every: int = 5
     seed: int = 0
+    patience: int | None = None  # stop after this many epochs without a better validation metric
 
     def validate(self) -> None:
         if self.epochs < 1:
             raise InputError(f"epochs must be >= 1, got {self.epochs}")
+        if self.patience is not None and self.patience < 1:
+            raise InputError(f"patience must be >= 1 epoch, got {self.patience}")
         if self.batch_size < 1:
             raise InputError(f"batch size must be >= 1, got {self.batch_size}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
@@ -125,11 +128,12 @@ def _read_state(path: Path, task: TrainTask, settings: TrainSettings) -> dict:
         raise CheckpointError(
             f"cannot resume from {path}: it trains {state['identity']}, this run trains {task.identity()}"
         )
-    saved = {k: v for k, v in state["settings"].items() if k != "epochs"}
-    wanted = {k: v for k, v in asdict(settings).items() if k != "epochs"}
+    free = ("epochs", "patience")  # how long to train may change on resume, not how
+    saved = {k: v for k, v in state["settings"].items() if k not in free}
+    wanted = {k: v for k, v in asdict(settings).items() if k not in free}
     if saved != wanted:
         diff = ", ".join(f"{k} {saved[k]} -> {wanted[k]}" for k in wanted if saved.get(k) != wanted[k])
-        raise CheckpointError(f"cannot resume from {path}: settings differ ({diff}); only --epochs may change")
+        raise CheckpointError(f"cannot resume from {path}: settings differ ({diff}); only --epochs and --patience may change")
     return state
 
 
@@ -210,4 +214,8 @@ def fit(task: TrainTask, settings: TrainSettings, out_dir: str | Path, ctx: Cont
                 f"(best {best:.2f} @ {best_epoch})  {record['seconds']:.0f} s"
             )
         ctx.barrier()
+        if settings.patience is not None and epoch - best_epoch >= settings.patience:
+            if ctx.is_main:
+                log(f"{task.name}: no better {task.metric} for {settings.patience} epochs; stopping at epoch {epoch}")
+            break
     return {"best": best, "best_epoch": best_epoch, "metric": task.metric, "epochs": len(history), "history": history}

@@ -1,0 +1,123 @@
+"""The glue of ``posedeploy bench``: choose targets, run the sweep and the stream, report."""
+
+from __future__ import annotations
+
+import importlib.util
+import tempfile
+from pathlib import Path
+
+from posedeploy.artifacts import read_manifest
+from posedeploy.bench.harness import BenchSettings, machine_summary, measure_peak_gflops, run_sweep
+from posedeploy.bench.streaming import run_stream
+from posedeploy.bench.targets import BackendTarget, Target, TorchTarget
+from posedeploy.errors import InputError, PoseDeployError
+from posedeploy.files import sha256_file
+from posedeploy.progress import log
+
+BACKENDS = ("torch", "onnxruntime", "tensorrt")
+
+
+def default_artifacts(artifacts: Path | None) -> Path:
+    """The given directory; else ./artifacts if it exists; else the shipped model exported to a temp dir."""
+    if artifacts is not None:
+        return artifacts
+    if (Path("artifacts") / "manifest.json").is_file():
+        return Path("artifacts")
+    from posedeploy.assets import default_checkpoint
+    from posedeploy.export.onnx_export import export_artifacts
+
+    out = Path(tempfile.mkdtemp(prefix="posedeploy-bench-")) / "artifacts"
+    log(f"bench: exporting the shipped model to {out}")
+    export_artifacts(default_checkpoint(), out, fp16=True)
+    return out
+
+
+def _checkpoint_for(artifacts, checkpoint: Path | None) -> Path | None:
+    """The checkpoint of the torch baseline: given, or the one the artifacts were exported from."""
+    candidates = [checkpoint] if checkpoint else [Path(artifacts.manifest["checkpoint"]["path"])]
+    if checkpoint is None:
+        from posedeploy.assets import DEFAULT_CHECKPOINT
+
+        candidates.append(DEFAULT_CHECKPOINT)
+    for path in candidates:
+        if path and path.is_file() and sha256_file(path) == artifacts.manifest["checkpoint"]["sha256"]:
+            return path
+    if checkpoint:
+        raise InputError(f"{checkpoint} is not the checkpoint {artifacts.root} was exported from")
+    return None
+
+
+def make_targets(artifacts_dir: Path, backends: list[str], precisions: list[str], checkpoint: Path | None,
+                 threads: int | None, torch_device: str) -> list[Target]:  # fmt: skip
+    unknown = [b for b in backends if b not in BACKENDS]
+    if unknown:
+        raise InputError(f"unknown backend(s) {', '.join(unknown)}; expected some of {', '.join(BACKENDS)}")
+    artifacts = read_manifest(artifacts_dir)
+    targets: list[Target] = []
+    if "torch" in backends:
+        if importlib.util.find_spec("torch") is None:
+            log("bench: torch is not installed; no PyTorch baseline")
+        else:
+            ckpt = _checkpoint_for(artifacts, checkpoint)
+            if ckpt is None:
+                log("bench: the checkpoint of these artifacts was not found (pass --checkpoint); no PyTorch baseline")
+            else:
+                targets.append(TorchTarget(ckpt, torch_device))
+    for backend in (b for b in backends if b != "torch"):
+        for precision in precisions:
+            try:
+                targets.append(BackendTarget(artifacts_dir, backend, precision, threads=threads))
+            except PoseDeployError as exc:
+                log(f"bench: skipping {backend} {precision}: {exc}")
+    return targets
+
+
+def format_report(report: dict) -> str:
+    lines = [f"{'backend':<24}{'B':>4}{'S':>5}{'p50 ms':>10}{'p99 ms':>10}{'frames/s':>10}{'hyp/s':>11}"
+             f"{'GFLOP/s':>9}{'of peak':>8}{'x torch':>8}"]  # fmt: skip
+    for c in report["results"]:
+        peak = f"{c['fraction_of_peak']:.0%}" if c.get("fraction_of_peak") is not None else "-"
+        speed = f"{c['speedup_vs_torch']:.2f}" if c.get("speedup_vs_torch") else "-"
+        gflops = f"{c['gflops']:.1f}" if c.get("gflops") is not None else "-"
+        lines.append(
+            f"{c['label']:<24}{c['batch']:>4}{c['hypotheses']:>5}{c['latency_ms']['p50']:>10.2f}"
+            f"{c['latency_ms']['p99']:>10.2f}{c['frames_per_s']:>10.1f}{c['hypotheses_per_s']:>11.0f}"
+            f"{gflops:>9}{peak:>8}{speed:>8}"
+        )
+    for device, peak in report["peaks"].items():
+        lines.append(f"peak {device}: {peak['gflops']:.1f} GFLOP/s ({peak['method']})")
+    for label, fit in report["fits"].items():
+        if fit["slope_us_per_hypothesis"] is not None:
+            cliffs = ", ".join(f"B={c['batch']} S={c['hypotheses']} +{c['excess']:.0%}" for c in fit["cliffs"]) or "none"
+            lines.append(f"{label}: {fit['intercept_ms']:.2f} ms + {fit['slope_us_per_hypothesis']:.2f} us x B*S "
+                         f"(R^2 {fit['r2']:.3f}); cliffs: {cliffs}")  # fmt: skip
+    for s in report.get("streaming", []):
+        lines.append(
+            f"stream {s['backend']} at {s['fps']:g} fps, S={s['hypotheses']}: latency p50 {s['latency_ms']['p50']:.1f} ms, "
+            f"p99 {s['latency_ms']['p99']:.1f} ms, jitter {s['jitter_ms']:.1f} ms, dropped {s['dropped']}/{s['frames']}"
+        )
+    return "\n".join(lines)
+
+
+def bench(artifacts: Path | None, backends: list[str], precisions: list[str], settings: BenchSettings,
+          checkpoint: Path | None = None, threads: int | None = None, torch_device: str = "cpu",
+          stream_fps: float | None = None, stream_frames: int = 100) -> dict:  # fmt: skip
+    artifacts_dir = default_artifacts(artifacts)
+    manifest = read_manifest(artifacts_dir).manifest
+    targets = make_targets(artifacts_dir, backends, precisions, checkpoint, threads, torch_device)
+    try:
+        log(f"bench: {', '.join(t.label for t in targets)}; B {settings.batches}, S {settings.hypotheses}")
+        peaks = {"cpu": measure_peak_gflops("cpu")}
+        if any(t.device.startswith("cuda") for t in targets) and importlib.util.find_spec("torch"):
+            peaks["cuda"] = measure_peak_gflops("cuda")
+        report = run_sweep(targets, settings, manifest.get("flops"), peaks)
+        if stream_fps:
+            report["streaming"] = [run_stream(t, stream_fps, stream_frames, max(settings.hypotheses)) for t in targets]
+    finally:
+        for t in targets:
+            t.close()
+    c = manifest["config"]
+    report["model"] = f"{c['lifter']} + AVG {c['avg']}"
+    report["machine"] = machine_summary()
+    report["artifacts"] = {"path": str(artifacts_dir), "checkpoint_sha256": manifest["checkpoint"]["sha256"]}
+    return report

@@ -1,0 +1,117 @@
+"""What a benchmark times: one call of the pipeline on prepared inputs, per backend.
+
+Every target gets the same keypoints and the same pre-drawn noise, so what is timed is the
+pipeline itself (sigma, S noisy copies and their mirrors, the lifter, merge, aggregate), not the
+random number generator.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from posedeploy.contract import draw_noise
+
+
+class Target(ABC):
+    name: str
+    precision: str
+    device: str
+
+    @abstractmethod
+    def prepare(self, batch: int, hypotheses: int) -> None:
+        """Make the inputs of a (B, S) call."""
+
+    @abstractmethod
+    def call(self) -> float:
+        """Run one call on the prepared inputs; returns its wall time in seconds (device-synchronised)."""
+
+    def device_times(self) -> dict[str, float] | None:
+        """Device-side split of the last call (compute, transfers), where the target measures one."""
+        return None
+
+    def close(self) -> None:
+        pass
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}-{self.precision}"
+
+
+def inputs(batch: int, hypotheses: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.normal(scale=0.3, size=(batch, 17, 2)).astype(np.float32), draw_noise(rng, batch, hypotheses)
+
+
+class TorchTarget(Target):
+    """The PyTorch eager reference sampler: the baseline, the computation the official code runs."""
+
+    name = "torch"
+    precision = "fp32"
+
+    def __init__(self, checkpoint, device: str = "cpu"):
+        import torch
+
+        from posedeploy.training.checkpoint import load_checkpoint
+        from posedeploy.training.sampler import PipelineModule
+
+        self.torch = torch
+        ckpt = load_checkpoint(checkpoint)
+        self.device = device
+        self.pipeline = PipelineModule(ckpt.build_lifter(device), ckpt.build_avg(device), ckpt.config.alpha).eval()
+        self.events = None
+
+    def prepare(self, batch: int, hypotheses: int) -> None:
+        kp, noise = inputs(batch, hypotheses)
+        self.kp = self.torch.from_numpy(kp).to(self.device)
+        self.noise = self.torch.from_numpy(noise).to(self.device)
+
+    def call(self) -> float:
+        torch = self.torch
+        cuda = self.device.startswith("cuda")
+        if cuda:
+            start_event, end_event = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start_event.record()
+        start = time.perf_counter()
+        with torch.no_grad():
+            self.pipeline(self.kp, self.noise)
+        if cuda:
+            end_event.record()
+            torch.cuda.synchronize()
+            self.events = {"compute_ms": start_event.elapsed_time(end_event)}
+        return time.perf_counter() - start
+
+    def device_times(self) -> dict[str, float] | None:
+        return self.events
+
+
+class BackendTarget(Target):
+    """A deployed pipeline on a posedeploy runtime backend (ONNX Runtime, TensorRT)."""
+
+    def __init__(self, artifacts, backend: str, precision: str = "fp32", provider: str = "auto",
+                 threads: int | None = None):  # fmt: skip
+        from posedeploy.artifacts import read_manifest
+        from posedeploy.runtime.lifter import open_backend
+
+        self.backend = open_backend(read_manifest(artifacts), precision, backend, provider, threads)
+        self.name = backend if backend != "onnxruntime" else f"onnxruntime-{getattr(self.backend, 'provider', 'cpu')}"
+        self.precision = precision
+        self.device = self.backend.device
+
+    def prepare(self, batch: int, hypotheses: int) -> None:
+        kp, noise = inputs(batch, hypotheses)
+        self.feed = {"keypoints": kp, "noise": noise}
+
+    def call(self) -> float:
+        start = time.perf_counter()
+        self.backend.run(self.feed)
+        return time.perf_counter() - start
+
+    def device_times(self) -> dict[str, float] | None:
+        times = getattr(self.backend, "timings", None)
+        return {k: v for k, v in times.items() if k.endswith("_ms")} if times else None
+
+    def close(self) -> None:
+        self.backend.close()

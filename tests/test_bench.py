@@ -1,0 +1,98 @@
+"""The benchmark harness on tiny sizes: sane numbers, the JSON schema, the plot. No timing is asserted."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from helpers import random_checkpoint
+
+from posedeploy.bench.command import bench
+from posedeploy.bench.harness import SCHEMA, BenchSettings, fit_linear
+from posedeploy.bench.plot import plot_report
+from posedeploy.bench.streaming import run_stream
+from posedeploy.bench.targets import BackendTarget
+from posedeploy.errors import InputError
+from posedeploy.export.onnx_export import export_artifacts
+
+TINY = BenchSettings(batches=[1, 2], hypotheses=[1, 3], warmup=1, min_repeats=2, min_seconds=0.0)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bench")
+    ckpt = random_checkpoint(root / "c.pt")
+    export_artifacts(ckpt, root / "artifacts", fp16=True)
+    return ckpt, root / "artifacts"
+
+
+@pytest.fixture(scope="module")
+def report(exported):
+    ckpt, artifacts = exported
+    return bench(artifacts, ["torch", "onnxruntime"], ["fp32", "fp16"], TINY, checkpoint=ckpt, stream_fps=500,
+                 stream_frames=5)  # fmt: skip
+
+
+def test_report_schema_and_sane_numbers(report):
+    assert report["schema"] == SCHEMA
+    assert {"settings", "flops", "peaks", "results", "fits", "streaming", "machine", "model", "artifacts"} <= set(report)
+    labels = {c["label"] for c in report["results"]}
+    assert labels == {"torch-fp32", "onnxruntime-cpu-fp32", "onnxruntime-cpu-fp16"}
+    assert len(report["results"]) == 3 * 4
+    for c in report["results"]:
+        lat = c["latency_ms"]
+        assert 0 < lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"]
+        assert c["frames_per_s"] == pytest.approx(c["batch"] / (lat["p50"] / 1e3))
+        assert c["hypotheses_per_s"] == pytest.approx(c["frames_per_s"] * c["hypotheses"])
+        assert c["gflops"] > 0 and 0 < c["fraction_of_peak"]
+        assert c["repeats"] >= TINY.min_repeats
+        assert c["speedup_vs_torch"] > 0
+        if c["backend"] == "torch":
+            assert c["speedup_vs_torch"] == 1.0
+        if c["peak_host_mb"] is not None:
+            assert c["peak_host_mb"] > 10
+    assert report["peaks"]["cpu"]["gflops"] > 0
+    assert report["flops"]["lifter_per_pose"] == pytest.approx(5.15e6, rel=0.01)  # MGCN-lw
+    for fit in report["fits"].values():
+        assert set(fit) == {"slope_us_per_hypothesis", "intercept_ms", "r2", "cliffs"}
+    [stream] = [s for s in report["streaming"] if s["backend"] == "onnxruntime-cpu-fp32"]
+    assert stream["processed"] + stream["dropped"] == 5 and stream["latency_ms"]["p50"] > 0
+    json.dumps(report)  # serialisable as is
+
+
+def test_plot_is_written(report, tmp_path):
+    path = plot_report(report, tmp_path / "bench.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+
+
+def test_linear_fit_and_cliffs():
+    cells = [{"batch": b, "hypotheses": s, "latency_ms": {"p50": 2.0 + 0.01 * b * s}} for b in (1, 4, 16) for s in (1, 50, 200)]
+    fit = fit_linear(cells)
+    assert fit["slope_us_per_hypothesis"] == pytest.approx(10.0) and fit["intercept_ms"] == pytest.approx(2.0)
+    assert fit["r2"] == pytest.approx(1.0) and fit["cliffs"] == []
+    cells[-1]["latency_ms"]["p50"] *= 3  # B=16, S=200 three times dearer per hypothesis
+    assert [(c["batch"], c["hypotheses"]) for c in fit_linear(cells)["cliffs"]] == [(16, 200)]
+
+
+def test_bad_settings_and_stream_arguments(exported):
+    with pytest.raises(InputError):
+        BenchSettings(batches=[0]).validate()
+    target = BackendTarget(exported[1], "onnxruntime")
+    with pytest.raises(InputError):
+        run_stream(target, fps=0, frames=3, hypotheses=2)
+    target.close()
+
+
+def test_bench_command(exported, tmp_path):
+    ckpt, artifacts = exported
+    result = subprocess.run(
+        [sys.executable, "-m", "posedeploy.cli", "bench", "--artifacts", str(artifacts), "--checkpoint", str(ckpt),
+         "--backend", "torch,onnxruntime,tensorrt", "--batch", "1", "--hypotheses", "2", "--min-seconds", "0",
+         "--min-repeats", "2", "--json", str(tmp_path / "b.json"), "--plot", str(tmp_path / "b.png")],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "x torch" in result.stdout and "peak cpu" in result.stdout
+    assert "skipping tensorrt" in result.stderr  # no engine here: said, not crashed
+    assert json.loads((tmp_path / "b.json").read_text())["schema"] == SCHEMA
+    assert (tmp_path / "b.png").is_file()
