@@ -365,6 +365,47 @@ def bench_command(
         plot_report(report, plot)
 
 
+@app.command("run")
+def run_command(
+    input: Path = typer.Option(..., help="2D keypoints: .npy (F,17,2|3), VideoPose3D .npz, or COCO/MMPose .json."),
+    out: Path = typer.Option(..., help="Output .npz or .json: pose and spread in mm, camera frame, root-relative."),
+    artifacts: Path = typer.Option(Path("artifacts"), help="Artifact directory written by posedeploy export."),
+    image_size: Optional[tuple[float, float]] = typer.Option(None, help="Image width and height, for pixel input."),
+    camera: Optional[Path] = typer.Option(None, help="Camera JSON (f, c or K; width, height), for --aggregate jpma."),
+    aggregate: str = typer.Option("mean", help="mean, median (joint-wise) or jpma (reprojection; needs --camera)."),
+    hypotheses: int = typer.Option(200, help="S hypotheses per frame."),
+    keep_hypotheses: bool = typer.Option(False, help="Also write all hypotheses (npz output)."),
+    seed: int = typer.Option(0, help="Seed of the noise."),
+    precision: str = typer.Option("fp32", help="fp32 or fp16 graph."),
+    backend: str = typer.Option("onnxruntime", help="onnxruntime or tensorrt."),
+    min_confidence: float = typer.Option(0.3, help="Joints below this confidence count as missing."),
+    max_missing: int = typer.Option(4, help="Skip frames with more missing joints than this (others are interpolated)."),
+    plot: Optional[Path] = typer.Option(None, help="Write a PNG per frame into this folder."),
+    gif: bool = typer.Option(False, "--gif", help="With --plot: also an animated GIF per sequence."),
+    plot_every: int = typer.Option(1, help="With --plot: every N-th frame."),
+) -> None:
+    """Lift a file of 2D keypoints to 3D poses with per-joint uncertainty (and pictures)."""
+    from posedeploy.run import run_file
+
+    results = run_file(artifacts, input, out, image_size, camera, aggregate, keep_hypotheses, hypotheses, seed,
+                       precision, backend, min_confidence, max_missing, plot, gif, plot_every)  # fmt: skip
+    frames = sum(len(r.pose) for r in results)
+    skipped = sum(len(r.skipped) for r in results)
+    typer.echo(f"wrote {out}: {frames} frames in {len(results)} sequence(s)" + (f", {skipped} skipped" if skipped else ""))
+
+
+@app.command("doctor")
+def doctor_command(json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the findings as JSON.")) -> None:
+    """What this machine can run (CPU/GPU, CUDA, TensorRT, ONNX Runtime, PyTorch) and what to install."""
+    from posedeploy.doctor import diagnose, format_diagnosis
+    from posedeploy.files import write_json
+
+    report = diagnose()
+    typer.echo(format_diagnosis(report))
+    if json_out is not None:
+        write_json(json_out, report)
+
+
 def main() -> None:
     try:
         app()

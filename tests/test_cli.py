@@ -100,7 +100,7 @@ def test_eval_prints_a_table_and_writes_json(checkpoints, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "best-of-4" in result.stdout and "mean" in result.stdout
     report = json.loads((tmp_path / "report.json").read_text())
-    assert set(report["means"]) == {"single", "best", "aggregated"}
+    assert set(report["means"]) == {"single", "best", "mean", "median", "jpma"}
     assert report["means"]["best"]["mpjpe"] <= report["means"]["single"]["mpjpe"] + 50
     assert report["settings"]["samples"] == 80 and report["settings"]["hypotheses"] == 4
     lifter_only = run_cli("eval", "--checkpoint", checkpoints / "lifter.pt", "--hypotheses", 0, "--stride", 25)

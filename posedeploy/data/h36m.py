@@ -212,7 +212,7 @@ def load_h36m(
     cameras = load_cameras(root / FILE_CAMERAS)
     detections = load_keypoints_2d(root / KEYPOINT_FILES[keypoints])[0] if keypoints != "gt" else None
 
-    parts: dict[str, list] = {k: [] for k in ("kp", "p3", "act", "sub", "cam", "frame")}
+    parts: dict[str, list] = {k: [] for k in ("kp", "p3", "act", "sub", "cam", "frame", "K", "size")}
     for subject in subjects:
         if subject not in positions:
             raise DataError(f"subject {subject} is missing from {root / FILE_3D}")
@@ -249,6 +249,8 @@ def load_h36m(
                 parts["sub"].append(np.full(n, subject, dtype=object))
                 parts["cam"].append(np.full(n, cam_id, dtype=object))
                 parts["frame"].append(np.arange(n) * stride)
+                parts["K"].append(np.tile([*cam.f, *cam.c], (n, 1)))
+                parts["size"].append(np.tile([cam.width, cam.height], (n, 1)))
     if not parts["kp"]:
         raise DataError(f"no Human3.6M samples for subjects {subjects}, actions {actions or 'all'}, keypoints {keypoints}")
     return PoseSet(
@@ -260,4 +262,6 @@ def load_h36m(
         frames=np.concatenate(parts["frame"]),
         source=f"h36m/{keypoints}",
         meta={"subjects": subjects, "stride": stride, "keypoints": keypoints},
+        intrinsics=np.concatenate(parts["K"]),
+        image_sizes=np.concatenate(parts["size"]).astype(np.float64),
     )

@@ -17,6 +17,8 @@ class PoseSet:
     keypoints: float32 (N, 17, 2), normalised screen coordinates (x/w*2 - [1, h/w]).
     poses_3d:  float32 (N, 17, 3), camera frame, root-relative (root = 0), metres.
     actions / subjects / cameras: (N,) str labels; frames: (N,) int frame index in its sequence.
+    intrinsics: optional float64 (N, 4) fx, fy, cx, cy in pixels; image_sizes: optional (N, 2) w, h
+    (what reprojection-based aggregation needs to go back to pixels).
     """
 
     keypoints: np.ndarray
@@ -27,13 +29,15 @@ class PoseSet:
     frames: np.ndarray
     source: str = "unknown"
     meta: dict = field(default_factory=dict)
+    intrinsics: np.ndarray | None = None
+    image_sizes: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         check_joints(self.keypoints, "keypoints", 2)
         check_joints(self.poses_3d, "poses_3d", 3)
         n = len(self.keypoints)
-        for name in ("poses_3d", "actions", "subjects", "cameras", "frames"):
-            if len(getattr(self, name)) != n:
+        for name in ("poses_3d", "actions", "subjects", "cameras", "frames", "intrinsics", "image_sizes"):
+            if getattr(self, name) is not None and len(getattr(self, name)) != n:
                 raise InputError(f"PoseSet.{name} has {len(getattr(self, name))} rows, expected {n}")
 
     def __len__(self) -> int:
@@ -50,6 +54,8 @@ class PoseSet:
             frames=self.frames[index],
             source=self.source,
             meta=dict(self.meta),
+            intrinsics=None if self.intrinsics is None else self.intrinsics[index],
+            image_sizes=None if self.image_sizes is None else self.image_sizes[index],
         )
 
     def every(self, step: int) -> "PoseSet":
@@ -61,6 +67,13 @@ class PoseSet:
         subset = self.take(np.arange(0, len(self), step))
         subset.meta["stride"] = step * self.meta.get("stride", 1)
         return subset
+
+    def pixels(self) -> np.ndarray:
+        """The 2D keypoints in pixels (needs image_sizes)."""
+        if self.image_sizes is None:
+            raise ValueError("this PoseSet has no image sizes")
+        w, h = self.image_sizes[:, 0, None, None], self.image_sizes[:, 1, None, None]
+        return (self.keypoints + np.concatenate([np.ones_like(w), h / w], axis=-1)) * w / 2
 
     def action_names(self) -> list[str]:
         """The distinct actions, in order of first appearance."""

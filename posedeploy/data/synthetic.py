@@ -211,6 +211,8 @@ def generate(n: int, seed: int = 0, keypoint_noise_px: float = 0.0) -> PoseSet:
         frames=np.arange(n),
         source="synthetic",
         meta={"seed": seed, "keypoint_noise_px": keypoint_noise_px},
+        intrinsics=np.concatenate([focal[:, 0], principal[:, 0]], axis=-1),
+        image_sizes=np.tile(np.array(IMAGE_SIZE, dtype=np.float64), (n, 1)),
     )
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from posedeploy import metrics
+from posedeploy import aggregate, metrics
 from posedeploy.data import PoseSet
 from posedeploy.errors import InputError
 from posedeploy.progress import progress
@@ -24,6 +24,9 @@ from posedeploy.training.sampler import DEFAULT_MAX_POSES, PipelineModule, run_r
 SINGLE = ("mpjpe", "p_mpjpe", "pck", "auc")
 BEST = ("mpjpe", "p_mpjpe", "pck", "auc")
 AGGREGATED = ("mpjpe", "p_mpjpe")
+# One pose from S hypotheses: the mean (the pipeline's own 'pose'), the joint-wise median, and the
+# reprojection-based joint-wise selection (JPMA; needs camera intrinsics).
+AGGREGATORS = ("mean", "median", "jpma")
 
 
 @dataclass
@@ -78,6 +81,11 @@ def evaluate(
     if hypotheses > 0:
         n = len(data)
         best = {k: np.empty(n) for k in BEST}
+        poses = {"median": np.empty_like(target)}
+        can_jpma = data.intrinsics is not None and data.image_sizes is not None
+        if can_jpma:
+            poses["jpma"] = np.empty_like(target)
+            pixels = data.pixels()
 
         def score_chunk(rows: slice, hyps: np.ndarray) -> None:
             t = target[rows]
@@ -85,12 +93,16 @@ def evaluate(
             best["p_mpjpe"][rows] = metrics.best_of_p_mpjpe(hyps, t) * 1000
             best["pck"][rows] = metrics.best_of_pck(hyps, t) * 100
             best["auc"][rows] = metrics.best_of_auc(hyps, t) * 100
+            poses["median"][rows] = aggregate.median(hyps)
+            if can_jpma:
+                poses["jpma"][rows] = aggregate.jpma(hyps, pixels[rows], data.intrinsics[rows])
 
         with progress(n, f"{noise} sampling, S={hypotheses}", enabled=show_progress) as advance:
             result = run_reference(pipeline, data.keypoints, hypotheses=hypotheses, seed=seed, max_poses=max_poses,
                                    keep_hypotheses=False, on_hypotheses=score_chunk, progress=advance)  # fmt: skip
         scores["best"] = best
-        scores["aggregated"] = {k: v for k, v in _score_single(result.pose, target).items() if k in AGGREGATED}
+        for name, pose in (("mean", result.pose), *poses.items()):
+            scores[name] = {k: v for k, v in _score_single(pose, target).items() if k in AGGREGATED}
         joint_error = metrics.joint_errors(result.pose, target)
         extra = {
             "mean_spread_mm": float(result.spread.mean() * 1000),
@@ -127,7 +139,8 @@ def format_report(report: EvalReport) -> str:
     s = report.settings
     groups = [("single", SINGLE, "lifter alone")]
     if "best" in report.means:
-        groups += [("best", BEST, f"best-of-{s['hypotheses']}"), ("aggregated", AGGREGATED, "aggregated (mean)")]
+        groups += [("best", BEST, f"best-of-{s['hypotheses']}")]
+        groups += [(name, AGGREGATED, name if name != "jpma" else "JPMA") for name in AGGREGATORS if name in report.means]
     short = {"mpjpe": "MPJPE", "p_mpjpe": "P-MPJPE", "pck": "PCK", "auc": "AUC"}
     width = {"mpjpe": 7, "p_mpjpe": 8, "pck": 6, "auc": 6}
     title = (

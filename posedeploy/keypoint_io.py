@@ -1,0 +1,219 @@
+"""2D keypoints in the formats detectors and datasets write, as H36M-17 sequences (numpy only).
+
+Formats (by file extension and content):
+- ``.npy``: a plain (F, 17, 2) or (F, 17, 3) array: x, y (pixels or normalised), optional confidence.
+- ``.npz``: VideoPose3D 2D keypoints (``positions_2d`` = {video: {action: [one array per camera]}},
+  ``metadata`` with ``video_metadata`` = {video: {w, h}} where known), or an archive with one array
+  named ``keypoints`` (and optionally ``frame_ids``). 16-joint Stacked Hourglass arrays are
+  completed to 17 joints as in posedeploy.data.h36m.
+- ``.json``: COCO-17 keypoints as 2D detectors write them, mapped to H36M-17 (:data:`COCO_TO_H36M`):
+  the COCO results format (a list of ``{"image_id", "keypoints": [x, y, v] * 17, "score"}``) or
+  MMPose's prediction files (``{"instance_info": [{"frame_id", "instances": [{"keypoints",
+  "keypoint_scores"}]}]}``, or that list alone). One person per frame: the highest-scoring one.
+
+Missing joints — confidence below ``min_confidence``, or non-finite coordinates — are filled by
+linear interpolation over time from the frames where the joint was seen. A frame is skipped (and
+reported) when more than ``max_missing`` of its 17 joints are missing, or a missing joint was
+never seen in any frame; frames with no joints at all are always skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from posedeploy.data.h36m import complete_sh16
+from posedeploy.errors import InputError
+from posedeploy.skeleton import NUM_JOINTS
+
+COCO_JOINTS = 17
+# COCO-17 order: 0 nose, 1 l_eye, 2 r_eye, 3 l_ear, 4 r_ear, 5 l_shoulder, 6 r_shoulder, 7 l_elbow,
+# 8 r_elbow, 9 l_wrist, 10 r_wrist, 11 l_hip, 12 r_hip, 13 l_knee, 14 r_knee, 15 l_ankle, 16 r_ankle.
+# H36M-17 joints taken directly from one COCO joint:
+COCO_TO_H36M: dict[int, int] = {1: 12, 2: 14, 3: 16, 4: 11, 5: 13, 6: 15, 9: 0, 11: 5, 12: 7, 13: 9, 14: 6, 15: 8, 16: 10}
+# The others are built: pelvis = mean of the hips; thorax = mean of the shoulders; spine = mean of
+# pelvis and thorax; head = thorax + (nose - thorax) / 0.444, since the H36M neck/nose joint lies
+# 0.444 of the way from thorax to head (posedeploy.data.h36m.NECK_NOSE_FRACTION).
+HEAD_FROM_NOSE = 1 / 0.444
+
+
+@dataclass
+class KeypointSequence:
+    """One sequence of frames: keypoints (F, 17, 2), per-joint confidence (F, 17) or None."""
+
+    keypoints: np.ndarray
+    confidence: np.ndarray | None
+    frame_ids: np.ndarray
+    name: str = "sequence"
+    image_size: tuple[float, float] | None = None
+    skipped: list = field(default_factory=list)  # (frame id, reason) of frames removed by cleaning
+
+
+def coco_to_h36m(coco: np.ndarray) -> np.ndarray:
+    """(..., 17, C) COCO-17 joints -> (..., 17, C) H36M-17 joints (C: x, y[, confidence])."""
+    h36m = np.empty(coco.shape[:-2] + (NUM_JOINTS, coco.shape[-1]), dtype=np.float64)
+    for h, c in COCO_TO_H36M.items():
+        h36m[..., h, :] = coco[..., c, :]
+    pelvis = (coco[..., 11, :] + coco[..., 12, :]) / 2
+    thorax = (coco[..., 5, :] + coco[..., 6, :]) / 2
+    h36m[..., 0, :], h36m[..., 8, :] = pelvis, thorax
+    h36m[..., 7, :] = (pelvis + thorax) / 2
+    h36m[..., 10, :] = thorax + (coco[..., 0, :] - thorax) * HEAD_FROM_NOSE
+    if coco.shape[-1] == 3:  # a built joint is as sure as its least sure source
+        conf = coco[..., 2]
+        h36m[..., 0, 2] = np.minimum(conf[..., 11], conf[..., 12])
+        h36m[..., 8, 2] = np.minimum(conf[..., 5], conf[..., 6])
+        h36m[..., 7, 2] = np.minimum(h36m[..., 0, 2], h36m[..., 8, 2])
+        h36m[..., 10, 2] = np.minimum(h36m[..., 8, 2], conf[..., 0])
+    return h36m
+
+
+def _split(array: np.ndarray, name: str, frame_ids=None, image_size=None) -> KeypointSequence:
+    array = np.asarray(array, dtype=np.float64)
+    if array.ndim != 3 or array.shape[1] not in (16, 17) or array.shape[2] not in (2, 3):
+        raise InputError(f"{name}: keypoints must have shape (F, 17, 2) or (F, 17, 3), got {array.shape}")
+    if len(array) == 0:
+        raise InputError(f"{name}: no frames")
+    if array.shape[1] == 16:
+        conf = complete_sh16(array[..., 2:]) if array.shape[2] == 3 else None
+        xy = complete_sh16(array[..., :2])
+        array = xy if conf is None else np.concatenate([xy, conf[..., :1]], axis=-1)
+    ids = np.arange(len(array)) if frame_ids is None else np.asarray(frame_ids)
+    if len(ids) != len(array):
+        raise InputError(f"{name}: {len(ids)} frame ids for {len(array)} frames")
+    conf = array[..., 2] if array.shape[2] == 3 else None
+    return KeypointSequence(array[..., :2], conf, ids, name, image_size)
+
+
+def _read_npz(path: Path) -> list[KeypointSequence]:
+    try:
+        archive = np.load(path, allow_pickle="positions_2d" in _members(path))
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise InputError(f"cannot read {path}: {exc}") from None
+    if "keypoints" in archive.files:
+        frame_ids = archive["frame_ids"] if "frame_ids" in archive.files else None
+        return [_split(archive["keypoints"], path.name, frame_ids)]
+    if "positions_2d" not in archive.files:
+        raise InputError(f"{path} has neither 'keypoints' nor 'positions_2d' (found: {', '.join(archive.files)})")
+    videos = archive["positions_2d"].item()
+    meta = archive["metadata"].item() if "metadata" in archive.files else {}
+    sizes = meta.get("video_metadata", {}) if isinstance(meta, dict) else {}
+    out = []
+    for video, actions in videos.items():
+        size = sizes.get(video)
+        image_size = (float(size["w"]), float(size["h"])) if size else None
+        for action, cameras in actions.items():
+            for cam, array in enumerate(cameras):
+                out.append(_split(array, f"{video}/{action}/{cam}", image_size=image_size))
+    if not out:
+        raise InputError(f"{path}: positions_2d holds no sequences")
+    return out
+
+
+def _members(path: Path) -> list[str]:
+    try:
+        with zipfile.ZipFile(path) as z:
+            return [n.removesuffix(".npy") for n in z.namelist()]
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise InputError(f"cannot read {path}: not a valid npz archive ({exc})") from None
+
+
+def _instances_coco(items: list) -> dict:
+    frames: dict = {}
+    for item in items:
+        if not isinstance(item, dict) or "keypoints" not in item:
+            raise InputError("COCO results entries need 'keypoints' (and 'image_id')")
+        kp = np.asarray(item["keypoints"], dtype=np.float64)
+        if kp.size != COCO_JOINTS * 3:
+            raise InputError(f"COCO keypoints must be 17 x (x, y, v) = 51 numbers, got {kp.size}")
+        frames.setdefault(item.get("image_id", len(frames)), []).append((float(item.get("score", 1.0)), kp.reshape(17, 3)))
+    return frames
+
+
+def _instances_mmpose(frames_list: list) -> dict:
+    frames: dict = {}
+    for i, frame in enumerate(frames_list):
+        fid = frame.get("frame_id", frame.get("img_id", i))
+        for inst in frame.get("instances", []):
+            kp = np.asarray(inst["keypoints"], dtype=np.float64).reshape(-1, 2)
+            if len(kp) != COCO_JOINTS:
+                raise InputError(f"MMPose instance in frame {fid} has {len(kp)} keypoints, expected 17 (COCO)")
+            scores = np.asarray(inst.get("keypoint_scores", np.ones(COCO_JOINTS)), dtype=np.float64).reshape(-1)
+            score = float(inst.get("bbox_score", np.mean(scores)))
+            frames.setdefault(fid, []).append((score, np.concatenate([kp, scores[:, None]], axis=1)))
+        frames.setdefault(fid, [])
+    return frames
+
+
+def _read_json(path: Path) -> list[KeypointSequence]:
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path} is not valid JSON: {exc}") from None
+    if isinstance(data, dict) and "instance_info" in data:
+        frames = _instances_mmpose(data["instance_info"])
+    elif isinstance(data, list) and data and isinstance(data[0], dict) and "instances" in data[0]:
+        frames = _instances_mmpose(data)
+    elif isinstance(data, list) and data:
+        frames = _instances_coco(data)
+    else:
+        raise InputError(f"{path}: expected COCO results (a list) or MMPose predictions, found nothing to read")
+    ids = sorted(frames, key=lambda f: (isinstance(f, str), f))
+    coco = np.full((len(ids), COCO_JOINTS, 3), np.nan)
+    for i, fid in enumerate(ids):
+        if frames[fid]:
+            coco[i] = max(frames[fid], key=lambda pair: pair[0])[1]  # the highest-scoring person
+    h36m = coco_to_h36m(coco)
+    return [KeypointSequence(h36m[..., :2], h36m[..., 2], np.array(ids), path.name)]
+
+
+def read_keypoints(path: str | Path) -> list[KeypointSequence]:
+    """Every sequence in a keypoint file (see the module docstring for the formats)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"keypoint file not found: {path}")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path} is empty")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        try:
+            return [_split(np.load(path, allow_pickle=False), path.name)]
+        except (ValueError, OSError, EOFError) as exc:
+            raise InputError(f"cannot read {path}: {exc}") from None
+    if suffix == ".npz":
+        return _read_npz(path)
+    if suffix == ".json":
+        return _read_json(path)
+    raise InputError(f"unknown keypoint file type '{suffix}'; expected .npy, .npz (VideoPose3D) or .json (COCO / MMPose)")
+
+
+def clean(seq: KeypointSequence, min_confidence: float = 0.3, max_missing: int = 4) -> KeypointSequence:
+    """Fill missing joints by interpolation over time; skip frames that cannot be filled (see module doc)."""
+    kp = np.array(seq.keypoints, dtype=np.float64)
+    missing = ~np.isfinite(kp).all(axis=-1)
+    if seq.confidence is not None:
+        conf = np.nan_to_num(seq.confidence, nan=0.0)
+        missing |= conf < min_confidence
+    reasons = {}
+    for f in np.nonzero(missing.all(axis=1))[0]:
+        reasons[f] = "no joints"
+    for f in np.nonzero(missing.sum(axis=1) > max_missing)[0]:
+        reasons.setdefault(f, f"{int(missing[f].sum())} of 17 joints missing (more than {max_missing})")
+    frames = np.arange(len(kp))
+    for j in range(NUM_JOINTS):
+        seen = ~missing[:, j]
+        if seen.all():
+            continue
+        if not seen.any():
+            for f in frames:
+                reasons.setdefault(f, f"joint {j} never seen")
+            continue
+        for c in range(2):
+            kp[~seen, j, c] = np.interp(frames[~seen], frames[seen], kp[seen, j, c])
+    keep = np.array([f not in reasons for f in frames], dtype=bool)
+    skipped = list(seq.skipped) + [(seq.frame_ids[f].item(), reasons[f]) for f in sorted(reasons)]
+    return KeypointSequence(kp[keep].astype(np.float32), None, seq.frame_ids[keep], seq.name, seq.image_size, skipped)

@@ -1,0 +1,162 @@
+"""``posedeploy run``: a keypoint file in, 3D poses with per-joint uncertainty out (no torch).
+
+Coordinates out are millimetres in the camera frame, root-relative (pelvis at 0), with each
+input frame's id carried through; frames the cleaning step skipped are listed with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from posedeploy import aggregate
+from posedeploy.errors import InputError
+from posedeploy.files import atomic_path
+from posedeploy.keypoint_io import KeypointSequence, clean, read_keypoints
+from posedeploy.progress import log
+from posedeploy.skeleton import JOINT_NAMES
+
+
+@dataclass
+class Camera:
+    """Pinhole intrinsics (pixels) and the image size."""
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    width: float | None = None
+    height: float | None = None
+
+    @property
+    def intrinsics(self) -> np.ndarray:
+        return np.array([self.fx, self.fy, self.cx, self.cy])
+
+
+def read_camera(path: str | Path) -> Camera:
+    """JSON with ``f`` [fx, fy] and ``c`` [cx, cy] (or a 3x3 ``K``), and optional ``width``, ``height``."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"camera file not found: {path}")
+    try:
+        data = json.loads(path.read_text())
+        if "K" in data:
+            k = np.asarray(data["K"], dtype=float).reshape(3, 3)
+            f, c = (k[0, 0], k[1, 1]), (k[0, 2], k[1, 2])
+        else:
+            f, c = [float(v) for v in data["f"]], [float(v) for v in data["c"]]
+        camera = Camera(f[0], f[1], c[0], c[1], data.get("width"), data.get("height"))
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{path}: expected JSON with f [fx, fy] and c [cx, cy] (or K 3x3): {exc!r}") from None
+    if not (camera.fx > 0 and camera.fy > 0):
+        raise InputError(f"{path}: focal lengths must be positive, got {camera.fx}, {camera.fy}")
+    return camera
+
+
+@dataclass
+class SequenceResult:
+    name: str
+    frame_ids: np.ndarray
+    keypoints: np.ndarray  # as given after cleaning (pixels or normalised)
+    pose: np.ndarray  # (F, 17, 3) mm
+    spread: np.ndarray  # (F, 17) mm
+    hypotheses: np.ndarray | None
+    skipped: list = field(default_factory=list)
+
+
+def lift_sequences(lifter, sequences: list[KeypointSequence], image_size: tuple[float, float] | None,
+                   camera: Camera | None, how: str, keep_hypotheses: bool, seed: int | None,
+                   min_confidence: float, max_missing: int) -> list[SequenceResult]:  # fmt: skip
+    if how not in aggregate.AGGREGATIONS:
+        raise InputError(f"unknown aggregation '{how}'; expected one of {', '.join(aggregate.AGGREGATIONS)}")
+    if how == "jpma" and camera is None:
+        raise InputError("--aggregate jpma needs the camera intrinsics: pass --camera CAM.json")
+    results = []
+    for seq in sequences:
+        cleaned = clean(seq, min_confidence, max_missing)
+        for frame_id, reason in cleaned.skipped:
+            log(f"run: {seq.name}: skipping frame {frame_id}: {reason}")
+        size = image_size or cleaned.image_size or (
+            (camera.width, camera.height) if camera and camera.width and camera.height else None
+        )
+        if len(cleaned.keypoints) == 0:
+            results.append(SequenceResult(seq.name, cleaned.frame_ids, cleaned.keypoints, np.zeros((0, 17, 3)),
+                                          np.zeros((0, 17)), None, cleaned.skipped))  # fmt: skip
+            continue
+        need_all = keep_hypotheses or how != "mean"
+        out = lifter(cleaned.keypoints, image_size=size, seed=seed, units="mm", keep_hypotheses=need_all)
+        pose = out.pose
+        if how != "mean":
+            pixels = cleaned.keypoints.astype(np.float64)
+            if how == "jpma" and size is None:
+                raise InputError("--aggregate jpma needs pixel keypoints and the image size (--image-size W H)")
+            pose = aggregate.aggregate(out.hypotheses / 1000.0, how, pixels, camera.intrinsics if camera else None) * 1000.0
+        results.append(SequenceResult(seq.name, cleaned.frame_ids, cleaned.keypoints, pose.astype(np.float32),
+                                      out.spread, out.hypotheses if keep_hypotheses else None, cleaned.skipped))  # fmt: skip
+    return results
+
+
+def write_results(path: str | Path, results: list[SequenceResult], how: str, config: dict) -> Path:
+    """``.npz`` (arrays, sequences concatenated with a 'sequence' index) or ``.json`` (per frame)."""
+    path = Path(path)
+    meta = {"units": "mm", "frame": "camera coordinates, root-relative (pelvis at 0)", "joints": list(JOINT_NAMES),
+            "aggregation": how, "lifter": config.get("lifter"), "avg": config.get("avg"), "alpha": config.get("alpha")}  # fmt: skip
+    if path.suffix == ".json":
+        doc = {**meta, "sequences": [
+            {"name": r.name, "skipped": [{"frame_id": f, "reason": why} for f, why in r.skipped],
+             "frames": [{"frame_id": _plain(fid), "pose": np.round(p, 2).tolist(), "spread": np.round(s, 2).tolist()}
+                        for fid, p, s in zip(r.frame_ids, r.pose, r.spread)]}
+            for r in results
+        ]}  # fmt: skip
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(doc) + "\n")
+        return path
+    if path.suffix != ".npz":
+        raise InputError(f"output must end in .npz or .json, got '{path.name}'")
+    arrays = {
+        "pose": np.concatenate([r.pose for r in results]).astype(np.float32),
+        "spread": np.concatenate([r.spread for r in results]).astype(np.float32),
+        "frame_ids": np.concatenate([np.asarray(r.frame_ids).astype(str) for r in results]),
+        "sequence": np.concatenate([np.full(len(r.pose), i) for i, r in enumerate(results)]),
+        "sequence_names": np.array([r.name for r in results]),
+        "meta": np.array(json.dumps(meta)),
+    }
+    if all(r.hypotheses is not None for r in results):
+        arrays["hypotheses"] = np.concatenate([r.hypotheses for r in results]).astype(np.float32)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+    return path
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value
+
+
+def run_file(artifacts: str | Path, input_path: str | Path, out: str | Path, image_size=None, camera_path=None,
+             how: str = "mean", keep_hypotheses: bool = False, hypotheses: int = 200, seed: int | None = 0,
+             precision: str = "fp32", backend: str = "onnxruntime", min_confidence: float = 0.3,
+             max_missing: int = 4, plot_dir: str | Path | None = None, gif: bool = False,
+             plot_every: int = 1) -> list[SequenceResult]:  # fmt: skip
+    from posedeploy.runtime import MultiHypothesisLifter
+
+    sequences = read_keypoints(input_path)
+    camera = read_camera(camera_path) if camera_path else None
+    if image_size is not None and (len(image_size) != 2 or min(image_size) <= 0):
+        raise InputError(f"image size must be two positive numbers W H, got {image_size}")
+    with MultiHypothesisLifter(artifacts, precision=precision, backend=backend, hypotheses=hypotheses) as lifter:
+        results = lift_sequences(lifter, sequences, image_size, camera, how, keep_hypotheses or bool(plot_dir),
+                                 seed, min_confidence, max_missing)  # fmt: skip
+        config = lifter.config
+    write_results(out, results, how, config)
+    if plot_dir:
+        from posedeploy.visualize import save_frames
+
+        for r in results:
+            if len(r.pose):
+                save_frames(Path(plot_dir), r.name, r.frame_ids, r.keypoints, r.pose, r.spread, r.hypotheses, gif=gif,
+                            every=plot_every)  # fmt: skip
+    return results

@@ -1,0 +1,184 @@
+"""posedeploy run: every input format from small files written here, missing joints, outputs, pictures."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from helpers import random_checkpoint
+
+from posedeploy import aggregate
+from posedeploy.data import load_dataset
+from posedeploy.errors import InputError
+from posedeploy.export.onnx_export import export_artifacts
+from posedeploy.keypoint_io import COCO_TO_H36M, KeypointSequence, clean, coco_to_h36m, read_keypoints
+from posedeploy.run import read_camera, run_file
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory):
+    root = tmp_path_factory.mktemp("run")
+    export_artifacts(random_checkpoint(root / "c.pt"), root / "artifacts")
+    return root / "artifacts"
+
+
+@pytest.fixture(scope="module")
+def poses():
+    return load_dataset("synthetic", "test", synthetic_size=8)
+
+
+def to_coco(h36m_px: np.ndarray) -> np.ndarray:
+    """Inverse of the mapping for the joints COCO has; face joints placed at the neck/nose."""
+    coco = np.zeros((len(h36m_px), 17, 3))
+    coco[..., 2] = 0.9
+    for h, c in COCO_TO_H36M.items():
+        coco[:, c, :2] = h36m_px[:, h]
+    coco[:, 0, :2] = h36m_px[:, 9]
+    coco[:, 1:5, :2] = h36m_px[:, 9:10]
+    return coco
+
+
+def test_coco_mapping_builds_the_missing_h36m_joints():
+    coco = np.random.default_rng(0).normal(size=(3, 17, 3))
+    h = coco_to_h36m(coco)
+    np.testing.assert_allclose(h[:, 0, :2], (coco[:, 11, :2] + coco[:, 12, :2]) / 2)
+    np.testing.assert_allclose(h[:, 8, :2], (coco[:, 5, :2] + coco[:, 6, :2]) / 2)
+    np.testing.assert_allclose(h[:, 7, :2], (h[:, 0, :2] + h[:, 8, :2]) / 2)
+    np.testing.assert_allclose(h[:, 14, :2], coco[:, 6, :2])  # right shoulder
+    np.testing.assert_allclose(h[:, 0, 2], np.minimum(coco[:, 11, 2], coco[:, 12, 2]))
+
+
+def test_every_input_format(poses, tmp_path):
+    px = poses.pixels()
+    np.save(tmp_path / "plain.npy", px)
+    np.save(tmp_path / "conf.npy", np.concatenate([px, np.ones((8, 17, 1))], axis=-1))
+    np.savez(tmp_path / "plain.npz", keypoints=px, frame_ids=np.arange(100, 108))
+    vp3d = {"video1": {"custom": [px[:, [j for j in range(17) if j != 9]]]}}  # 16-joint layout
+    np.savez(tmp_path / "vp3d.npz", positions_2d=np.array(vp3d, dtype=object),
+             metadata=np.array({"video_metadata": {"video1": {"w": 1000, "h": 1000}}}, dtype=object))  # fmt: skip
+    coco = to_coco(px)
+    results = [{"image_id": i, "category_id": 1, "keypoints": coco[i].ravel().tolist(), "score": 0.8} for i in range(8)]
+    results.append({"image_id": 3, "category_id": 1, "keypoints": (coco[3] * 0.5).ravel().tolist(), "score": 0.1})
+    (tmp_path / "coco.json").write_text(json.dumps(results))
+    mmpose = {"meta_info": {}, "instance_info": [
+        {"frame_id": i + 1, "instances": [{"keypoints": coco[i, :, :2].tolist(), "keypoint_scores": coco[i, :, 2].tolist()}]}
+        for i in range(8)]}  # fmt: skip
+    (tmp_path / "mmpose.json").write_text(json.dumps(mmpose))
+    for name in ("plain.npy", "conf.npy", "plain.npz", "vp3d.npz", "coco.json", "mmpose.json"):
+        [seq] = read_keypoints(tmp_path / name)
+        assert seq.keypoints.shape == (8, 17, 2), name
+        built = (0, 7, 8, 10)  # pelvis, spine, thorax, head: constructed from COCO joints
+        joints = [j for j in range(17) if j not in built] if name.endswith("json") else list(range(17))
+        if name != "vp3d.npz":
+            np.testing.assert_allclose(seq.keypoints[:, joints], px[:, joints], atol=1e-3, err_msg=name)
+    assert list(read_keypoints(tmp_path / "plain.npz")[0].frame_ids) == list(range(100, 108))
+    assert read_keypoints(tmp_path / "vp3d.npz")[0].image_size == (1000.0, 1000.0)
+    assert list(read_keypoints(tmp_path / "mmpose.json")[0].frame_ids) == list(range(1, 9))
+
+
+def test_missing_joints_are_interpolated_or_the_frame_skipped():
+    kp = np.tile(np.arange(5, dtype=float)[:, None, None], (1, 17, 2))
+    conf = np.ones((5, 17))
+    conf[2, 3] = 0.0  # one joint missing: interpolated from frames 1 and 3
+    conf[4, :6] = 0.0  # six missing: skipped
+    kp[0, :] = np.nan  # no joints at all: skipped
+    seq = clean(KeypointSequence(kp, conf, np.arange(5)), max_missing=4)
+    assert list(seq.frame_ids) == [1, 2, 3]
+    assert seq.keypoints[1, 3, 0] == pytest.approx(2.0)
+    reasons = dict(seq.skipped)
+    assert "no joints" in reasons[0] and "6 of 17" in reasons[4]
+
+
+@pytest.mark.parametrize(
+    "content, suffix, message",
+    [
+        (b"", ".npy", "empty"),
+        (b"garbage", ".npy", "cannot read"),
+        (b"{", ".json", "not valid JSON"),
+        (b"[]", ".json", "found nothing"),
+        (b'[{"image_id": 1, "keypoints": [1, 2, 3]}]', ".json", "51 numbers"),
+        (b"x", ".txt", "unknown keypoint file type"),
+    ],
+)
+def test_bad_files_are_named(tmp_path, content, suffix, message):
+    path = tmp_path / f"in{suffix}"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=message):
+        read_keypoints(path)
+
+
+def test_wrong_layouts_are_named(tmp_path):
+    np.save(tmp_path / "a.npy", np.zeros((4, 25, 2)))
+    with pytest.raises(InputError, match=r"\(F, 17, 2\) or \(F, 17, 3\)"):
+        read_keypoints(tmp_path / "a.npy")
+    np.save(tmp_path / "b.npy", np.zeros((0, 17, 2)))
+    with pytest.raises(InputError, match="no frames"):
+        read_keypoints(tmp_path / "b.npy")
+
+
+def test_run_outputs_in_millimetres_with_frame_ids(artifacts, poses, tmp_path):
+    px = poses.pixels()
+    np.savez(tmp_path / "in.npz", keypoints=px, frame_ids=np.arange(10, 18))
+    results = run_file(artifacts, tmp_path / "in.npz", tmp_path / "out.npz", image_size=(1000, 1000), hypotheses=8,
+                       keep_hypotheses=True)  # fmt: skip
+    with np.load(tmp_path / "out.npz") as f:
+        assert f["pose"].shape == (8, 17, 3) and f["spread"].shape == (8, 17) and f["hypotheses"].shape == (8, 8, 17, 3)
+        assert list(f["frame_ids"]) == [str(i) for i in range(10, 18)]
+        assert json.loads(str(f["meta"]))["units"] == "mm"
+        np.testing.assert_array_equal(f["pose"][:, 0], 0)
+    normalised = run_file(artifacts, tmp_path / "in.npz", tmp_path / "out2.json", image_size=(1000, 1000), hypotheses=8)
+    doc = json.loads((tmp_path / "out2.json").read_text())
+    assert doc["frame"].startswith("camera") and len(doc["sequences"][0]["frames"]) == 8
+    assert doc["sequences"][0]["frames"][0]["frame_id"] == 10
+    np.testing.assert_allclose(np.array(doc["sequences"][0]["frames"][0]["pose"]), results[0].pose[0], atol=0.01)
+    assert normalised[0].pose.shape == (8, 17, 3)
+
+
+def test_aggregations_and_pictures(artifacts, poses, tmp_path):
+    px = poses.pixels()
+    np.save(tmp_path / "in.npy", px)
+    cam = {"f": poses.intrinsics[0, :2].tolist(), "c": poses.intrinsics[0, 2:].tolist(), "width": 1000, "height": 1000}
+    (tmp_path / "cam.json").write_text(json.dumps(cam))
+    out = {}
+    for how in ("mean", "median", "jpma"):
+        [r] = run_file(artifacts, tmp_path / "in.npy", tmp_path / f"{how}.npz", camera_path=tmp_path / "cam.json",
+                       how=how, hypotheses=16)  # fmt: skip
+        out[how] = r.pose
+    assert not np.allclose(out["mean"], out["median"]) and not np.allclose(out["mean"], out["jpma"])
+    run_file(artifacts, tmp_path / "in.npy", tmp_path / "p.npz", image_size=(1000, 1000), hypotheses=8,
+             plot_dir=tmp_path / "plots", gif=True)  # fmt: skip
+    pngs = sorted((tmp_path / "plots").glob("*.png"))
+    assert len(pngs) == 8 and pngs[0].read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "plots" / "in.npy.gif").read_bytes()[:3] == b"GIF"
+    with pytest.raises(InputError, match="needs the camera"):
+        run_file(artifacts, tmp_path / "in.npy", tmp_path / "x.npz", image_size=(1000, 1000), how="jpma")
+
+
+def test_jpma_picks_the_hypothesis_that_reprojects_best():
+    rng = np.random.default_rng(0)
+    truth = rng.normal(scale=0.3, size=(2, 17, 3))
+    truth[:, 0] = 0
+    intrinsics = np.array([[1000.0, 1000.0, 500.0, 500.0]] * 2)
+    pixels = aggregate.project(truth + [0, 0, 5.0], intrinsics)
+    left, right = truth + [0.1, 0.0, 0.0], truth - [0.1, 0.0, 0.0]  # shifted sideways, mean still the truth
+    left[:, 0] = right[:, 0] = 0
+    hyps = np.stack([left, truth, right], axis=1)
+    np.testing.assert_allclose(aggregate.jpma(hyps, pixels, intrinsics)[:, 1:], truth[:, 1:], atol=1e-9)
+
+
+def test_run_errors_are_one_line(artifacts, tmp_path):
+    np.save(tmp_path / "px.npy", np.full((3, 17, 2), 500.0))
+    result = subprocess.run([sys.executable, "-m", "posedeploy.cli", "run", "--artifacts", str(artifacts), "--input",
+                             str(tmp_path / "px.npy"), "--out", str(tmp_path / "o.npz")], capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 1 and result.stderr.startswith("error: keypoints look like pixels")
+    assert not (tmp_path / "o.npz").exists()
+    (tmp_path / "cam.json").write_text('{"f": [0, 1], "c": [1, 1]}')
+    with pytest.raises(InputError, match="focal lengths must be positive"):
+        read_camera(tmp_path / "cam.json")
+
+
+def test_doctor_reports_what_this_machine_can_do():
+    result = subprocess.run([sys.executable, "-m", "posedeploy.cli", "doctor"], capture_output=True, text=True)
+    assert result.returncode == 0
+    assert "[x] run on CPU (ONNX Runtime)" in result.stdout and "onnxruntime providers" in result.stdout
