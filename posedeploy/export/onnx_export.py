@@ -120,6 +120,26 @@ def _flops_per_pose(model: nn.Module) -> int:
     return counter.get_total_flops() // 8
 
 
+def _activation_bytes_per_pose(model: nn.Module) -> int:
+    """Float32 bytes of every intermediate output of one pose: an upper bound of the activation
+    memory a call needs per lifted pose (runtimes reuse buffers, so they need less)."""
+    total = 0
+
+    def hook(_module, _inputs, output):
+        nonlocal total
+        if isinstance(output, torch.Tensor):
+            total += output.numel() * 4
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
+    try:
+        with torch.no_grad():
+            model(torch.zeros(8, 17, 2))
+    finally:
+        for h in handles:
+            h.remove()
+    return total // 8
+
+
 def _metadata(ckpt: Checkpoint, checkpoint_hash: str, graph: str, precision: str) -> dict[str, str]:
     c = ckpt.config
     return {
@@ -197,6 +217,8 @@ def export_artifacts(checkpoint: str | Path, out_dir: str | Path, fp16: bool = F
         "contract": {"inputs": list(INPUTS), "outputs": list(OUTPUTS)},
         # A (B, S) call costs B * (2 * avg + 2 * S * lifter): every pose and its mirror image.
         "flops": {"lifter_per_pose": _flops_per_pose(ckpt.build_lifter()), "avg_per_pose": _flops_per_pose(ckpt.build_avg())},
+        # What MultiHypothesisLifter sizes its calls by under a memory budget.
+        "memory": {"bytes_per_lifted_pose": _activation_bytes_per_pose(ckpt.build_lifter()) + (17 * 2 + 17 * 3) * 4 * 2},
         "files": {},
     }  # fmt: skip
     with contextlib.ExitStack() as stack:

@@ -9,6 +9,7 @@ all its hypotheses (the same formulas as the graph), so results never depend on 
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from posedeploy.runtime.backend import Backend
 
 DEFAULT_HYPOTHESES = 200
 DEFAULT_MAX_POSES = 16384  # lifted poses per backend call
+DEFAULT_MEMORY_BUDGET_MB = 2048
+MAX_HYPOTHESES = 100_000  # per pose and request
 UNITS = {"m": 1.0, "mm": 1000.0}
 # Normalised coordinates lie within a few units of 0; values this large are pixels.
 PIXEL_HINT = 8.0
@@ -106,12 +109,26 @@ class MultiHypothesisLifter:
     def __init__(self, artifacts: str | Path, precision: str = "fp32", backend: str = "onnxruntime",
                  provider: str = "auto", hypotheses: int = DEFAULT_HYPOTHESES, seed: int | None = None,
                  max_poses: int = DEFAULT_MAX_POSES, threads: int | None = None, cuda: str = "auto",
-                 noise: str = "host"):  # fmt: skip
+                 noise: str = "host", memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB):  # fmt: skip
         self.artifacts = read_manifest(artifacts)
         self.hypotheses = check_hypotheses(hypotheses)
         if isinstance(max_poses, bool) or not isinstance(max_poses, (int, np.integer)) or max_poses < VIEWS:
             raise InputError(f"max_poses must be a whole number >= {VIEWS}, got {max_poses!r}")
         self.max_poses = int(max_poses)
+        if not memory_budget_mb > 0:
+            raise InputError(f"memory budget must be > 0 MB, got {memory_budget_mb}")
+        self.memory_budget = int(memory_budget_mb * 2**20)
+        # Each call's working set: its inputs, outputs and the lifter's activations per pose.
+        per_pose = self.artifacts.manifest.get("memory", {}).get("bytes_per_lifted_pose")
+        if per_pose:
+            affordable = self.memory_budget // per_pose
+            if affordable < VIEWS:
+                raise InputError(
+                    f"a memory budget of {memory_budget_mb:g} MB cannot hold one pose and its mirror "
+                    f"({VIEWS * per_pose / 2**20:.2f} MB); raise memory_budget_mb"
+                )
+            self.max_poses = min(self.max_poses, int(affordable))
+        self._lock = threading.Lock()
         self.backend = open_backend(self.artifacts, precision, backend, provider, threads, cuda, noise)
         self.precision, self.noise_source = precision, noise
         self._rng = np.random.default_rng(seed)
@@ -161,7 +178,8 @@ class MultiHypothesisLifter:
             s = noise.shape[1]
         else:
             s = check_hypotheses(self.hypotheses if hypotheses is None else hypotheses)
-        rng = np.random.default_rng(seed) if seed is not None else self._rng
+        self._check_size(b, s, keep_hypotheses)
+        rng = np.random.default_rng(seed) if seed is not None else None
         rows_per_call, s_per_call = self._chunks(s)
 
         sigma = np.empty((b, VIEWS, 17), np.float32)
@@ -170,31 +188,59 @@ class MultiHypothesisLifter:
         hyps_out = np.empty((b, s, 17, 3), np.float32) if keep_hypotheses else None
         for start in range(0, b, rows_per_call):
             rows = slice(start, min(b, start + rows_per_call))
-            if device_noise:
-                parts = [
-                    self.backend.run({"keypoints": kp[rows], "slots": np.zeros(min(s_per_call, s - i), np.float32)})
-                    for i in range(0, s, s_per_call)
-                ]
-            else:
-                chunk = noise[rows] if noise is not None else draw_noise(rng, rows.stop - rows.start, s)
-                parts = [
-                    self.backend.run({"keypoints": kp[rows], "noise": chunk[:, i : i + s_per_call]})
-                    for i in range(0, s, s_per_call)
-                ]
-            sigma[rows] = parts[0]["sigma"]
-            if len(parts) == 1:
-                hyps, pose[rows], spread[rows] = parts[0]["hypotheses"], parts[0]["pose"], parts[0]["spread"]
-            else:
-                hyps = np.concatenate([p["hypotheses"] for p in parts], axis=1)
-                pose[rows] = hyps.mean(axis=1)
-                spread[rows] = np.sqrt(((hyps - pose[rows][:, None]) ** 2).sum(-1).mean(1))
-            if hyps_out is not None:
-                hyps_out[rows] = hyps
+            n = rows.stop - rows.start
+            total = np.zeros((n, 17, 3))
+            squares = np.zeros((n, 17))
+            for i in range(0, s, s_per_call):
+                k = min(s_per_call, s - i)
+                if device_noise:
+                    feed = {"keypoints": kp[rows], "slots": np.zeros(k, np.float32)}
+                else:
+                    # Drawn chunk by chunk, in the contract's sample-major order: S is split only for
+                    # one pose at a time, so the draws are the same however the work is split.
+                    chunk = noise[rows, i : i + k] if noise is not None else self._draw(rng, n, k)
+                    feed = {"keypoints": kp[rows], "noise": chunk}
+                out = self.backend.run(feed)
+                if i == 0:
+                    sigma[rows] = out["sigma"]
+                if k == s:
+                    pose[rows], spread[rows] = out["pose"], out["spread"]
+                else:  # S split across calls: pose and spread from running sums over all S
+                    h = out["hypotheses"].astype(np.float64)
+                    total += h.sum(axis=1)
+                    squares += (h**2).sum(axis=(1, 3))
+                if hyps_out is not None:
+                    hyps_out[rows, i : i + k] = out["hypotheses"]
+            if s_per_call < s:
+                mean = total / s
+                pose[rows] = mean
+                spread[rows] = np.sqrt(np.maximum(squares / s - (mean**2).sum(axis=-1), 0.0))
         scale = UNITS[units]
         return LiftResult(
             pose=pose * scale, spread=spread * scale,
             hypotheses=None if hyps_out is None else hyps_out * scale, sigma=sigma, units=units,
         )  # fmt: skip
+
+    def _draw(self, rng: np.random.Generator | None, n: int, k: int) -> np.ndarray:
+        if rng is not None:
+            return draw_noise(rng, n, k)
+        with self._lock:  # numpy Generators are not thread-safe; the lifter's own one is shared
+            return draw_noise(self._rng, n, k)
+
+    def _check_size(self, b: int, s: int, keep_hypotheses: bool) -> None:
+        """Refuse requests that cannot fit, saying what would."""
+        if s > MAX_HYPOTHESES:
+            raise InputError(f"S={s:,} hypotheses per pose is more than the {MAX_HYPOTHESES:,} this runtime serves")
+        if keep_hypotheses:
+            needed = b * s * 17 * 3 * 4
+            if needed > self.memory_budget:
+                fits = max(1, self.memory_budget // (s * 17 * 3 * 4))
+                raise InputError(
+                    f"keeping {b:,} x {s:,} hypotheses needs {needed / 2**20:,.0f} MB, over the memory budget of "
+                    f"{self.memory_budget / 2**20:,.0f} MB: pass keep_hypotheses=False (pose and spread need no more "
+                    f"than one call's worth), split the request into batches of at most {fits:,} poses, or raise "
+                    f"memory_budget_mb"
+                )
 
     def _chunks(self, s: int) -> tuple[int, int]:
         """Poses per call and hypotheses per call: within max_poses and the backend's limits."""
@@ -207,7 +253,7 @@ class MultiHypothesisLifter:
                 f"S={s} cannot be split into calls of {s_lo}..{s_hi} hypotheses that this {self.backend.name} "
                 f"engine accepts; ask for another S or rebuild with --hypotheses 1:{s}:{max(s, s_hi)}"
             )
-        rows = min(b_hi, max(1, self.max_poses // (VIEWS * s_per_call)))
+        rows = min(b_hi, max(1, self.max_poses // (VIEWS * s_per_call))) if s_per_call == s else 1
         if rows < b_lo:
             raise InputError(f"this engine needs batches of at least {b_lo} poses; rebuild with --batch 1:...")
         return rows, s_per_call

@@ -7,6 +7,7 @@ installed is used, and a provider it lacks is reported with what to install.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -89,6 +90,7 @@ class OnnxRuntimeBackend(Backend):
         self.cuda_graph = cuda_graph and self._chosen[0] == "cuda"
         self._session = self._open(self.cuda_graph)
         self._bound: dict[tuple, tuple] = {}
+        self._lock = threading.Lock()  # the CUDA path's bound buffers are shared between calls
         self._provider = self._session.get_providers()[0]
         meta = self._session.get_modelmeta().custom_metadata_map
         self.metadata = dict(meta)
@@ -187,6 +189,10 @@ class OnnxRuntimeBackend(Backend):
         feed = self._check(feed)
         if self.device == "cpu":
             return dict(zip(names, self._session.run(names, feed)))
+        with self._lock:
+            return self._run_cuda(feed, names)
+
+    def _run_cuda(self, feed: Mapping[str, np.ndarray], names: list[str]) -> dict[str, np.ndarray]:
         try:
             return self._run_bound(feed, names)
         except Exception as exc:

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -41,6 +42,7 @@ class TensorRTBackend(Backend):
         self._device = device
         self._buffers: dict[str, int] = {}
         self._graphs: dict[tuple, object] = {}
+        self._lock = threading.Lock()
         self.cuda_graphs = cuda_graphs and self.cuda.supports_graphs
         self.timings: dict[str, float] = {}
         m = self.trt.module
@@ -138,6 +140,11 @@ class TensorRTBackend(Backend):
         self.cuda.launch(graph, self.stream)
 
     def run(self, feed: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        # One execution context, one stream, one set of buffers: calls from several threads take turns.
+        with self._lock:
+            return self._run(feed, outputs)
+
+    def _run(self, feed: Mapping[str, np.ndarray], outputs: Sequence[str] | None) -> dict[str, np.ndarray]:
         if getattr(self, "context", None) is None:
             raise InputError("this backend is closed")
         self._check(feed)
