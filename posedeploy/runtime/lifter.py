@@ -28,6 +28,7 @@ MAX_HYPOTHESES = 100_000  # per pose and request
 UNITS = {"m": 1.0, "mm": 1000.0}
 # Normalised coordinates lie within a few units of 0; values this large are pixels.
 PIXEL_HINT = 8.0
+MAX_IMAGE_SIDE = 100_000
 
 
 @dataclass
@@ -155,10 +156,20 @@ class MultiHypothesisLifter:
                     f"or normalise them (x / w * 2 - [1, h / w])"
                 )
             return keypoints
-        if len(image_size) != 2 or not all(np.isfinite(v) and v > 0 for v in image_size):
-            raise InputError(f"image size must be two positive numbers (width, height), got {image_size}")
-        w, h = (float(v) for v in image_size)
-        return normalize_screen_coordinates(keypoints.astype(np.float64), w, h).astype(np.float32)
+        try:
+            w, h = (float(v) for v in image_size)
+        except (TypeError, ValueError):
+            raise InputError(f"image size must be two numbers (width, height), got {image_size!r}") from None
+        if not (1 <= w <= MAX_IMAGE_SIDE and 1 <= h <= MAX_IMAGE_SIDE):
+            raise InputError(f"image size must be between 1 and {MAX_IMAGE_SIDE:,} pixels a side, got {image_size}")
+        normalised = normalize_screen_coordinates(keypoints.astype(np.float64), w, h)
+        largest = float(np.abs(normalised).max())
+        if largest > PIXEL_HINT:
+            raise InputError(
+                f"keypoints lie far outside the {w:g} x {h:g} image (up to {largest / 2:.0f} image widths away): "
+                f"check image_size and that the keypoints are pixels"
+            )
+        return normalised.astype(np.float32)
 
     def __call__(self, keypoints: np.ndarray, image_size: tuple[float, float] | None = None,
                  noise: np.ndarray | None = None, hypotheses: int | None = None, seed: int | None = None,
