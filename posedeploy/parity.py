@@ -7,7 +7,8 @@ to), and how much MPJPE, best-of-S and the aggregated pose move, in millimetres.
 
 Free-noise mode lets each side draw its own noise (different seeds, as a backend with its own
 generator would) and compares the distributions: the per-joint mean of the hypotheses must agree
-within the sampling error of S draws, and the per-joint spread within 15 %.
+within three standard errors of a mean of S draws, and the per-joint spread within 15 %, each
+plus the precision's tolerance (what float16 rounding alone may move).
 """
 
 from __future__ import annotations
@@ -143,13 +144,17 @@ def _free(report: ParityReport, ref, dep, hypotheses: int) -> None:
     # Each side's mean of S draws has a standard error of spread / sqrt(S) per joint.
     standard_error = spread * np.sqrt(2.0 / hypotheses)
     joints = slice(1, None)  # the root is 0 on both sides
-    ratio = np.abs(dep.spread[:, joints] - ref.spread[:, joints]).mean() / max(ref.spread[:, joints].mean(), 1e-12)
+    spread_diff = float(np.abs(dep.spread[:, joints] - ref.spread[:, joints]).mean() * 1e3)
+    ref_spread = float(ref.spread[:, joints].mean() * 1e3)
     report.task = {
         "mean shift of per-joint mean (mm)": float(shift[:, joints].mean()),
         "sampling standard error (mm)": float(standard_error[:, joints].mean()),
-        "relative spread difference": float(ratio),
+        "mean spread, reference (mm)": ref_spread,
+        "mean spread difference (mm)": spread_diff,
+        "relative spread difference": spread_diff / max(ref_spread, 1e-9),
     }
+    # Both checks allow the precision's own tolerance on top of what sampling explains.
     report.passed = bool(
         shift[:, joints].mean() <= FREE_MEAN_SIGMAS * standard_error[:, joints].mean() + report.tolerance_mm
-        and ratio <= FREE_SPREAD_RATIO
+        and spread_diff <= FREE_SPREAD_RATIO * ref_spread + report.tolerance_mm
     )

@@ -3,7 +3,8 @@
 The pass works on the exported float32 graph. Nodes inside the given module scopes (the lifter
 and the AVG model, recognisable by ``/lifter/`` and ``/avg/`` in the exporter's node names)
 compute in float16, except the operators listed in :data:`KEEP_FP32` — normalisations, softmax,
-reductions, powers and roots — which stay float32 islands. Everything outside the scopes (the
+reductions, powers and roots — and each model's input layer (:data:`INPUT_LAYERS`), which stay
+float32 islands. Everything outside the scopes (the
 sigma and noise arithmetic, the mirror merge, the aggregation and spread) stays float32, and so
 do the graph's inputs and outputs. Casts are inserted at every boundary; float initializers used
 only inside float16 nodes are stored as float16 (half the weight bytes).
@@ -25,7 +26,9 @@ KEEP_FP32: frozenset[str] = frozenset({
     "Softmax", "LogSoftmax", "ReduceMean", "ReduceSum", "ReduceSumSquare", "ReduceL2", "ReduceMax",
     "ReduceMin", "ReduceProd", "Pow", "Sqrt", "Reciprocal", "Exp", "Log",
 })  # fmt: skip
-# Operators whose float inputs / outputs are free to change type together.
+# Each model's input layer, which reads the noisy 2D coordinates: in float16 they would be rounded
+# to steps of 2^-11, a tenth of the noise scale, so this cheap layer (2 input channels) stays float32.
+INPUT_LAYERS: tuple[str, ...] = ("/input/", "/gconv_input/", "/patch_embed/", "/avg/w1/")
 _FLOAT, _HALF = TensorProto.FLOAT, TensorProto.FLOAT16
 
 
@@ -44,7 +47,11 @@ def to_mixed_precision(model: onnx.ModelProto, scopes: tuple[str, ...] = ("/lift
     graph = model.graph
     types = _float_tensors(model)
     nodes = list(graph.node)  # one Python object per node: protobuf wrappers are not stable across iterations
-    half = {id(n) for n in nodes if any(scope in n.name for scope in scopes) and n.op_type not in KEEP_FP32}
+    half = {
+        id(n) for n in nodes
+        if any(scope in n.name for scope in scopes) and n.op_type not in KEEP_FP32
+        and not any(layer in n.name for layer in INPUT_LAYERS)
+    }  # fmt: skip
     if not half:
         raise PoseDeployError(f"no node of the graph lies in the scopes {scopes}: nothing to convert to float16")
 

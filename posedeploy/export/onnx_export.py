@@ -30,6 +30,7 @@ from posedeploy.artifacts import FORMAT, FORMAT_VERSION, GRAPHS, MANIFEST
 from posedeploy.contract import INPUTS, OUTPUTS, RNG_INPUTS, draw_noise
 from posedeploy.errors import ArtifactError
 from posedeploy.export.fp16 import to_mixed_precision
+from posedeploy.export.fused_gcn import for_inference
 from posedeploy.files import atomic_path, sha256_file
 from posedeploy.progress import log
 from posedeploy.skeleton import JOINT_NAMES, JOINTS_LEFT, JOINTS_RIGHT, PARENTS
@@ -74,7 +75,8 @@ OUTPUT_AXES = {"sigma": {0: "B"}, "hypotheses": {0: "B", 1: "S"}, "pose": {0: "B
 
 
 def _graphs(ckpt: Checkpoint, in_graph_noise: bool) -> dict[str, onnx.ModelProto]:
-    lifter, avg = ckpt.build_lifter(), ckpt.build_avg()
+    # The graph computes the inference form of the graph models (same function; see fused_gcn.py).
+    lifter, avg = for_inference(ckpt.build_lifter()), for_inference(ckpt.build_avg())
     pipeline = PipelineModule(lifter, avg, ckpt.config.alpha).eval()
     kp = torch.zeros(2, 17, 2)
     noise = torch.zeros(2, 3, 2, 17, 2)
