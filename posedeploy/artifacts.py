@@ -77,12 +77,34 @@ class Artifacts:
         path = self.root / name
         if not path.is_file():
             raise ArtifactError(f"{path} is listed in the manifest but missing; re-run posedeploy export")
-        if path.stat().st_size != entry["bytes"] or sha256_file(path) != entry["sha256"]:
-            raise ArtifactError(
-                f"{path} does not match its manifest (size or hash differs): it was changed, truncated or "
-                f"half-written; re-run posedeploy export"
-            )
+        verify_file(path, entry, "re-run posedeploy export")
         return path
+
+
+def verify_file(path: Path, entry: dict, remedy: str) -> None:
+    """Refuse ``path`` unless its size and SHA-256 are those its manifest ``entry`` records."""
+    if path.stat().st_size != entry.get("bytes") or sha256_file(path) != entry.get("sha256"):
+        raise ArtifactError(
+            f"{path} does not match its manifest (size or hash differs): it was changed, truncated or "
+            f"half-written; {remedy}"
+        )
+
+
+def load_manifest(path: Path, fmt: str, version: int, kind: str, remedy: str) -> dict:
+    """A manifest JSON of format ``fmt`` and at most ``version``; anything else is refused."""
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{path} is not valid JSON ({exc}); {remedy}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != fmt:
+        raise ArtifactError(f"{path} is not a posedeploy {kind} manifest")
+    found = manifest.get("format_version")
+    if not isinstance(found, int) or found > version:
+        raise ArtifactError(
+            f"{path} has {kind} format version {found}; this posedeploy reads up to {version} "
+            f"(upgrade posedeploy, or {remedy} with this version)"
+        )
+    return manifest
 
 
 def read_manifest(root: str | Path) -> Artifacts:
@@ -92,18 +114,7 @@ def read_manifest(root: str | Path) -> Artifacts:
     path = root / MANIFEST
     if not path.is_file():
         raise ArtifactError(f"{root} has no {MANIFEST}: it is not a posedeploy export (run posedeploy export)")
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"{path} is not valid JSON ({exc}); re-run posedeploy export") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise ArtifactError(f"{path} is not a posedeploy artifact manifest")
-    version = manifest.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ArtifactError(
-            f"{path} has artifact format version {version}; this posedeploy reads up to {FORMAT_VERSION} "
-            f"(upgrade posedeploy or re-export with this version)"
-        )
+    manifest = load_manifest(path, FORMAT, FORMAT_VERSION, "artifact", "re-run posedeploy export")
     for key in ("config", "files"):
         if not isinstance(manifest.get(key), dict):
             raise ArtifactError(f"{path} lacks its '{key}' section; re-run posedeploy export")

@@ -7,12 +7,11 @@ fails first, saying what differs and how to rebuild.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from posedeploy.artifacts import load_manifest, verify_file
 from posedeploy.engines.machine import MachineInfo
 from posedeploy.errors import ArtifactError
-from posedeploy.files import sha256_file
 
 FORMAT = "posedeploy.engine"
 FORMAT_VERSION = 1
@@ -30,17 +29,8 @@ def read_engine_manifest(plan: str | Path) -> dict:
     path = manifest_path(plan)
     if not path.is_file():
         raise ArtifactError(f"{plan} has no manifest ({path.name}): build engines with posedeploy build")
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"{path} is not valid JSON ({exc}); rebuild the engine") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise ArtifactError(f"{path} is not a posedeploy engine manifest")
-    if not isinstance(manifest.get("format_version"), int) or manifest["format_version"] > FORMAT_VERSION:
-        raise ArtifactError(f"{path} has engine format version {manifest.get('format_version')}; upgrade posedeploy")
-    entry = manifest.get("plan", {})
-    if plan.stat().st_size != entry.get("bytes") or sha256_file(plan) != entry.get("sha256"):
-        raise ArtifactError(f"{plan} does not match its manifest (truncated, replaced or half-written); rebuild it")
+    manifest = load_manifest(path, FORMAT, FORMAT_VERSION, "engine", "rebuild the engine")
+    verify_file(plan, manifest.get("plan", {}), "rebuild the engine")
     return manifest
 
 
