@@ -142,7 +142,7 @@ def format_report(report: EvalReport) -> str:
         groups += [("best", BEST, f"best-of-{s['hypotheses']}")]
         groups += [(name, AGGREGATED, name if name != "jpma" else "JPMA") for name in AGGREGATORS if name in report.means]
     short = {"mpjpe": "MPJPE", "p_mpjpe": "P-MPJPE", "pck": "PCK", "auc": "AUC"}
-    width = {"mpjpe": 7, "p_mpjpe": 8, "pck": 6, "auc": 6}
+    width = {"mpjpe": 7, "p_mpjpe": 8, "pck": 7, "auc": 6}
     title = (
         f"{s['lifter']} (trained on {s['trained_on']}) on {s['data']}: {s['samples']:,} samples"
         + (f" (every {s['stride']}th frame)" if s["stride"] != 1 else "")
