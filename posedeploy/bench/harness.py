@@ -1,9 +1,11 @@
 """The benchmark sweep: every (B, S) cell, every target, interleaved; statistics and fits.
 
 Method:
-- Per cell, every target is prepared and warmed up, then timed in rounds; each round calls every
-  target once, in an order that rotates, so slow drifts of the machine (thermal, other load)
-  fall on all targets alike. A cell runs at least ``min_repeats`` rounds and ``min_seconds``.
+- Per cell, every target is prepared and warmed up, then timed in rounds; in each round every
+  target, in an order that rotates, makes one untimed call and ``BLOCK`` timed ones, so slow drifts
+  of the machine (thermal, other load) fall on all targets alike, while one runtime's idle worker
+  threads (ONNX Runtime and OpenMP spin for a while after a call) do not slow the next runtime's
+  timed calls. A cell runs at least ``min_repeats`` timed calls per target and ``min_seconds``.
 - Latency percentiles are per call; frames/s = B / p50, hypotheses/s = B * S / p50.
 - Achieved GFLOP/s counts the pipeline's matrix-product FLOPs, B * (2 * AVG + 2 * S * lifter)
   (the export manifest's counts), against the peak of one large matrix product measured in the
@@ -31,6 +33,7 @@ from posedeploy.progress import progress
 
 SCHEMA = "posedeploy.bench/1"
 CLIFF = 0.30  # relative rise of the cost per hypothesis that counts as a cliff
+BLOCK = 3  # timed calls per target and round
 
 
 @dataclass
@@ -164,14 +167,16 @@ def run_sweep(targets: list[Target], settings: BenchSettings, flops: dict | None
             times: dict[str, list[float]] = {t.label: [] for t in targets}
             device: dict[str, list[dict]] = {t.label: [] for t in targets}
             started, rounds = time.monotonic(), 0
-            while rounds < settings.max_repeats and (
-                rounds < settings.min_repeats or time.monotonic() - started < settings.min_seconds
+            while rounds * BLOCK < settings.max_repeats and (
+                rounds * BLOCK < settings.min_repeats or time.monotonic() - started < settings.min_seconds
             ):
                 order = targets[rounds % len(targets):] + targets[: rounds % len(targets)]
                 for t in order:
-                    times[t.label].append(t.call())
-                    if t.device_times():
-                        device[t.label].append(t.device_times())
+                    t.call()  # absorbs the previous target's lingering threads
+                    for _ in range(BLOCK):
+                        times[t.label].append(t.call())
+                        if t.device_times():
+                            device[t.label].append(t.device_times())
                 rounds += 1
             for t in targets:
                 lat = _percentiles(times[t.label])
