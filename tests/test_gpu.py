@@ -82,10 +82,14 @@ def test_cuda_memory_layer_round_trip(layer):
         host[:] = np.arange(1000, dtype=np.float32)
         ptr = cuda.malloc(host.nbytes)
         back = cuda.pinned((1000,), np.float32)
+        start, end = cuda.event(), cuda.event()
+        cuda.record(start, stream)
         cuda.htod(ptr, host, stream)
         cuda.dtoh(back, ptr, stream)
+        cuda.record(end, stream)
         cuda.synchronize(stream)
         np.testing.assert_array_equal(back, host)
+        assert cuda.elapsed_ms(start, end) >= 0
         if cuda.supports_graphs:
             host[:] = 7
             graph = cuda.capture(stream, lambda: cuda.htod(ptr, host, stream))
@@ -139,5 +143,6 @@ def test_tensorrt_graphs_profiles_and_timing_cache(exports):
             for name in expected:
                 np.testing.assert_allclose(got[name], expected[name], atol=1e-5)
         assert graphed.limits == {"batch": (1, 8), "hypotheses": (1, 100)}
+        assert set(graphed.timings) == {"wall_ms", "h2d_ms", "compute_ms", "d2h_ms"}
         with pytest.raises(InputError, match="outside the engine profile"):
             graphed.run({**feed, "noise": rng.standard_normal((3, 101, 2, 17, 2), dtype=np.float32)})

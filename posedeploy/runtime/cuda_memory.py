@@ -46,6 +46,17 @@ class CudaLayer(ABC):
     def memory_info(self) -> tuple[int, int]:
         """(free, total) device bytes."""
 
+    @abstractmethod
+    def event(self) -> object:
+        """A CUDA event for timing."""
+
+    @abstractmethod
+    def record(self, event: object, stream: int) -> None: ...
+
+    @abstractmethod
+    def elapsed_ms(self, start: object, end: object) -> float:
+        """Device time between two recorded events (after the stream is synchronised)."""
+
     def capture(self, stream: int, enqueue) -> object:
         """Record what ``enqueue()`` puts on ``stream`` into an executable graph."""
         raise DeviceError(f"{self.name} cannot capture CUDA graphs")
@@ -75,6 +86,7 @@ class CudaPython(CudaLayer):
         self._call("cudaSetDevice", device)
         self._pinned: list[int] = []
         self._streams: list = []
+        self._events: list = []
 
     def _call(self, name: str, *args):
         result = getattr(self.rt, name)(*args)
@@ -118,6 +130,17 @@ class CudaPython(CudaLayer):
         free, total = self._call("cudaMemGetInfo")
         return int(free), int(total)
 
+    def event(self) -> object:
+        handle = self._call("cudaEventCreate")
+        self._events.append(handle)
+        return handle
+
+    def record(self, event: object, stream: int) -> None:
+        self._call("cudaEventRecord", event, stream)
+
+    def elapsed_ms(self, start: object, end: object) -> float:
+        return float(self._call("cudaEventElapsedTime", start, end))
+
     def capture(self, stream: int, enqueue) -> object:
         mode = self.rt.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
         self._call("cudaStreamBeginCapture", stream, mode)
@@ -140,7 +163,9 @@ class CudaPython(CudaLayer):
             self._call("cudaFreeHost", ptr)
         for handle in self._streams:
             self._call("cudaStreamDestroy", handle)
-        self._pinned, self._streams = [], []
+        for handle in self._events:
+            self._call("cudaEventDestroy", handle)
+        self._pinned, self._streams, self._events = [], [], []
 
 
 class PyCuda(CudaLayer):
@@ -188,6 +213,15 @@ class PyCuda(CudaLayer):
 
     def memory_info(self) -> tuple[int, int]:
         return self.cuda.mem_get_info()
+
+    def event(self) -> object:
+        return self.cuda.Event()
+
+    def record(self, event: object, stream: int) -> None:
+        event.record(self._streams[stream])
+
+    def elapsed_ms(self, start: object, end: object) -> float:
+        return float(start.time_till(end))
 
     def close(self) -> None:
         for allocation in self._allocations.values():
