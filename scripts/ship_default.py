@@ -1,10 +1,11 @@
 """Install a trained checkpoint as the package's default and write its model card.
 
     python scripts/ship_default.py --checkpoint runs/h36m/mgcn_lw_sh/avg/best.pt \
-        --eval-prefix runs/h36m/mgcn_lw_sh/eval --keypoints sh --log runs/logs/mgcn_lw_sh.log
+        --eval-prefix runs/h36m/mgcn_lw_sh/eval --keypoints sh --train-commands commands.txt
 
 Reads the evaluation reports written by scripts/eval_h36m.sh (EVAL_PREFIX_single.json,
-EVAL_PREFIX_s200_adaptive.json, EVAL_PREFIX_s200_fixed.json) and the training log, and writes
+EVAL_PREFIX_s200_adaptive.json, EVAL_PREFIX_s200_fixed.json) and a text file holding the exact
+training commands, and writes
 posedeploy/assets/mgcn_lw_mlp_h36m.pt and posedeploy/assets/MODEL_CARD.md.
 """
 

@@ -107,3 +107,17 @@ def test_patience_stops_when_validation_stops_improving(tiny, tmp_path, monkeypa
     torch.manual_seed(0)
     summary = fit(LifterTask("mgcn_lw", *tiny), TrainSettings(epochs=6, batch_size=256, patience=3), tmp_path, CPU)
     assert summary["epochs"] == 5 and summary["best_epoch"] == 2  # epochs 3, 4, 5 did not beat epoch 2
+
+
+def test_htnet_and_its_gcn_avg_train(tiny, tmp_path):
+    # The HTNet pairing was not trained on Human3.6M here (CPU only); this keeps its training path honest.
+    torch.manual_seed(0)
+    small = load_dataset("synthetic", "train", synthetic_size=256), load_dataset("synthetic", "test", synthetic_size=64)
+    summary = fit(LifterTask("htnet", *small), TrainSettings(epochs=2, batch_size=64, lr=1e-3, seed=1), tmp_path / "lifter", CPU)
+    assert summary["history"][-1]["train_loss"] < summary["history"][0]["train_loss"]
+    lifter = load_checkpoint(tmp_path / "lifter" / "best.pt")
+    assert lifter.config.lifter == "htnet"
+    task = AVGTask(lifter, *small, cache_dir=tmp_path / "cache")
+    fit(task, TrainSettings(epochs=1, batch_size=128, lr=1e-3), tmp_path / "avg", CPU)
+    ckpt = load_checkpoint(tmp_path / "avg" / "best.pt")
+    assert ckpt.config.avg == "gcn" and ckpt.lifter_fingerprint() == lifter.lifter_fingerprint()
