@@ -2,10 +2,10 @@
 
     python scripts/profile_pipeline.py ARTIFACTS [--graph pipeline.onnx] [--batch 1] [--hypotheses 200]
 
-Runs the graph with ONNX Runtime's profiler (after warm-up calls) and prints, per operator type,
-the total kernel time and its share, and with --nodes N the N slowest nodes with their input
-shapes (which matrix products are the expensive ones). The profile file is written to a temporary folder and
-deleted. Used for docs/PERFORMANCE.md.
+Runs the graph with ONNX Runtime's profiler on the benchmark's inputs (after warm-up calls) and
+prints, per operator type, the total kernel time and its share, and with --nodes N the N slowest
+nodes with their input shapes (which matrix products are the expensive ones). The profile file is
+written to a temporary folder and deleted. Used for docs/PERFORMANCE.md.
 """
 
 from __future__ import annotations
@@ -16,24 +16,19 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
 import onnxruntime as ort
 
-from posedeploy.contract import draw_noise
+from posedeploy.bench.targets import inputs
 
 
 def profile(graph: Path, batch: int, hypotheses: int, calls: int) -> tuple[dict[str, float], dict[str, float]]:
     """Microseconds of kernel time per operator type and per node (with its input shapes), summed
     over ``calls`` profiled calls."""
-    rng = np.random.default_rng(0)
-    feed = {"keypoints": rng.uniform(-0.5, 0.5, (batch, 17, 2)).astype(np.float32),
-            "noise": draw_noise(rng, batch, hypotheses)}  # fmt: skip
+    keypoints, noise = inputs(batch, hypotheses)
+    feed = {"keypoints": keypoints, "noise": noise}
     with tempfile.TemporaryDirectory() as tmp:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        warm = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
-        for _ in range(5):
-            warm.run(None, feed)
         options.enable_profiling = True
         options.profile_file_prefix = str(Path(tmp) / "profile")
         session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])

@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from posedeploy.bench.targets import inputs
 from posedeploy.runtime import MultiHypothesisLifter
 
 
@@ -25,7 +26,7 @@ def main() -> None:
     parser.add_argument("--max-poses", default="6400,1600,400")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    keypoints = np.random.default_rng(0).uniform(-0.5, 0.5, (args.batch, 17, 2)).astype(np.float32)
+    keypoints, _ = inputs(args.batch, 1)  # the lifter draws its own noise
     lifters = {m: MultiHypothesisLifter(args.artifacts, precision="fp32", hypotheses=args.hypotheses, seed=0, max_poses=m)
                for m in map(int, args.max_poses.split(","))}  # fmt: skip
     times: dict[int, list[float]] = {m: [] for m in lifters}

@@ -21,7 +21,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from posedeploy.contract import draw_noise
+from posedeploy.bench.targets import inputs
 from posedeploy.export import fused_gcn
 from posedeploy.export.onnx_export import export_artifacts
 
@@ -67,9 +67,8 @@ def main() -> None:
     parser.add_argument("--hypotheses", type=int, default=200)
     parser.add_argument("--blocks", type=int, default=10)
     args = parser.parse_args()
-    rng = np.random.default_rng(0)
-    feed = {"keypoints": rng.uniform(-0.5, 0.5, (args.batch, 17, 2)).astype(np.float32),
-            "noise": draw_noise(rng, args.batch, args.hypotheses)}  # fmt: skip
+    keypoints, noise = inputs(args.batch, args.hypotheses)
+    feed = {"keypoints": keypoints, "noise": noise}
     with tempfile.TemporaryDirectory() as tmp:
         shipped, gemm = Path(tmp) / "shipped" / "pipeline.onnx", Path(tmp) / "gemm" / "pipeline.onnx"
         export_artifacts(args.checkpoint, shipped.parent)

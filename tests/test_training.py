@@ -109,7 +109,7 @@ def test_patience_stops_when_validation_stops_improving(tiny, tmp_path, monkeypa
     assert summary["epochs"] == 5 and summary["best_epoch"] == 2  # epochs 3, 4, 5 did not beat epoch 2
 
 
-def test_htnet_and_its_gcn_avg_train(tiny, tmp_path):
+def test_htnet_and_its_gcn_avg_train(tmp_path):
     # The HTNet pairing was not trained on Human3.6M here (CPU only); this keeps its training path honest.
     torch.manual_seed(0)
     small = load_dataset("synthetic", "train", synthetic_size=256), load_dataset("synthetic", "test", synthetic_size=64)
