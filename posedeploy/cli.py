@@ -181,7 +181,7 @@ def predict(
     noise: Optional[Path] = typer.Option(None, help="Standard normal noise, a (B, S, 2, 17, 2) .npy array."),
     hypotheses: int = typer.Option(200, help="S, when the noise is drawn rather than given."),
     seed: int = typer.Option(0, help="Seed of the drawn noise."),
-    max_poses: int = typer.Option(16384, help="Lifter inputs per batched call (memory bound)."),
+    max_poses: Optional[int] = typer.Option(None, help="Lifter inputs per batched call (default: 2048 on a CPU, 16384 on a GPU)."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda if available)."),
 ) -> None:
     """Run the PyTorch reference pipeline and write the contract outputs."""
@@ -213,7 +213,7 @@ def evaluate_command(
     actions: Optional[str] = typer.Option(None, help="Comma-separated Human3.6M actions (default: all 15)."),
     stride: int = typer.Option(1, help="Evaluate every STRIDE-th frame of each sequence (evenly spaced)."),
     seed: int = typer.Option(0, help="Seed of the sampling noise."),
-    max_poses: int = typer.Option(16384, help="Lifter inputs per batched call (memory bound)."),
+    max_poses: Optional[int] = typer.Option(None, help="Lifter inputs per batched call (default: 2048 on a CPU, 16384 on a GPU)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the full report as JSON."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda if available)."),
 ) -> None:
@@ -392,6 +392,31 @@ def run_command(
     frames = sum(len(r.pose) for r in results)
     skipped = sum(len(r.skipped) for r in results)
     typer.echo(f"wrote {out}: {frames} frames in {len(results)} sequence(s)" + (f", {skipped} skipped" if skipped else ""))
+
+
+@app.command("deploy")
+def deploy_command(
+    checkpoint: Optional[Path] = typer.Option(None, help="posedeploy checkpoint (default: the shipped one)."),
+    out: Path = typer.Option(Path("deploy"), help="Folder to write: artifacts/, sequence/, REPORT.md, report.json."),
+    compute_capability: list[str] = typer.Option([], help="TensorRT for RTX engine targets, e.g. 8.9 (repeatable); "
+                                                 "needed where there is no GPU."),
+    hypotheses: int = typer.Option(200, help="S hypotheses in parity, bench and the lifted sequence."),
+    parity_samples: int = typer.Option(64, help="Built-in test poses for the parity checks."),
+    pictures: bool = typer.Option(True, help="Draw the lifted sequence (PNG and GIF; needs matplotlib)."),
+) -> None:
+    """The main job: export (FP32, FP16) -> engine -> parity -> bench -> a lifted sequence -> DIR/REPORT.md."""
+    from posedeploy.deploy import REPORT_MD, DeploySettings, deploy
+
+    settings = DeploySettings(hypotheses=hypotheses, parity_samples=parity_samples,
+                              compute_capabilities=list(compute_capability), pictures=pictures)  # fmt: skip
+    report = deploy(checkpoint, out, settings)
+    for name, step in report["steps"].items():
+        detail = step.get("reason") or step.get("error") or ""
+        typer.echo(f"{name:<9} {step['status']:<8} {step['seconds']:6.1f} s  {detail}".rstrip())
+    verdict = "passed" if report["passed"] else "FAILED"
+    typer.echo(f"deploy {verdict} in {report['seconds']:.0f} s: {out / REPORT_MD}")
+    if not report["passed"]:
+        raise typer.Exit(1)
 
 
 @app.command("doctor")

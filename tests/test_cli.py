@@ -41,7 +41,7 @@ def assert_one_line_error(result, pattern):
 def test_help_lists_every_command():
     result = run_cli("--help")
     assert result.returncode == 0
-    for command in ("train", "import-checkpoint", "predict", "eval", "export", "parity"):
+    for command in ("train", "import-checkpoint", "predict", "eval", "export", "parity", "deploy"):
         assert command in result.stdout
     sub = run_cli("train", "--help")
     assert "lifter" in sub.stdout and "avg" in sub.stdout

@@ -18,7 +18,7 @@ from posedeploy.data import PoseSet
 from posedeploy.errors import InputError
 from posedeploy.progress import progress
 from posedeploy.training.checkpoint import Checkpoint
-from posedeploy.training.sampler import DEFAULT_MAX_POSES, PipelineModule, run_reference, run_single
+from posedeploy.training.sampler import PipelineModule, run_reference, run_single
 
 # (group, metric) columns in the order they are printed.
 SINGLE = ("mpjpe", "p_mpjpe", "pck", "auc")
@@ -65,7 +65,7 @@ def evaluate(
     noise: str = "adaptive",
     seed: int = 0,
     device: str | torch.device = "cpu",
-    max_poses: int = DEFAULT_MAX_POSES,
+    max_poses: int | None = None,
     show_progress: bool = True,
 ) -> EvalReport:
     """Score ``checkpoint`` on ``data``; ``hypotheses`` = 0 evaluates the lifter alone."""
