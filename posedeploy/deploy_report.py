@@ -39,7 +39,7 @@ def _parity(step: dict) -> list[str]:
     return lines
 
 
-def _bench(step: dict) -> list[str]:
+def _bench(step: dict, folder: str) -> list[str]:
     if step["status"] != "done":
         return [f"FAILED: {step.get('error')}"]
     lines = ["| backend | B | S | p50 ms | p99 ms | frames/s | hypotheses/s | x PyTorch eager |",
@@ -50,7 +50,7 @@ def _bench(step: dict) -> list[str]:
                      f"{c['frames_per_s']:.1f} | {c['hypotheses_per_s']:,.0f} | {speed} |")  # fmt: skip
     s = step["settings"]
     lines.append(f"\nEvery target timed interleaved in the same run, at least {s['min_repeats']} calls and "
-                 f"{s['min_seconds']} s per cell; a short bench: `posedeploy bench --artifacts artifacts` measures more.")  # fmt: skip
+                 f"{s['min_seconds']} s per cell: a short bench; `posedeploy bench --artifacts {folder}/artifacts` measures more.")  # fmt: skip
     return lines
 
 
@@ -102,7 +102,7 @@ def render_markdown(report: dict) -> str:
         "",
         "## Speed",
         "",
-        *(_bench(steps["bench"]) if "bench" in steps else ["Not reached."]),
+        *(_bench(steps["bench"], report["folder"]) if "bench" in steps else ["Not reached."]),
         "",
         "## A built-in sequence",
         "",
