@@ -23,7 +23,12 @@ app = typer.Typer(
 train_app = typer.Typer(help="Train a lifter, or the AVG model of a trained lifter.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 
-DEFAULT_LR = {"htnet": 5e-4, "mgcn_lw": 1e-3}
+# Each lifter's official recipe (HTNet: main.py/opt.py; Modulated GCN: main_gcn.py), the learning
+# rate's decay expressed per training sample so that it carries over to 10 Hz data.
+RECIPES = {
+    "htnet": {"lr": 5e-4, "batch_size": 512, "schedule": "epoch", "clip_grad_norm": None},
+    "mgcn_lw": {"lr": 1e-3, "batch_size": 64, "schedule": "samples", "clip_grad_norm": 1.0},
+}
 
 
 def _device(device: Optional[str]) -> str:
@@ -48,17 +53,20 @@ def train_lifter(
     keypoints: str = typer.Option("gt", help="2D input: gt or sh (Human3.6M); gt or noisy (synthetic)."),
     out: Path = typer.Option(Path("runs/lifter"), help="Run folder: best.pt, last.pt, log.jsonl."),
     epochs: int = typer.Option(30, help="Epochs to train (with --resume: the total, including earlier ones)."),
-    batch_size: int = typer.Option(256, help="Batch size (summed over processes under torchrun)."),
+    batch_size: Optional[int] = typer.Option(None, help="Batch size, summed over processes under torchrun (default: 64 mgcn_lw, 512 htnet)."),
     lr: Optional[float] = typer.Option(None, help="Initial learning rate (default: 1e-3 mgcn_lw, 5e-4 htnet)."),
+    schedule: Optional[str] = typer.Option(None, help="Learning-rate decay: epoch (x0.95, x0.5 every 5th; htnet) or samples (x0.96 per 6.4M samples; mgcn_lw)."),
+    clip_grad_norm: Optional[float] = typer.Option(None, help="Clip the gradient norm (default: 1 mgcn_lw, none htnet)."),
     stride: int = typer.Option(1, help="Use every STRIDE-th training frame."),
-    val_stride: int = typer.Option(1, help="Validate on every VAL_STRIDE-th test frame."),
+    val_stride: int = typer.Option(1, help="Validate on every VAL_STRIDE-th validation frame."),
     augment: bool = typer.Option(True, help="Mirror a random half of every batch."),
     patience: Optional[int] = typer.Option(None, help="Stop after this many epochs without a better validation MPJPE."),
     seed: int = typer.Option(0, help="Seed of shuffling, augmentation and initialisation."),
     resume: bool = typer.Option(False, help="Continue the run in OUT from its last.pt."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda if available)."),
 ) -> None:
-    """Train a single-hypothesis lifter (MPJPE loss, mirror augmentation, validation on the test split)."""
+    """Train a single-hypothesis lifter (MPJPE loss, mirror augmentation) on the 'train' split, choosing
+    the best epoch on the held-out 'val' split (Human3.6M: train S1 S5 S6 S7, val S8)."""
     import torch
 
     from posedeploy.data import load_dataset
@@ -69,11 +77,15 @@ def train_lifter(
     ctx = distributed.setup(_device(device))
     try:
         train = load_dataset(data, "train", keypoints, stride=stride)
-        val = load_dataset(data, "test", keypoints, stride=val_stride)
+        val = load_dataset(data, "val", keypoints, stride=val_stride)
         torch.manual_seed(seed)
         task = LifterTask(lifter, train, val, augment=augment)
-        settings = TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr or DEFAULT_LR.get(lifter, 1e-3), seed=seed,
-                                 patience=patience)  # fmt: skip
+        recipe = RECIPES.get(lifter, RECIPES["mgcn_lw"])
+        settings = TrainSettings(
+            epochs=epochs, batch_size=batch_size or recipe["batch_size"], lr=lr or recipe["lr"], seed=seed,
+            patience=patience, schedule=schedule or recipe["schedule"],
+            clip_grad_norm=clip_grad_norm if clip_grad_norm is not None else recipe["clip_grad_norm"],
+        )  # fmt: skip
         if ctx.is_main:
             typer.echo(f"training {lifter} on {len(train):,} samples ({train.source}), validating on {len(val):,}", err=True)
         summary = fit(task, settings, out, ctx, resume=resume)
@@ -95,14 +107,15 @@ def train_avg(
     batch_size: int = typer.Option(512, help="Batch size."),
     lr: float = typer.Option(5e-4, help="Initial learning rate."),
     stride: int = typer.Option(1, help="Use every STRIDE-th training frame."),
-    val_stride: int = typer.Option(1, help="Validate on every VAL_STRIDE-th test frame."),
+    val_stride: int = typer.Option(1, help="Validate on every VAL_STRIDE-th validation frame."),
     cache_dir: Optional[Path] = typer.Option(None, help="Pseudo-label cache (default: ~/.cache/posedeploy)."),
     patience: Optional[int] = typer.Option(None, help="Stop after this many epochs without a better validation MSE."),
     seed: int = typer.Option(0, help="Seed of shuffling and initialisation."),
     resume: bool = typer.Option(False, help="Continue the run in OUT from its last.pt."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda if available)."),
 ) -> None:
-    """Train the AVG model on the frozen lifter's per-joint errors (weak supervision, cached pseudo-labels)."""
+    """Train the AVG model on the frozen lifter's per-joint errors (weak supervision, cached pseudo-labels),
+    choosing the best epoch on the held-out 'val' split."""
     import torch
 
     from posedeploy.data import load_dataset
@@ -117,7 +130,7 @@ def train_avg(
         lifter_ckpt = load_checkpoint(checkpoint)
         keypoints = keypoints or _keypoints_for(data, lifter_ckpt.config.keypoints)
         train = load_dataset(data, "train", keypoints, stride=stride)
-        val = load_dataset(data, "test", keypoints, stride=val_stride)
+        val = load_dataset(data, "val", keypoints, stride=val_stride)
         torch.manual_seed(seed)
         task = AVGTask(lifter_ckpt, train, val, avg=avg, alpha=alpha, cache_dir=cache_dir or default_cache_dir(),
                        device=ctx.device)  # fmt: skip
@@ -208,29 +221,54 @@ def evaluate_command(
     checkpoint: Optional[Path] = typer.Option(None, help="posedeploy checkpoint (default: the shipped one)."),
     data: str = typer.Option("synthetic", help="Human3.6M folder (VideoPose3D format) or 'synthetic'."),
     keypoints: str = typer.Option("gt", help="2D input: gt or sh (Human3.6M); gt or noisy (synthetic)."),
+    split: str = typer.Option("test", help="test (final numbers only), or val (the held-out split every choice is made on)."),
     hypotheses: int = typer.Option(200, help="S hypotheses per pose; 0 evaluates the lifter alone."),
-    noise: str = typer.Option("adaptive", help="adaptive (AVG sigma) or fixed (its mean on every joint)."),
+    noise: str = typer.Option("adaptive", help="Comma-separated: adaptive (AVG sigma), uniform (its mean on every joint), alpha (alpha on every joint)."),
+    alpha: Optional[str] = typer.Option(None, help="Comma-separated noise scales to sweep (default: the checkpoint's)."),
+    best_of: str = typer.Option("1,5,10,50,200", help="S values of the best-of-S curve (first S of the same draw)."),
     actions: Optional[str] = typer.Option(None, help="Comma-separated Human3.6M actions (default: all 15)."),
     stride: int = typer.Option(1, help="Evaluate every STRIDE-th frame of each sequence (evenly spaced)."),
-    seed: int = typer.Option(0, help="Seed of the sampling noise."),
+    seed: int = typer.Option(0, help="Seed of the sampling noise (the same draws in every run)."),
     max_poses: Optional[int] = typer.Option(None, help="Lifter inputs per batched call (default: 2048 on a CPU, 16384 on a GPU)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the full report as JSON."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda if available)."),
 ) -> None:
-    """Per-action MPJPE / P-MPJPE / PCK / AUC: lifter alone, best-of-S and aggregated pose."""
+    """Per-action MPJPE / P-MPJPE / PCK / AUC: lifter alone, best-of-S and aggregated pose; several
+    noise rules or alphas: a comparison with paired differences and bootstrap standard errors."""
     from posedeploy.data import load_dataset
+    from posedeploy.errors import InputError
     from posedeploy.files import write_json
     from posedeploy.training.evaluation import evaluate, format_report
+    from posedeploy.training.noise_comparison import comparison_report, format_comparison
+    from posedeploy.training.sampler import NOISE_MODES
 
     ckpt = _load(checkpoint)
+    noises = [n.strip() for n in noise.split(",") if n.strip()]
+    unknown = [n for n in noises if n not in NOISE_MODES]
+    if unknown or not noises:
+        raise InputError(f"noise must be some of {', '.join(NOISE_MODES)}, got '{noise}'")
+    try:
+        alphas = [float(a) for a in alpha.split(",") if a.strip()] if alpha else [ckpt.config.alpha]
+    except ValueError:
+        raise InputError(f"alpha must be comma-separated numbers, got '{alpha}'") from None
     chosen = [a.strip() for a in actions.split(",") if a.strip()] if actions else None
-    test = load_dataset(data, "test", keypoints, actions=chosen, stride=stride)
-    report = evaluate(ckpt, test, hypotheses=hypotheses, noise=noise, seed=seed, device=_device(device),
-                      max_poses=max_poses)  # fmt: skip
-    report.settings["checkpoint"] = str(checkpoint) if checkpoint else "default"
-    typer.echo(format_report(report))
+    test = load_dataset(data, split, keypoints, actions=chosen, stride=stride)
+    runs = [(n, a) for a in alphas for n in noises] if hypotheses > 0 else [(noises[0], alphas[0])]
+    reports = []
+    for n, a in runs:
+        report = evaluate(ckpt, test, hypotheses=hypotheses, noise=n, seed=seed, device=_device(device),
+                          max_poses=max_poses, alpha=a, best_of=tuple(_int_list(best_of, "best-of")))  # fmt: skip
+        report.settings["checkpoint"] = str(checkpoint) if checkpoint else "default"
+        report.settings["split"] = split
+        reports.append(report)
+    if len(reports) == 1:
+        typer.echo(format_report(reports[0]))
+        doc = reports[0].as_dict()
+    else:
+        doc = comparison_report(reports, test)
+        typer.echo(format_comparison(reports, doc["paired"]))
     if json_out is not None:
-        write_json(json_out, report.as_dict())
+        write_json(json_out, doc)
 
 
 @app.command("export")

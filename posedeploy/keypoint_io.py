@@ -79,9 +79,12 @@ def _split(array: np.ndarray, name: str, frame_ids=None, image_size=None) -> Key
     if len(array) == 0:
         raise InputError(f"{name}: no frames")
     if array.shape[1] == 16:
-        conf = complete_sh16(array[..., 2:]) if array.shape[2] == 3 else None
         xy = complete_sh16(array[..., :2])
-        array = xy if conf is None else np.concatenate([xy, conf[..., :1]], axis=-1)
+        if array.shape[2] == 3:  # the estimated neck/nose is as sure as the less sure of thorax and head
+            conf = np.insert(array[..., 2], 9, np.minimum(array[..., 8, 2], array[..., 9, 2]), axis=-1)
+            array = np.concatenate([xy, conf[..., None]], axis=-1)
+        else:
+            array = xy
     ids = np.arange(len(array)) if frame_ids is None else np.asarray(frame_ids)
     if len(ids) != len(array):
         raise InputError(f"{name}: {len(ids)} frame ids for {len(array)} frames")

@@ -3,7 +3,7 @@
 #   scripts/eval_h36m.sh CHECKPOINT KEYPOINTS OUT_PREFIX [STRIDE]
 # 1. the lifter alone on every test frame;
 # 2. best-of-200 and the aggregated pose with adaptive noise, on every STRIDE-th frame;
-# 3. the same with fixed noise (the adaptive sigma's mean on every joint), same frames and seed.
+# 3. the same with uniform noise (the adaptive sigma's mean on every joint), same frames and noise draws.
 set -euo pipefail
 ckpt=${1:?checkpoint}
 keypoints=${2:?keypoints: gt or sh}
@@ -13,7 +13,7 @@ data=${H36M:-../shared/data/h36m}
 mkdir -p "$(dirname "$out")"
 posedeploy eval --checkpoint "$ckpt" --data "$data" --keypoints "$keypoints" --hypotheses 0 \
     --json "${out}_single.json" | tee "${out}_single.txt"
-for noise in adaptive fixed; do
+for noise in adaptive uniform; do
     posedeploy eval --checkpoint "$ckpt" --data "$data" --keypoints "$keypoints" --hypotheses 200 \
         --noise "$noise" --stride "$stride" --seed 0 --json "${out}_s200_${noise}.json" | tee "${out}_s200_${noise}.txt"
 done

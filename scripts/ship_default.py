@@ -4,7 +4,7 @@
         --eval-prefix runs/h36m/mgcn_lw_sh/eval --keypoints sh --train-commands commands.txt
 
 Reads the evaluation reports written by scripts/eval_h36m.sh (EVAL_PREFIX_single.json,
-EVAL_PREFIX_s200_adaptive.json, EVAL_PREFIX_s200_fixed.json) and a text file holding the exact
+EVAL_PREFIX_s200_adaptive.json, EVAL_PREFIX_s200_uniform.json) and a text file holding the exact
 training commands, and writes
 posedeploy/assets/mgcn_lw_mlp_h36m.pt and posedeploy/assets/MODEL_CARD.md.
 """
@@ -37,7 +37,7 @@ def main() -> None:
     ckpt = load_checkpoint(args.checkpoint)
     single = _means(Path(f"{args.eval_prefix}_single.json"))["single"]
     adaptive = json.loads(Path(f"{args.eval_prefix}_s200_adaptive.json").read_text())
-    fixed = _means(Path(f"{args.eval_prefix}_s200_fixed.json"))
+    uniform = _means(Path(f"{args.eval_prefix}_s200_uniform.json"))
     a = adaptive["means"]
     stride = adaptive["settings"]["stride"]
     c = ckpt.config
@@ -79,7 +79,7 @@ AVG model: weakly supervised on the frozen lifter's per-joint errors divided by 
 |---|---|---|
 | lifter alone (mirror test-time augmentation), all frames | {single["mpjpe"]:.1f} | {single["p_mpjpe"]:.1f} |
 | best of 200, adaptive noise, every {stride}th frame | {a["best"]["mpjpe"]:.1f} | {a["best"]["p_mpjpe"]:.1f} |
-| best of 200, fixed noise (same mean sigma), every {stride}th frame | {fixed["best"]["mpjpe"]:.1f} | {fixed["best"]["p_mpjpe"]:.1f} |
+| best of 200, uniform noise (same mean sigma), every {stride}th frame | {uniform["best"]["mpjpe"]:.1f} | {uniform["best"]["p_mpjpe"]:.1f} |
 | aggregated (mean of 200), adaptive noise | {a["mean"]["mpjpe"]:.1f} | {a["mean"]["p_mpjpe"]:.1f} |
 
 Protocol: per-sample errors, averaged per action, then over the 15 actions. Commands and per-action

@@ -105,8 +105,8 @@ def test_eval_prints_a_table_and_writes_json(checkpoints, tmp_path):
     assert report["settings"]["samples"] == 80 and report["settings"]["hypotheses"] == 4
     lifter_only = run_cli("eval", "--checkpoint", checkpoints / "lifter.pt", "--hypotheses", 0, "--stride", 25)
     assert lifter_only.returncode == 0 and "lifter alone" in lifter_only.stdout
-    fixed = run_cli("eval", "--checkpoint", checkpoints / "full.pt", "--hypotheses", 2, "--noise", "gaussian")
-    assert_one_line_error(fixed, "noise mode")
+    bad = run_cli("eval", "--checkpoint", checkpoints / "full.pt", "--hypotheses", 2, "--noise", "gaussian")
+    assert_one_line_error(bad, "noise must be some of")
 
 
 def test_eval_bad_data(checkpoints, tmp_path, fake_h36m):

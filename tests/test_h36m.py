@@ -8,10 +8,11 @@ import pytest
 from posedeploy.data import load_dataset
 from posedeploy.data.camera import image_coordinates
 from posedeploy.data.h36m import (
-    ACTIONS, NECK_NOSE_FRACTION, canonical_action, complete_sh16, load_cameras, load_h36m, load_keypoints_2d,
+    ACTIONS, SH16_TO_17, canonical_action, complete_sh16, load_cameras, load_h36m, load_keypoints_2d,
     load_positions_3d,
 )  # fmt: skip
 from posedeploy.errors import DataError
+from posedeploy.skeleton import flip_pose
 
 
 def test_fake_folder_loads_with_ground_truth_and_detections(fake_h36m):
@@ -49,12 +50,23 @@ def test_stride_and_action_filter(fake_h36m):
     assert set(every3.actions) == {"Walking"}
 
 
-def test_sh16_completion_puts_neck_on_thorax_head_segment():
-    kp16 = np.random.default_rng(0).normal(size=(4, 16, 2)).astype(np.float32)
+def test_sh16_completion_estimates_the_neck_from_the_detected_joints():
+    rng = np.random.default_rng(0)
+    kp16 = rng.normal(size=(4, 16, 2)).astype(np.float32)
     kp17 = complete_sh16(kp16)
-    assert kp17.shape == (4, 17, 2)
-    np.testing.assert_allclose(kp17[:, 9], kp16[:, 8] + NECK_NOSE_FRACTION * (kp16[:, 9] - kp16[:, 8]), rtol=1e-6)
-    np.testing.assert_array_equal(kp17[:, 10], kp16[:, 9])
+    assert kp17.shape == (4, 17, 2) and kp17.dtype == np.float32
+    np.testing.assert_array_equal(kp17[:, list(SH16_TO_17)], kp16)
+    # It moves with the person and mirrors with the pose.
+    shift = np.array([30.0, -12.0], np.float32)
+    np.testing.assert_allclose(complete_sh16(kp16 + shift)[:, 9], kp17[:, 9] + shift, atol=1e-4)
+    mirrored16 = flip_pose(kp17)[:, list(SH16_TO_17)]
+    np.testing.assert_allclose(complete_sh16(mirrored16)[:, 9], flip_pose(kp17)[:, 9], atol=1e-4)
+    # On an upright body the neck/nose lands between the thorax and the head.
+    body = np.zeros((1, 17, 2))
+    body[0, :, 1] = [0, 0, 45, 90, 0, 45, 90, -25, -50, -60, -70, -48, -25, 0, -48, -25, 0]
+    body[0, [1, 2, 3, 14, 15, 16], 0], body[0, [4, 5, 6, 11, 12, 13], 0] = -10, 10
+    neck = complete_sh16(body[:, list(SH16_TO_17)])[0, 9]
+    assert -70 < neck[1] < -50 and abs(neck[0]) < 1e-3
 
 
 def test_action_names():
@@ -108,7 +120,22 @@ def test_synthetic_dataset_choices():
     with pytest.raises(DataError, match="synthetic keypoints"):
         load_dataset("synthetic", "test", "sh")
     with pytest.raises(DataError, match="split"):
-        load_dataset("synthetic", "val")
+        load_dataset("synthetic", "holdout")
+    assert load_dataset("synthetic", "val", synthetic_size=50).meta["split"] == "val"
+
+
+@pytest.mark.data
+def test_real_h36m_splits_hold_out_s8_for_every_choice(h36m_root):
+    splits = {name: set(load_dataset(h36m_root, name, "gt", stride=50).subjects) for name in ("train", "val", "test")}
+    assert splits == {"train": {"S1", "S5", "S6", "S7"}, "val": {"S8"}, "test": {"S9", "S11"}}
+
+
+@pytest.mark.data
+def test_sh_neck_estimate_beats_the_fixed_fraction_on_the_test_subjects(h36m_root):
+    gt = load_h36m(h36m_root, ["S9"], "gt", stride=10)
+    sh = load_h36m(h36m_root, ["S9"], "sh", stride=10)
+    error_px = np.linalg.norm(gt.pixels()[:, 9] - sh.pixels()[:, 9], axis=-1).mean()
+    assert error_px < 12  # 17 px with the thorax->head fraction it replaced
 
 
 @pytest.mark.data

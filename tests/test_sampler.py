@@ -86,14 +86,16 @@ def test_single_hypothesis_without_noise_is_the_mirror_averaged_lifter(pipeline)
     np.testing.assert_array_equal(zero.spread, 0)
 
 
-def test_fixed_noise_uses_the_mean_sigma_on_every_joint(pipeline):
-    fixed = PipelineModule(pipeline.lifter, pipeline.avg, ALPHA, noise_mode="fixed")
+def test_uniform_and_alpha_noise_baselines(pipeline):
     kp = np.random.default_rng(4).normal(scale=0.3, size=(3, 17, 2)).astype(np.float32)
     adaptive = run_reference(pipeline, kp, hypotheses=2, seed=0).sigma
-    constant = run_reference(fixed, kp, hypotheses=2, seed=0).sigma
+    uniform = PipelineModule(pipeline.lifter, pipeline.avg, ALPHA, noise_mode="uniform")
+    constant = run_reference(uniform, kp, hypotheses=2, seed=0).sigma
     np.testing.assert_allclose(constant, np.broadcast_to(adaptive.mean(-1, keepdims=True), adaptive.shape), rtol=1e-6)
+    plain = PipelineModule(pipeline.lifter, None, ALPHA, noise_mode="alpha")  # needs no AVG model
+    np.testing.assert_array_equal(run_reference(plain, kp, hypotheses=2, seed=0).sigma, np.float32(ALPHA))
     with pytest.raises(InputError, match="noise mode"):
-        PipelineModule(pipeline.lifter, pipeline.avg, ALPHA, noise_mode="uniform")
+        PipelineModule(pipeline.lifter, pipeline.avg, ALPHA, noise_mode="fixed")
 
 
 @pytest.mark.parametrize(

@@ -108,7 +108,7 @@ def test_splits_differ_and_bad_arguments():
     with pytest.raises(InputError, match="frames per synthetic sequence"):
         generate(5, sequence_frames=0)
     with pytest.raises(InputError):
-        synthetic_split("val", 5)
+        synthetic_split("holdout", 5)
 
 
 @pytest.mark.data

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from posedeploy.data.h36m import TEST_SUBJECTS, TRAIN_SUBJECTS, load_h36m
+from posedeploy.data.h36m import SPLITS, load_h36m
 from posedeploy.data.poseset import PoseSet
 from posedeploy.data.synthetic import synthetic_split
 from posedeploy.errors import DataError
 
 SYNTHETIC = "synthetic"
-SYNTHETIC_SIZES = {"train": 50_000, "test": 2_000}
+SYNTHETIC_SIZES = {"train": 50_000, "val": 2_000, "test": 2_000}
 # Pixel noise of the synthetic 'noisy' keypoints, about the error of a good 2D detector.
 SYNTHETIC_NOISE_PX = 5.0
 
@@ -56,10 +56,11 @@ def load_dataset(
     stride: int = 1,
     synthetic_size: int | None = None,
 ) -> PoseSet:
-    """The 'train' or 'test' split of ``data``: a Human3.6M folder (train S1 S5 S6 S7 S8, test S9
-    S11; keypoints 'gt' or 'sh') or 'synthetic' (keypoints 'gt' or 'noisy')."""
-    if split not in ("train", "test"):
-        raise DataError(f"split must be 'train' or 'test', got '{split}'")
+    """The 'train', 'val' or 'test' split of ``data``: a Human3.6M folder (train S1 S5 S6 S7, val
+    S8, test S9 S11; keypoints 'gt' or 'sh') or 'synthetic' (keypoints 'gt' or 'noisy'). Models
+    are fitted on 'train' and every choice is made on 'val'; 'test' is for final numbers only."""
+    if split not in SPLITS:
+        raise DataError(f"split must be one of {', '.join(SPLITS)}, got '{split}'")
     if str(data) == SYNTHETIC:
         if keypoints not in ("gt", "noisy"):
             raise DataError(f"synthetic keypoints are 'gt' or 'noisy', got '{keypoints}'")
@@ -69,8 +70,8 @@ def load_dataset(
         poses = synthetic_split(split, size, SYNTHETIC_NOISE_PX if keypoints == "noisy" else 0.0)
         poses.source = f"synthetic/{keypoints}"
         return poses.every(stride)
-    subjects = TRAIN_SUBJECTS if split == "train" else TEST_SUBJECTS
-    return load_h36m(Path(data), subjects, keypoints=keypoints, actions=actions, stride=stride)
-
+    poses = load_h36m(Path(data), SPLITS[split], keypoints=keypoints, actions=actions, stride=stride)
+    poses.meta["split"] = split
+    return poses
 
 __all__ = ["AUTO", "PoseSet", "SYNTHETIC", "evenly_spaced", "load_dataset", "resolve_data"]

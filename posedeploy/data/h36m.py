@@ -13,6 +13,7 @@ with distortion, as VideoPose3D made its ``data_2d_h36m_gt.npz``.
 
 from __future__ import annotations
 
+import functools
 import json
 import zipfile
 from pathlib import Path
@@ -24,9 +25,17 @@ from posedeploy.data.poseset import PoseSet
 from posedeploy.errors import DataError
 from posedeploy.skeleton import H36M32_TO_17, NUM_JOINTS, ROOT
 
-TRAIN_SUBJECTS: tuple[str, ...] = ("S1", "S5", "S6", "S7", "S8")
+TRAIN_SUBJECTS: tuple[str, ...] = ("S1", "S5", "S6", "S7", "S8")  # the conventional training subjects
 TEST_SUBJECTS: tuple[str, ...] = ("S9", "S11")
 ALL_SUBJECTS: tuple[str, ...] = TRAIN_SUBJECTS + TEST_SUBJECTS
+# Every choice (epochs, early stopping, alpha, the variance model) is made on a training subject
+# held out of training, never on the test subjects: S8, the last of them.
+VAL_SUBJECTS: tuple[str, ...] = ("S8",)
+SPLITS: dict[str, tuple[str, ...]] = {
+    "train": tuple(s for s in TRAIN_SUBJECTS if s not in VAL_SUBJECTS),
+    "val": VAL_SUBJECTS,
+    "test": TEST_SUBJECTS,
+}
 
 ACTIONS: tuple[str, ...] = (
     "Directions", "Discussion", "Eating", "Greeting", "Phoning", "Photo", "Posing", "Purchases",
@@ -49,10 +58,25 @@ KEYPOINT_SOURCES: tuple[str, ...] = ("gt", "sh")
 
 # The Stacked Hourglass layout has 16 joints: the H36M-17 order without joint 9 (neck/nose).
 SH16_TO_17: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16)
-# Where joint 9 lies on the thorax -> head segment: least-squares fit on the projected
-# ground-truth 2D of S1 S5 S6 S7 S8 (all cameras, every 5th frame). It lands 10 px from the true
-# joint on average, less than the detections' own 12-18 px error.
+# Joint 9 of a 16-joint detection is estimated as a linear function of the 16 detected joints
+# relative to the thorax, fitted on the training split's detections by scripts/fit_sh_neck.py
+# (its errors are recorded beside the matrices).
+SH_NECK_FILE = "sh_neck_weights.json"
+THORAX = 8
+# Where joint 9 lies on the thorax -> head segment in ground-truth 2D (S1 S5 S6 S7 S8): what a
+# COCO nose is mapped by, where the other head joints of a 16-joint layout are not available.
 NECK_NOSE_FRACTION = 0.444
+
+
+@functools.cache
+def sh_neck_matrices() -> np.ndarray:
+    """The (16, 2, 2) matrices of :data:`SH_NECK_FILE`."""
+    path = Path(__file__).with_name(SH_NECK_FILE)
+    matrices = np.asarray(json.loads(path.read_text())["matrices"], dtype=np.float64)
+    if matrices.shape != (16, 2, 2) or not np.all(np.isfinite(matrices)):
+        raise DataError(f"{path} must hold 16 finite 2x2 matrices (run scripts/fit_sh_neck.py)")
+    matrices.setflags(write=False)
+    return matrices
 
 
 def canonical_action(sequence: str) -> str:
@@ -149,17 +173,19 @@ def load_cameras(path: str | Path) -> dict[str, dict[str, Camera]]:
 
 
 def complete_sh16(keypoints: np.ndarray) -> np.ndarray:
-    """(..., 16, 2) Stacked Hourglass joints -> (..., 17, 2), estimating joint 9 (neck/nose)
-    on the thorax -> head segment at :data:`NECK_NOSE_FRACTION`."""
+    """(..., 16, 2) Stacked Hourglass joints -> (..., 17, 2), estimating joint 9 (neck/nose) from
+    the 16 detected joints (:func:`sh_neck_matrices`)."""
     out = np.empty(keypoints.shape[:-2] + (NUM_JOINTS, 2), dtype=keypoints.dtype)
     out[..., SH16_TO_17, :] = keypoints
-    out[..., 9, :] = keypoints[..., 8, :] + NECK_NOSE_FRACTION * (keypoints[..., 9, :] - keypoints[..., 8, :])
+    thorax = keypoints[..., THORAX : THORAX + 1, :]
+    out[..., 9, :] = thorax[..., 0, :] + np.einsum("jcd,...jd->...c", sh_neck_matrices(), keypoints - thorax)
     return out
 
 
-def load_keypoints_2d(path: str | Path) -> tuple[dict[str, dict[str, list[np.ndarray]]], dict]:
+def load_keypoints_2d(path: str | Path, complete: bool = True) -> tuple[dict[str, dict[str, list[np.ndarray]]], dict]:
     """VideoPose3D 2D keypoints: ``{subject: {sequence: [float32 (F, 17, 2) per camera]}}`` in pixels,
-    and the metadata dict. 16-joint Stacked Hourglass files are completed to 17 joints."""
+    and the metadata dict. 16-joint Stacked Hourglass files are completed to 17 joints unless
+    ``complete`` is False."""
     path = Path(path)
     raw, archive = _load_pickled_dict(path, "positions_2d")
     metadata = archive["metadata"].item() if "metadata" in archive.files else {}
@@ -175,7 +201,7 @@ def load_keypoints_2d(path: str | Path) -> tuple[dict[str, dict[str, list[np.nda
                         f"{path}: {subject}/{sequence} keypoints have shape {kp.shape}, expected (F, 16 or 17, 2)"
                     )
                 kp = kp[..., :2]
-                views.append(complete_sh16(kp) if kp.shape[1] == 16 else kp)
+                views.append(complete_sh16(kp) if kp.shape[1] == 16 and complete else kp)
             out[subject][sequence] = views
     return out, metadata
 

@@ -303,14 +303,14 @@ def generate(n: int, seed: int = 0, keypoint_noise_px: float = 0.0, sequence_fra
     )
 
 
-# Seeds of the built-in splits, fixed so that train and test never share a sample.
-SPLIT_SEEDS = {"train": 1, "test": 2}
+# Seeds of the built-in splits, fixed so that no two splits share a sample.
+SPLIT_SEEDS = {"train": 1, "val": 3, "test": 2}
 
 
 def synthetic_split(split: str, n: int, keypoint_noise_px: float = 0.0) -> PoseSet:
-    """The built-in synthetic 'train' or 'test' split."""
+    """The built-in synthetic 'train', 'val' or 'test' split."""
     if split not in SPLIT_SEEDS:
-        raise InputError(f"unknown synthetic split '{split}'; expected 'train' or 'test'")
+        raise InputError(f"unknown synthetic split '{split}'; expected one of {', '.join(SPLIT_SEEDS)}")
     data = generate(n, seed=SPLIT_SEEDS[split], keypoint_noise_px=keypoint_noise_px)
     data.meta["split"] = split
     return data

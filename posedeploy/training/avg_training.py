@@ -2,7 +2,7 @@
 
 Targets are the frozen lifter's per-joint errors divided by their mean over the training set
 (pseudo-labels, see pseudo_labels.py); loss is the MSE. Validation is the same MSE on the test
-split's pseudo-labels (normalised by the training mean).
+validation split's pseudo-labels (normalised by the training mean).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class AVGTask(TrainTask):
         self.config, self.lifter_checkpoint = config, lifter_checkpoint
         self.fingerprint = lifter_checkpoint.lifter_fingerprint()
         self.name = f"avg/{config.avg}"
-        self.train_source, self.val_source = train.source, val.source
+        self.train_source, self.val_source, self.val_split = train.source, val.source, val.meta.get("split")
         lifter = lifter_checkpoint.build_lifter(device)
         inputs, errors = load_or_compute(lifter, self.fingerprint, train.keypoints, train.poses_3d, True, cache_dir)
         self.error_mean = float(errors.mean())
@@ -59,7 +59,7 @@ class AVGTask(TrainTask):
     def checkpoint(self, model: nn.Module, summary: dict) -> Checkpoint:
         self.config.training = {
             **self.lifter_checkpoint.config.training,
-            "avg": {"train_source": self.train_source, "val_source": self.val_source,
+            "avg": {"train_source": self.train_source, "val_source": self.val_source, "val_split": self.val_split,
                     "pseudo_label_mean_m": self.error_mean, **summary},
         }  # fmt: skip
         avg_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}

@@ -29,6 +29,10 @@ AGGREGATED = ("mpjpe", "p_mpjpe")
 AGGREGATORS = ("mean", "median", "jpma")
 
 
+# The best-of-S curve: best of the first S hypotheses of the same draw, for each S up to the run's.
+BEST_OF = (1, 5, 10, 50, 200)
+
+
 @dataclass
 class EvalReport:
     settings: dict
@@ -37,6 +41,9 @@ class EvalReport:
     per_action: dict[str, dict[str, dict[str, float]]]  # group -> metric -> action -> value
     means: dict[str, dict[str, float]]  # group -> metric -> mean over actions
     extra: dict = field(default_factory=dict)
+    # Per-sample MPJPE (mm) of the lifter alone ('single') and of best-of-S ('best'), for paired
+    # comparisons between runs on the same samples; not part of the JSON report.
+    per_sample: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def as_dict(self) -> dict:
         return {
@@ -67,20 +74,33 @@ def evaluate(
     device: str | torch.device = "cpu",
     max_poses: int | None = None,
     show_progress: bool = True,
+    alpha: float | None = None,
+    best_of: tuple[int, ...] = BEST_OF,
 ) -> EvalReport:
-    """Score ``checkpoint`` on ``data``; ``hypotheses`` = 0 evaluates the lifter alone."""
+    """Score ``checkpoint`` on ``data``; ``hypotheses`` = 0 evaluates the lifter alone.
+
+    noise: adaptive, uniform or alpha (see posedeploy.training.sampler.NOISE_MODES); alpha
+    overrides the checkpoint's. Runs with the same seed, S and data draw the same noise.
+    """
     if hypotheses < 0:
         raise InputError(f"number of hypotheses must be >= 0, got {hypotheses}")
+    alpha = checkpoint.config.alpha if alpha is None else alpha
+    if not (alpha > 0 and np.isfinite(alpha)):
+        raise InputError(f"alpha must be a finite number > 0, got {alpha}")
     started = time.monotonic()
     lifter = checkpoint.build_lifter(device)
-    avg = checkpoint.build_avg(device) if hypotheses > 0 else None
-    pipeline = PipelineModule(lifter, avg, checkpoint.config.alpha, noise_mode=noise)
+    avg = checkpoint.build_avg(device) if hypotheses > 0 and noise != "alpha" else None
+    pipeline = PipelineModule(lifter, avg, alpha, noise_mode=noise)
     target = data.poses_3d
-    scores: dict[str, dict[str, np.ndarray]] = {"single": _score_single(run_single(pipeline, data.keypoints), target)}
+    single_pose = run_single(pipeline, data.keypoints)
+    scores: dict[str, dict[str, np.ndarray]] = {"single": _score_single(single_pose, target)}
+    sample_mpjpe = {"single": scores["single"]["mpjpe"]}
     extra: dict = {}
     if hypotheses > 0:
         n = len(data)
         best = {k: np.empty(n) for k in BEST}
+        curve_s = sorted({s for s in best_of if 1 <= s < hypotheses} | {hypotheses})
+        curve = {s: np.empty(n) for s in curve_s}
         poses = {"median": np.empty_like(target)}
         can_jpma = data.intrinsics is not None and data.image_sizes is not None
         if can_jpma:
@@ -89,7 +109,9 @@ def evaluate(
 
         def score_chunk(rows: slice, hyps: np.ndarray) -> None:
             t = target[rows]
-            best["mpjpe"][rows] = metrics.best_of_mpjpe(hyps, t) * 1000
+            for s_ in curve_s:
+                curve[s_][rows] = metrics.best_of_mpjpe(hyps[:, :s_], t) * 1000
+            best["mpjpe"][rows] = curve[hypotheses][rows]
             best["p_mpjpe"][rows] = metrics.best_of_p_mpjpe(hyps, t) * 1000
             best["pck"][rows] = metrics.best_of_pck(hyps, t) * 100
             best["auc"][rows] = metrics.best_of_auc(hyps, t) * 100
@@ -103,13 +125,17 @@ def evaluate(
         scores["best"] = best
         for name, pose in (("mean", result.pose), *poses.items()):
             scores[name] = {k: v for k, v in _score_single(pose, target).items() if k in AGGREGATED}
+        sample_mpjpe["best"] = best["mpjpe"]
         joint_error = metrics.joint_errors(result.pose, target)
         extra = {
             "mean_spread_mm": float(result.spread.mean() * 1000),
             # Does the spread point at the joints that are wrong? (Pearson, over all joints)
             "spread_error_correlation": float(np.corrcoef(joint_error.ravel(), result.spread.ravel())[0, 1]),
             "mean_sigma": float(result.sigma.mean()),  # normalised screen units
+            "best_of_s_mpjpe": {str(s_): metrics.mean_by_action(v, data.actions)[1] for s_, v in curve.items()},
         }
+        if noise == "adaptive":
+            extra["sigma"] = sigma_quality(result.sigma, metrics.joint_errors(single_pose, target), alpha)
     per_action: dict[str, dict[str, dict[str, float]]] = {}
     means: dict[str, dict[str, float]] = {}
     for group, values in scores.items():
@@ -120,18 +146,33 @@ def evaluate(
     settings = {
         "lifter": checkpoint.config.lifter,
         "avg": checkpoint.config.avg if hypotheses > 0 else None,
-        "alpha": checkpoint.config.alpha,
         "trained_on": checkpoint.config.keypoints,
         "data": data.source,
         "samples": len(data),
         "stride": data.meta.get("stride", 1),
         "hypotheses": hypotheses,
         "noise": noise if hypotheses > 0 else None,
+        "alpha": alpha,
         "seed": seed,
         "seconds": round(time.monotonic() - started, 1),
     }
     counts = {a: int((data.actions == a).sum()) for a in actions}
-    return EvalReport(settings, actions, counts, per_action, means, extra)
+    return EvalReport(settings, actions, counts, per_action, means, extra, sample_mpjpe)
+
+
+def sigma_quality(sigma: np.ndarray, joint_error: np.ndarray, alpha: float) -> dict:
+    """How well the AVG's sigma (B, 2, 17) tracks the lifter's true per-joint error (B, 17): Pearson
+    r over all joints, r within each joint (averaged over the non-root joints), and the fraction
+    of joint-views clamped to exactly alpha (the AVG predicted less than 1)."""
+    s, e = sigma.astype(np.float64).mean(axis=1), joint_error.astype(np.float64)
+    # Joints whose sigma never leaves the clamp (or whose error is always 0: the root) have no correlation.
+    joints = [j for j in range(s.shape[1]) if s[:, j].std() > 1e-9 * alpha and e[:, j].std() > 0]
+    within = [float(np.corrcoef(s[:, j], e[:, j])[0, 1]) for j in joints]
+    return {
+        "error_r_overall": float(np.corrcoef(s[:, joints].ravel(), e[:, joints].ravel())[0, 1]) if joints else None,
+        "error_r_within_joint": float(np.mean(within)) if within else None,
+        "clamped_fraction": float(np.mean(sigma <= alpha * (1 + 1e-5))),
+    }
 
 
 def format_report(report: EvalReport) -> str:
@@ -166,5 +207,10 @@ def format_report(report: EvalReport) -> str:
         lines.append(
             f"mean spread {e['mean_spread_mm']:.1f} mm; spread-error correlation {e['spread_error_correlation']:.3f}"
         )
+        lines.append("best-of-S MPJPE: " + ", ".join(f"S={k} {v:.2f}" for k, v in e["best_of_s_mpjpe"].items()))
+        if "sigma" in e and e["sigma"]["error_r_overall"] is not None:
+            q = e["sigma"]
+            lines.append(f"sigma vs the lifter's true joint error: r {q['error_r_overall']:.3f} overall, "
+                         f"{q['error_r_within_joint']:.3f} within a joint; {q['clamped_fraction']:.0%} clamped to alpha")  # fmt: skip
     lines.append("MPJPE and P-MPJPE in mm; PCK (150 mm) and AUC (0-150 mm) in %; mean: over actions.")
     return "\n".join(lines)

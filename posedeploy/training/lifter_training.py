@@ -56,6 +56,7 @@ class LifterTask(TrainTask):
     def checkpoint(self, model: nn.Module, summary: dict) -> Checkpoint:
         config = PipelineConfig(
             lifter=self.lifter, lifter_params=default_params("lifter", self.lifter), keypoints=self.train_source,
-            training={"stage": "lifter", "val_source": self.val.source, **summary},
+            training={"stage": "lifter", "val_source": self.val.source, "val_split": self.val.meta.get("split"),
+                      **summary},
         )  # fmt: skip
         return Checkpoint(config, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()})

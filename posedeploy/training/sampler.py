@@ -29,7 +29,10 @@ DEFAULT_MAX_POSES = 16384  # lifter inputs per call on a GPU: bounds activation 
 # On a CPU, calls of more than a few thousand lifts fall out of the caches: with MGCN-lw on the
 # 2-core EPYC, S=200 evaluation ran at 100 ms per frame with 16384 and 40 ms with 2048.
 CPU_MAX_POSES = 2048
-NOISE_MODES = ("adaptive", "fixed")
+# How sigma is set: adaptive = clamp(AVG, 1) * alpha per joint (PRPose); uniform = the mean of the
+# adaptive sigma on every joint (same amount of noise, not placed by the AVG model); alpha = alpha
+# on every joint (no AVG model).
+NOISE_MODES = ("adaptive", "uniform", "alpha")
 
 
 def default_max_poses(device: str | torch.device) -> int:
@@ -68,12 +71,14 @@ class PipelineModule(nn.Module):
         return torch.stack([keypoints, self.mirror2d(keypoints)], dim=1)  # (B, 2, 17, 2)
 
     def sigma(self, views: torch.Tensor) -> torch.Tensor:
+        b = views.shape[0]
+        if self.noise_mode == "alpha":
+            return views.new_full((b, 2, NUM_JOINTS), self.alpha)
         if self.avg is None:
             raise InputError("sampling needs an AVG model; this pipeline has only a lifter")
-        b = views.shape[0]
         raw = self.avg(views.reshape(b * 2, NUM_JOINTS, 2)).reshape(b, 2, NUM_JOINTS)
         sigma = torch.clamp(raw, min=1.0) * self.alpha
-        if self.noise_mode == "fixed":  # the non-adaptive baseline: the same mean sigma on every joint
+        if self.noise_mode == "uniform":
             sigma = sigma.mean(dim=-1, keepdim=True).expand_as(sigma)
         return sigma
 

@@ -1,7 +1,11 @@
 """The training loop shared by the lifter and the AVG model.
 
-Adam (amsgrad) with the HTNet/PRPose schedule: the learning rate is multiplied by ``lr_decay``
-after every epoch and by ``lr_decay_large`` instead after every ``large_decay_every``-th. After each
+Adam (amsgrad) with one of two learning-rate schedules: ``epoch`` (HTNet and PRPose's AVG): the
+rate is multiplied by ``lr_decay`` after every epoch and by ``lr_decay_large`` instead after every
+``large_decay_every``-th; ``samples`` (Modulated GCN): a staircase, multiplied by ``sample_decay``
+every ``decay_every_samples`` training samples (the official 0.96 per 100,000 steps of 64), so
+that the rate per sample seen does not depend on the batch size or on the dataset's frame rate.
+Optionally the gradient norm is clipped. After each
 epoch the BatchNorm statistics are re-estimated with the epoch's final weights, the model is
 validated, the best one is written as a posedeploy checkpoint (``best.pt``)
 and the whole training state as ``last.pt``, from which ``resume`` continues. Both files are
@@ -39,6 +43,10 @@ class TrainSettings:
     lr_decay: float = 0.95
     lr_decay_large: float = 0.5
     large_decay_every: int = 5
+    schedule: str = "epoch"  # epoch | samples
+    sample_decay: float = 0.96
+    decay_every_samples: int = 6_400_000
+    clip_grad_norm: float | None = None
     seed: int = 0
     patience: int | None = None  # stop after this many epochs without a better validation metric
 
@@ -51,6 +59,22 @@ class TrainSettings:
             raise InputError(f"batch size must be >= 1, got {self.batch_size}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise InputError(f"learning rate must be > 0, got {self.lr}")
+        if self.schedule not in SCHEDULES:
+            raise InputError(f"learning-rate schedule must be one of {', '.join(SCHEDULES)}, got '{self.schedule}'")
+        if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
+            raise InputError(f"gradient clipping norm must be > 0, got {self.clip_grad_norm}")
+
+    def lr_at(self, epoch: int, samples_seen: int) -> float:
+        """The learning rate in (1-based) ``epoch`` after ``samples_seen`` training samples in all."""
+        if self.schedule == "samples":
+            return self.lr * self.sample_decay ** (samples_seen // self.decay_every_samples)
+        lr = self.lr
+        for e in range(1, epoch):
+            lr *= self.lr_decay_large if e % self.large_decay_every == 0 else self.lr_decay
+        return lr
+
+
+SCHEDULES = ("epoch", "samples")
 
 
 class TrainTask(ABC):
@@ -81,14 +105,6 @@ class TrainTask(ABC):
     def identity(self) -> dict:
         """What must not change between a run and its resume."""
         return {"task": self.name}
-
-
-def _lr_after(epoch: int, settings: TrainSettings) -> float:
-    """Learning rate for the epoch after ``epoch`` (1-based)."""
-    lr = settings.lr
-    for e in range(1, epoch + 1):
-        lr *= settings.lr_decay_large if e % settings.large_decay_every == 0 else settings.lr_decay
-    return lr
 
 
 RECALIBRATION_BATCHES = 200
@@ -163,9 +179,7 @@ def fit(task: TrainTask, settings: TrainSettings, out_dir: str | Path, ctx: Cont
     n = len(task.inputs)
     per_rank_batch = max(1, settings.batch_size // ctx.world_size)
     for epoch in range(start_epoch, settings.epochs + 1):
-        lr = _lr_after(epoch - 1, settings)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        lr = settings.lr_at(epoch, (epoch - 1) * n)
         # Shuffle order and dropout are functions of (seed, epoch) alone: a resumed run repeats
         # exactly the epochs an uninterrupted one would have run.
         gen = torch.Generator().manual_seed(settings.seed * 100_003 + epoch)
@@ -177,10 +191,14 @@ def fit(task: TrainTask, settings: TrainSettings, out_dir: str | Path, ctx: Cont
         with progress(len(batches), f"epoch {epoch}/{settings.epochs}", enabled=ctx.is_main) as advance:
             for start in batches:
                 idx = order[start : start + per_rank_batch]
+                for group in optimizer.param_groups:
+                    group["lr"] = settings.lr_at(epoch, (epoch - 1) * n + start * ctx.world_size)
                 x, y = task.inputs[idx].to(ctx.device), task.targets[idx].to(ctx.device)
                 loss = task.loss(trained, x, y, gen)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                if settings.clip_grad_norm is not None:
+                    nn.utils.clip_grad_norm_(model.parameters(), settings.clip_grad_norm)
                 optimizer.step()
                 total_loss += loss.item() * len(idx)
                 seen += len(idx)
