@@ -60,6 +60,7 @@ def train_lifter(
     stride: int = typer.Option(1, help="Use every STRIDE-th training frame."),
     val_stride: int = typer.Option(1, help="Validate on every VAL_STRIDE-th validation frame."),
     augment: bool = typer.Option(True, help="Mirror a random half of every batch."),
+    fold: Optional[str] = typer.Option(None, help="K/N: train without the subjects of fold K of N (for held-out AVG pseudo-labels)."),
     patience: Optional[int] = typer.Option(None, help="Stop after this many epochs without a better validation MPJPE."),
     seed: int = typer.Option(0, help="Seed of shuffling, augmentation and initialisation."),
     resume: bool = typer.Option(False, help="Continue the run in OUT from its last.pt."),
@@ -71,12 +72,15 @@ def train_lifter(
 
     from posedeploy.data import load_dataset
     from posedeploy.training import distributed
+    from posedeploy.training.folds import parse_fold, without_fold
     from posedeploy.training.lifter_training import LifterTask
     from posedeploy.training.trainer import TrainSettings, fit
 
     ctx = distributed.setup(_device(device))
     try:
         train = load_dataset(data, "train", keypoints, stride=stride)
+        if fold:
+            train = without_fold(train, parse_fold(fold))
         val = load_dataset(data, "val", keypoints, stride=val_stride)
         torch.manual_seed(seed)
         task = LifterTask(lifter, train, val, augment=augment)
@@ -109,6 +113,8 @@ def train_avg(
     stride: int = typer.Option(1, help="Use every STRIDE-th training frame."),
     val_stride: int = typer.Option(1, help="Validate on every VAL_STRIDE-th validation frame."),
     cache_dir: Optional[Path] = typer.Option(None, help="Pseudo-label cache (default: ~/.cache/posedeploy)."),
+    fold_lifter: list[Path] = typer.Option([], help="Lifters trained with --fold K/N, one per fold (repeatable): "
+                                           "pseudo-labels from the one that did not see each subject."),
     patience: Optional[int] = typer.Option(None, help="Stop after this many epochs without a better validation MSE."),
     seed: int = typer.Option(0, help="Seed of shuffling and initialisation."),
     resume: bool = typer.Option(False, help="Continue the run in OUT from its last.pt."),
@@ -120,6 +126,7 @@ def train_avg(
 
     from posedeploy.data import load_dataset
     from posedeploy.training import distributed
+    from posedeploy.assets import resolve_checkpoint
     from posedeploy.training.avg_training import AVGTask
     from posedeploy.training.checkpoint import load_checkpoint
     from posedeploy.training.pseudo_labels import default_cache_dir
@@ -127,16 +134,17 @@ def train_avg(
 
     ctx = distributed.setup(_device(device))
     try:
-        lifter_ckpt = load_checkpoint(checkpoint)
+        lifter_ckpt = load_checkpoint(resolve_checkpoint(checkpoint))
         keypoints = keypoints or _keypoints_for(data, lifter_ckpt.config.keypoints)
         train = load_dataset(data, "train", keypoints, stride=stride)
         val = load_dataset(data, "val", keypoints, stride=val_stride)
         torch.manual_seed(seed)
         task = AVGTask(lifter_ckpt, train, val, avg=avg, alpha=alpha, cache_dir=cache_dir or default_cache_dir(),
-                       device=ctx.device)  # fmt: skip
+                       device=ctx.device, fold_lifters=[load_checkpoint(resolve_checkpoint(f)) for f in fold_lifter])  # fmt: skip
         settings = TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, patience=patience)
         if ctx.is_main:
-            typer.echo(f"training AVG '{task.config.avg}' on {len(task.inputs):,} pseudo-labels ({train.source})", err=True)
+            typer.echo(f"training AVG '{task.config.avg}' on {len(task.inputs):,} pseudo-labels ({train.source}; "
+                       f"errors of {task.pseudo_labels['from']})", err=True)  # fmt: skip
         summary = fit(task, settings, out, ctx, resume=resume)
         if ctx.is_main:
             typer.echo(f"best {summary['metric']} {summary['best']:.4f} at epoch {summary['best_epoch']}: {out / 'best.pt'}")
@@ -145,10 +153,10 @@ def train_avg(
 
 
 def _load(checkpoint: Optional[Path]):
-    from posedeploy.assets import default_checkpoint
+    from posedeploy.assets import resolve_checkpoint
     from posedeploy.training.checkpoint import load_checkpoint
 
-    return load_checkpoint(checkpoint or default_checkpoint())
+    return load_checkpoint(resolve_checkpoint(checkpoint))
 
 
 def _load_array(path: Path, what: str):
@@ -190,7 +198,7 @@ def import_checkpoint(
 def predict(
     keypoints: Path = typer.Option(..., help="Normalised 2D keypoints, a (B, 17, 2) .npy array."),
     out: Path = typer.Option(..., help="Output .npz with sigma, hypotheses, pose, spread (metres)."),
-    checkpoint: Optional[Path] = typer.Option(None, help="posedeploy checkpoint (default: the shipped one)."),
+    checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint file, or a shipped one by name: mgcn_lw (default) or htnet."),
     noise: Optional[Path] = typer.Option(None, help="Standard normal noise, a (B, S, 2, 17, 2) .npy array."),
     hypotheses: int = typer.Option(200, help="S, when the noise is drawn rather than given."),
     seed: int = typer.Option(0, help="Seed of the drawn noise."),
@@ -218,7 +226,7 @@ def predict(
 
 @app.command("eval")
 def evaluate_command(
-    checkpoint: Optional[Path] = typer.Option(None, help="posedeploy checkpoint (default: the shipped one)."),
+    checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint file, or a shipped one by name: mgcn_lw (default) or htnet."),
     data: str = typer.Option("synthetic", help="Human3.6M folder (VideoPose3D format) or 'synthetic'."),
     keypoints: str = typer.Option("gt", help="2D input: gt or sh (Human3.6M); gt or noisy (synthetic)."),
     split: str = typer.Option("test", help="test (final numbers only), or val (the held-out split every choice is made on)."),
@@ -273,20 +281,20 @@ def evaluate_command(
 
 @app.command("export")
 def export_command(
-    checkpoint: Optional[Path] = typer.Option(None, help="posedeploy checkpoint (default: the shipped one)."),
+    checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint file, or a shipped one by name: mgcn_lw (default) or htnet."),
     out: Path = typer.Option(Path("artifacts"), help="Artifact directory to write (re-exporting over it is safe)."),
     fp16: bool = typer.Option(False, "--fp16", help="Also write pipeline.fp16.onnx (mixed precision)."),
     format: str = typer.Option("onnx", help="onnx, or triton to also lay out a Triton model repository."),
     in_graph_noise: bool = typer.Option(False, "--in-graph-noise", help="Also write pipeline.rng*.onnx (noise drawn in the graph)."),
 ) -> None:
     """Export avg.onnx, lifter.onnx and the fused pipeline.onnx (+ FP16, Triton) with a manifest."""
-    from posedeploy.assets import default_checkpoint
+    from posedeploy.assets import resolve_checkpoint
     from posedeploy.errors import InputError
     from posedeploy.export.onnx_export import export_artifacts
 
     if format not in ("onnx", "triton"):
         raise InputError(f"export format must be onnx or triton, got '{format}'")
-    manifest = export_artifacts(checkpoint or default_checkpoint(), out, fp16=fp16, triton=format == "triton",
+    manifest = export_artifacts(resolve_checkpoint(checkpoint), out, fp16=fp16, triton=format == "triton",
                                 in_graph_noise=in_graph_noise)  # fmt: skip
     typer.echo(f"wrote {', '.join(manifest['files'])} and manifest.json to {out}")
 
@@ -325,7 +333,7 @@ def build_command(
 @app.command("parity")
 def parity_command(
     artifacts: Path = typer.Option(Path("artifacts"), help="Artifact directory written by posedeploy export."),
-    checkpoint: Optional[Path] = typer.Option(None, help="The checkpoint it was exported from (default: the shipped one)."),
+    checkpoint: Optional[Path] = typer.Option(None, help="The checkpoint it was exported from: a file, or mgcn_lw (default) or htnet."),
     precision: str = typer.Option("fp32", help="Which graph: fp32 (pipeline.onnx) or fp16 (pipeline.fp16.onnx)."),
     backend: str = typer.Option("onnxruntime", help="onnxruntime, or tensorrt (an engine from posedeploy build)."),
     provider: str = typer.Option("auto", help="ONNX Runtime provider: auto, cpu, cuda or tensorrt."),
@@ -340,14 +348,14 @@ def parity_command(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON."),
 ) -> None:
     """Compare a deployed artifact with the PyTorch reference; exit 1 when over tolerance."""
-    from posedeploy.assets import default_checkpoint
+    from posedeploy.assets import resolve_checkpoint
     from posedeploy.data import evenly_spaced, load_dataset, resolve_data
     from posedeploy.files import write_json
     from posedeploy.parity import run_parity
 
     source = resolve_data(data)
     test = evenly_spaced(load_dataset(source, "test", keypoints), samples)
-    report = run_parity(checkpoint or default_checkpoint(), artifacts, test, hypotheses=hypotheses,
+    report = run_parity(resolve_checkpoint(checkpoint), artifacts, test, hypotheses=hypotheses,
                         precision=precision, seed=seed, provider=provider, free_noise=free_noise,
                         tolerance_mm=tolerance, backend=backend, noise_source=noise_source)  # fmt: skip
     typer.echo(report.format())
@@ -385,6 +393,7 @@ def bench_command(
     plot: Optional[Path] = typer.Option(None, help="Write latency/throughput plots as PNG."),
 ) -> None:
     """Latency, throughput and FLOP rate of each backend vs the PyTorch baseline and the measured peak."""
+    from posedeploy.assets import resolve_checkpoint
     from posedeploy.bench.command import bench, format_report
     from posedeploy.bench.harness import BenchSettings
     from posedeploy.files import write_json
@@ -392,7 +401,8 @@ def bench_command(
     settings = BenchSettings(batches=_int_list(batch, "batch"), hypotheses=_int_list(hypotheses, "hypotheses"),
                              warmup=warmup, min_repeats=min_repeats, min_seconds=min_seconds)  # fmt: skip
     report = bench(artifacts, [b.strip() for b in backend.split(",") if b.strip()],
-                   [p.strip() for p in precision.split(",") if p.strip()], settings, checkpoint, threads, device,
+                   [p.strip() for p in precision.split(",") if p.strip()], settings,
+                   resolve_checkpoint(checkpoint) if checkpoint else None, threads, device,
                    stream_fps, stream_frames)  # fmt: skip
     typer.echo(format_report(report))
     if json_out is not None:
@@ -434,7 +444,7 @@ def run_command(
 
 @app.command("deploy")
 def deploy_command(
-    checkpoint: Optional[Path] = typer.Option(None, help="posedeploy checkpoint (default: the shipped one)."),
+    checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint file, or a shipped one by name: mgcn_lw (default) or htnet."),
     out: Path = typer.Option(Path("deploy"), help="Folder to write: artifacts/, sequence/, REPORT.md, report.json."),
     compute_capability: list[str] = typer.Option([], help="TensorRT for RTX engine targets, e.g. 8.9 (repeatable); "
                                                  "needed where there is no GPU."),

@@ -240,7 +240,7 @@ def _run_step(report: dict, name: str, index: int, fn) -> dict:
 
 def deploy(checkpoint: Path | None, out: Path, settings: DeploySettings | None = None) -> dict:
     """Run every step into ``out``; returns the report (also written as DIR/report.json)."""
-    from posedeploy.assets import default_checkpoint
+    from posedeploy.assets import resolve_checkpoint
     from posedeploy.bench.harness import machine_summary
     from posedeploy.training.checkpoint import load_checkpoint
 
@@ -248,7 +248,7 @@ def deploy(checkpoint: Path | None, out: Path, settings: DeploySettings | None =
     s.validate()
     out = Path(out)
     check_output(out)
-    checkpoint = Path(checkpoint) if checkpoint else default_checkpoint()
+    checkpoint = resolve_checkpoint(checkpoint)
     ckpt = load_checkpoint(checkpoint)
     ckpt.build_avg()  # a lifter-only checkpoint is refused here, before anything is written
     started = time.monotonic()

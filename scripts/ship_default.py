@@ -67,9 +67,10 @@ Human3.6M is licensed for research use only; so are weights trained on it.
 {args.train_commands.read_text().strip()}
 ```
 
-Lifter: MPJPE loss, mirror augmentation (a random half of each batch), Adam (amsgrad), lr decay
-0.95 per epoch and 0.5 every 5th, BatchNorm statistics re-estimated after each epoch, best epoch
-on S9/S11 kept (epoch {training.get("epoch")}, validation MPJPE {training.get("mpjpe_mm", float("nan")):.2f} mm).
+Lifter: MPJPE loss, mirror augmentation (a random half of each batch), Adam (amsgrad), the lifter's
+official learning-rate recipe (posedeploy.cli.RECIPES), BatchNorm statistics re-estimated after each
+epoch, best epoch on the {training.get("val_split") or "validation"} split kept (epoch {training.get("epoch")}, validation MPJPE
+{training.get("mpjpe_mm", float("nan")):.2f} mm; validation data {training.get("val_source")}).
 AVG model: weakly supervised on the frozen lifter's per-joint errors divided by their mean
 (pseudo-label mean {training.get("avg", {}).get("pseudo_label_mean_m", float("nan")) * 1000:.1f} mm), MSE loss.
 

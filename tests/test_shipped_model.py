@@ -50,3 +50,17 @@ def test_shipped_model_matches_its_card_on_h36m(h36m_root, tmp_path):
     measured = json.loads((tmp_path / "r.json").read_text())["means"]["single"]["mpjpe"]
     assert measured == pytest.approx(card_value("lifter alone"), abs=2.0)
     assert re.search(r"mean\s+\d+", result.stdout)
+
+
+def test_shipped_checkpoints_are_taken_by_name(tmp_path, monkeypatch):
+    from posedeploy.assets import DEFAULT_CHECKPOINT, SHIPPED, resolve_checkpoint
+    from posedeploy.errors import CheckpointError
+
+    assert resolve_checkpoint(None) == DEFAULT_CHECKPOINT == resolve_checkpoint("mgcn_lw")
+    assert resolve_checkpoint(tmp_path / "mine.pt") == tmp_path / "mine.pt"  # a path stays a path
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mgcn_lw").write_bytes(b"")
+    assert str(resolve_checkpoint("mgcn_lw")) == "mgcn_lw"  # a file of that name wins over the shipped one
+    if not (DEFAULT_CHECKPOINT.parent / SHIPPED["htnet"]).is_file():
+        with pytest.raises(CheckpointError, match="shipped 'htnet' checkpoint is not in this installation"):
+            resolve_checkpoint("htnet")

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from posedeploy.data import load_dataset
-from posedeploy.errors import CheckpointError
+from posedeploy.errors import CheckpointError, InputError
 from posedeploy.training.avg_training import AVGTask
 from posedeploy.training.checkpoint import load_checkpoint, state_fingerprint
 from posedeploy.training.distributed import Context
@@ -121,3 +121,49 @@ def test_htnet_and_its_gcn_avg_train(tmp_path):
     fit(task, TrainSettings(epochs=1, batch_size=128, lr=1e-3), tmp_path / "avg", CPU)
     ckpt = load_checkpoint(tmp_path / "avg" / "best.pt")
     assert ckpt.config.avg == "gcn" and ckpt.lifter_fingerprint() == lifter.lifter_fingerprint()
+
+
+def test_samples_schedule_decays_per_training_sample_not_per_epoch():
+    s = TrainSettings(lr=1e-3, schedule="samples", sample_decay=0.5, decay_every_samples=1000)
+    assert s.lr_at(1, 0) == 1e-3 and s.lr_at(1, 999) == 1e-3 and s.lr_at(1, 1000) == 5e-4 and s.lr_at(9, 2500) == 2.5e-4
+    e = TrainSettings(lr=1e-3)  # epoch schedule: x0.95 after epochs 1-4, x0.5 after the 5th
+    assert e.lr_at(1, 10**9) == 1e-3 and e.lr_at(6, 0) == pytest.approx(1e-3 * 0.95**4 * 0.5)
+    with pytest.raises(InputError, match="schedule"):
+        TrainSettings(schedule="cosine").validate()
+
+
+def test_avg_pseudo_labels_from_held_out_fold_lifters(tiny, tmp_path):
+    from posedeploy.training.folds import fold_of, parse_fold, without_fold
+
+    train, val = tiny
+    assert parse_fold("1/2") == (1, 2)
+    with pytest.raises(InputError):
+        parse_fold("2/2")
+    folds = fold_of(train, 2)
+    assert set(np.unique(folds)) == {0, 1}
+    for subject in np.unique(train.subjects):  # a subject is never split between folds
+        assert len(set(folds[train.subjects == subject])) == 1
+    lifters = []
+    for k in range(2):
+        torch.manual_seed(k)
+        part = without_fold(train, (k, 2))
+        assert not np.any(np.isin(part.subjects, train.subjects[folds == k]))
+        fit(LifterTask("mgcn_lw", part, val), TrainSettings(epochs=1, batch_size=128, lr=2e-3), tmp_path / f"f{k}", CPU)
+        lifters.append(load_checkpoint(tmp_path / f"f{k}" / "best.pt"))
+        assert lifters[-1].config.training["fold"] == [k, 2]
+    _train_lifter(tiny, tmp_path / "main", epochs=1)
+    main = load_checkpoint(tmp_path / "main" / "best.pt")
+    task = AVGTask(main, train, val, fold_lifters=lifters, cache_dir=tmp_path / "cache")
+    assert task.pseudo_labels["from"] == "held-out folds" and len(task.inputs) == 2 * len(train)
+    # Each sample's label is the error of the lifter that did not see it.
+    held_out = lifters[1].build_lifter()
+    rows = np.flatnonzero(folds == 1)[:5]
+    with torch.no_grad():
+        pred = held_out(torch.from_numpy(train.keypoints[rows])).numpy()
+    error = np.linalg.norm(pred - train.poses_3d[rows], axis=-1)
+    matches = [np.any(np.all(np.isclose(task.targets.numpy() * task.error_mean, e, atol=1e-5), axis=1)) for e in error]
+    assert all(matches)
+    with pytest.raises(CheckpointError, match="each fold"):
+        AVGTask(main, train, val, fold_lifters=lifters[:1], cache_dir=tmp_path / "cache")
+    with pytest.raises(CheckpointError, match="not trained with --fold"):
+        AVGTask(main, train, val, fold_lifters=[main, lifters[1]], cache_dir=tmp_path / "cache")

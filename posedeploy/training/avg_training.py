@@ -1,7 +1,8 @@
 """Weakly supervised training of the Adaptive Variance Generation (AVG) model.
 
 Targets are the frozen lifter's per-joint errors divided by their mean over the training set
-(pseudo-labels, see pseudo_labels.py); loss is the MSE. Validation is the same MSE on the test
+(pseudo-labels, see pseudo_labels.py), or, given fold lifters (folds.py), each sample's error under
+the lifter that did not see its subject; loss is the MSE. Validation is the same MSE on the test
 validation split's pseudo-labels (normalised by the training mean).
 """
 
@@ -9,12 +10,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
 from posedeploy.data import PoseSet
 from posedeploy.errors import InputError
 from posedeploy.training.checkpoint import Checkpoint
+from posedeploy.training.folds import assign_lifters
 from posedeploy.training.models import AVGS, build_model
 from posedeploy.training.pseudo_labels import load_or_compute
 from posedeploy.training.trainer import TrainTask
@@ -24,7 +27,8 @@ class AVGTask(TrainTask):
     metric = "mse"
 
     def __init__(self, lifter_checkpoint: Checkpoint, train: PoseSet, val: PoseSet, avg: str | None = None,
-                 alpha: float | None = None, cache_dir: Path | None = None, device: str | torch.device = "cpu"):  # fmt: skip
+                 alpha: float | None = None, cache_dir: Path | None = None, device: str | torch.device = "cpu",
+                 fold_lifters: list[Checkpoint] | None = None):  # fmt: skip
         config = lifter_checkpoint.config.with_avg(avg, alpha)
         if config.avg not in AVGS:
             raise InputError(f"unknown AVG model '{config.avg}'; expected one of {', '.join(AVGS)}")
@@ -35,7 +39,17 @@ class AVGTask(TrainTask):
         self.name = f"avg/{config.avg}"
         self.train_source, self.val_source, self.val_split = train.source, val.source, val.meta.get("split")
         lifter = lifter_checkpoint.build_lifter(device)
-        inputs, errors = load_or_compute(lifter, self.fingerprint, train.keypoints, train.poses_3d, True, cache_dir)
+        if fold_lifters:
+            # Each training sample's label comes from the fold lifter that never saw its subject.
+            owner = assign_lifters(train, fold_lifters, lifter_checkpoint)
+            parts = [load_or_compute(f.build_lifter(device), f.lifter_fingerprint(), train.keypoints[owner == i],
+                                     train.poses_3d[owner == i], True, cache_dir)
+                     for i, f in enumerate(fold_lifters)]  # fmt: skip
+            inputs, errors = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+            self.pseudo_labels = {"from": "held-out folds", "fold_lifters": [f.lifter_fingerprint() for f in fold_lifters]}
+        else:
+            inputs, errors = load_or_compute(lifter, self.fingerprint, train.keypoints, train.poses_3d, True, cache_dir)
+            self.pseudo_labels = {"from": "the lifter on its own training data"}
         self.error_mean = float(errors.mean())
         val_inputs, val_errors = load_or_compute(lifter, self.fingerprint, val.keypoints, val.poses_3d, True, cache_dir)
         self.inputs, self.targets = torch.from_numpy(inputs), torch.from_numpy(errors / self.error_mean)
@@ -43,7 +57,8 @@ class AVGTask(TrainTask):
         self.model = build_model("avg", config.avg, config.avg_params)
 
     def identity(self) -> dict:
-        return {"task": self.name, "lifter": self.fingerprint, "data": self.train_source, "samples": len(self.inputs)}
+        return {"task": self.name, "lifter": self.fingerprint, "data": self.train_source, "samples": len(self.inputs),
+                "pseudo_labels": self.pseudo_labels}  # fmt: skip
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         return nn.functional.mse_loss(model(x), y)
@@ -60,7 +75,7 @@ class AVGTask(TrainTask):
         self.config.training = {
             **self.lifter_checkpoint.config.training,
             "avg": {"train_source": self.train_source, "val_source": self.val_source, "val_split": self.val_split,
-                    "pseudo_label_mean_m": self.error_mean, **summary},
+                    "pseudo_label_mean_m": self.error_mean, "pseudo_labels": self.pseudo_labels, **summary},
         }  # fmt: skip
         avg_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         return Checkpoint(self.config, self.lifter_checkpoint.lifter_state, avg_state,

@@ -31,6 +31,7 @@ class LifterTask(TrainTask):
         self.inputs = torch.from_numpy(train.keypoints)
         self.targets = torch.from_numpy(train.poses_3d)
         self.val = val
+        self.fold = train.meta.get("fold")  # [K, N]: trained without fold K of N (posedeploy.training.folds)
         self.mirror2d, self.mirror3d = Mirror(2), Mirror(3)
 
     def identity(self) -> dict:
@@ -57,6 +58,6 @@ class LifterTask(TrainTask):
         config = PipelineConfig(
             lifter=self.lifter, lifter_params=default_params("lifter", self.lifter), keypoints=self.train_source,
             training={"stage": "lifter", "val_source": self.val.source, "val_split": self.val.meta.get("split"),
-                      **summary},
+                      "fold": self.fold, **summary},
         )  # fmt: skip
         return Checkpoint(config, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
