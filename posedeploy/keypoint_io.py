@@ -20,7 +20,6 @@ never seen in any frame; frames with no joints at all are always skipped.
 from __future__ import annotations
 
 import json
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import numpy as np
 
 from posedeploy.data.h36m import complete_sh16
 from posedeploy.errors import InputError
+from posedeploy.safe_npz import load_npz
 from posedeploy.skeleton import NUM_JOINTS
 
 COCO_JOINTS = 17
@@ -93,17 +93,15 @@ def _split(array: np.ndarray, name: str, frame_ids=None, image_size=None) -> Key
 
 
 def _read_npz(path: Path) -> list[KeypointSequence]:
-    try:
-        archive = np.load(path, allow_pickle="positions_2d" in _members(path))
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise InputError(f"cannot read {path}: {exc}") from None
-    if "keypoints" in archive.files:
-        frame_ids = archive["frame_ids"] if "frame_ids" in archive.files else None
-        return [_split(archive["keypoints"], path.name, frame_ids)]
-    if "positions_2d" not in archive.files:
-        raise InputError(f"{path} has neither 'keypoints' nor 'positions_2d' (found: {', '.join(archive.files)})")
+    archive = load_npz(path)  # never runs code from the file, whatever its members are called
+    if "keypoints" in archive:
+        return [_split(archive["keypoints"], path.name, archive.get("frame_ids"))]
+    if "positions_2d" not in archive:
+        raise InputError(f"{path} has neither 'keypoints' nor 'positions_2d' (found: {', '.join(archive)})")
     videos = archive["positions_2d"].item()
-    meta = archive["metadata"].item() if "metadata" in archive.files else {}
+    meta = archive["metadata"].item() if "metadata" in archive else {}
+    if not isinstance(videos, dict):
+        raise InputError(f"{path}: positions_2d must be a dict of videos, got {type(videos).__name__}")
     sizes = meta.get("video_metadata", {}) if isinstance(meta, dict) else {}
     out = []
     for video, actions in videos.items():
@@ -115,14 +113,6 @@ def _read_npz(path: Path) -> list[KeypointSequence]:
     if not out:
         raise InputError(f"{path}: positions_2d holds no sequences")
     return out
-
-
-def _members(path: Path) -> list[str]:
-    try:
-        with zipfile.ZipFile(path) as z:
-            return [n.removesuffix(".npy") for n in z.namelist()]
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise InputError(f"cannot read {path}: not a valid npz archive ({exc})") from None
 
 
 def _instances_coco(items: list) -> dict:

@@ -6,8 +6,8 @@ Files (see ../shared/data/h36m/README.md):
   camera, J = 17, or 16 for the Stacked Hourglass layout without the neck/nose joint; ``metadata``.
 - ``cameras.json``: ``cameras[subject][camera_id]`` with R, T (mm), f, c, k, p.
 
-The npz files hold pickled dicts, so they are loaded with ``allow_pickle=True``: only open files
-you trust. Ground-truth 2D is not a file: it is projected from the 3D joints through each camera,
+The npz files hold pickled dicts; they are read with posedeploy.safe_npz, which builds only numpy
+arrays and plain containers from them and never runs code a file asks for. Ground-truth 2D is not a file: it is projected from the 3D joints through each camera,
 with distortion, as VideoPose3D made its ``data_2d_h36m_gt.npz``.
 """
 
@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import functools
 import json
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from posedeploy.data.camera import Camera, normalize_screen_coordinates, project_to_2d, world_to_camera
 from posedeploy.data.poseset import PoseSet
-from posedeploy.errors import DataError
+from posedeploy.errors import DataError, InputError
+from posedeploy.safe_npz import load_npz
 from posedeploy.skeleton import H36M32_TO_17, NUM_JOINTS, ROOT
 
 TRAIN_SUBJECTS: tuple[str, ...] = ("S1", "S5", "S6", "S7", "S8")  # the conventional training subjects
@@ -103,18 +103,18 @@ def check_actions(actions: tuple[str, ...] | list[str] | None) -> None:
         raise DataError(f"unknown Human3.6M action(s) {', '.join(unknown)}; expected some of {', '.join(ACTIONS)}")
 
 
-def _load_pickled_dict(path: Path, key: str) -> tuple[dict, np.lib.npyio.NpzFile]:
+def _load_pickled_dict(path: Path, key: str) -> tuple[dict, dict[str, np.ndarray]]:
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
     try:
-        archive = np.load(path, allow_pickle=True)
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise DataError(f"cannot read {path}: not a valid npz archive ({exc})") from None
-    if key not in archive.files:
-        raise DataError(f"{path} has no '{key}' entry (found: {', '.join(archive.files) or 'nothing'})")
+        archive = load_npz(path)
+    except InputError as exc:
+        raise DataError(str(exc)) from None
+    if key not in archive:
+        raise DataError(f"{path} has no '{key}' entry (found: {', '.join(archive) or 'nothing'})")
     try:
         value = archive[key].item()
-    except Exception as exc:  # corrupted member, wrong dtype: all mean the same to the user
+    except ValueError as exc:
         raise DataError(f"cannot read '{key}' from {path}: {exc}") from None
     if not isinstance(value, dict):
         raise DataError(f"'{key}' in {path} must be a dict of subjects, got {type(value).__name__}")
@@ -188,7 +188,7 @@ def load_keypoints_2d(path: str | Path, complete: bool = True) -> tuple[dict[str
     ``complete`` is False."""
     path = Path(path)
     raw, archive = _load_pickled_dict(path, "positions_2d")
-    metadata = archive["metadata"].item() if "metadata" in archive.files else {}
+    metadata = archive["metadata"].item() if "metadata" in archive else {}
     out: dict[str, dict[str, list[np.ndarray]]] = {}
     for subject, sequences in raw.items():
         out[subject] = {}

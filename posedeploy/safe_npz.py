@@ -1,0 +1,74 @@
+"""Read .npz archives without executing code from them (numpy only).
+
+VideoPose3D's files hold pickled dicts of arrays (``positions_2d``, ``positions_3d``, ``metadata``),
+and ``np.load(..., allow_pickle=True)`` would run whatever a crafted file's pickle asks for. Here an
+object member is unpickled with an unpickler that can build only numpy arrays, dtypes and scalars
+and the plain containers and values pickle encodes without imports (dict, list, tuple, str, bytes,
+int, float, bool, None); any other global refuses the file. Plain arrays are read with pickling off.
+"""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from posedeploy.errors import InputError
+
+# What numpy's own pickles of arrays need: (module, name); numpy 1 wrote numpy.core, numpy 2 numpy._core.
+ALLOWED_GLOBALS = {
+    (module, name)
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+    for name in ("_reconstruct", "scalar")
+} | {("numpy", "ndarray"), ("numpy", "dtype")}
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        if (module, name) not in ALLOWED_GLOBALS:
+            raise pickle.UnpicklingError(f"refusing to load '{module}.{name}'")
+        with warnings.catch_warnings():  # numpy 2 warns on the numpy.core alias old files use
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return super().find_class(module, name)
+
+
+def _read_member(f, path: Path, key: str) -> np.ndarray:
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+    elif version in ((2, 0), (3, 0)):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+    else:
+        raise ValueError(f"unsupported .npy format version {version}")
+    if not dtype.hasobject:
+        f.seek(0)
+        return np.lib.format.read_array(f, allow_pickle=False)
+    try:
+        value = _NumpyOnlyUnpickler(f).load()
+    except pickle.UnpicklingError as exc:
+        raise InputError(f"{path}: member '{key}' holds more than numpy data ({exc}); not loading it") from None
+    if not isinstance(value, np.ndarray):
+        raise InputError(f"{path}: member '{key}' is a pickled {type(value).__name__}, not an array")
+    return value
+
+
+def load_npz(path: str | Path) -> dict[str, np.ndarray]:
+    """Every member of an .npz archive as an array; object members (pickled dicts and lists, as in
+    VideoPose3D files) come back as object arrays, so ``result[key].item()`` gives the dict."""
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            out = {}
+            for member in archive.namelist():
+                key = member.removesuffix(".npy")
+                with archive.open(member) as f:
+                    out[key] = _read_member(f, path, key)
+            return out
+    except InputError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, pickle.UnpicklingError, AttributeError,
+            TypeError, IndexError, KeyError) as exc:  # fmt: skip
+        raise InputError(f"cannot read {path}: not a valid npz archive ({type(exc).__name__}: {exc})") from None
