@@ -27,7 +27,7 @@ import numpy as np
 
 from posedeploy import __version__, metrics
 from posedeploy.errors import InputError, MissingDependencyError, PoseDeployError
-from posedeploy.files import sha256_file
+from posedeploy.files import current_umask, sha256_file
 from posedeploy.progress import log
 
 FORMAT = "posedeploy.deploy"
@@ -275,9 +275,7 @@ def deploy(checkpoint: Path | None, out: Path, settings: DeploySettings | None =
         report["seconds"] = round(time.monotonic() - started, 1)
         from posedeploy.deploy_report import render_markdown
 
-        umask = os.umask(0)
-        os.umask(umask)
-        stage.chmod(0o777 & ~umask)  # mkdtemp made it private; the result is an ordinary folder
+        stage.chmod(0o777 & ~current_umask())  # mkdtemp made it private; the result is an ordinary folder
         (stage / REPORT_JSON).write_text(json.dumps(report, indent=2) + "\n")
         (stage / REPORT_MD).write_text(render_markdown(report))
         _replace_folder(stage, out)

@@ -93,3 +93,4 @@ def test_a_pickled_non_array_and_garbage_are_refused(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 not really")
     with pytest.raises(InputError, match="not a valid npz"):
         load_npz(tmp_path / "junk.npz")
+

@@ -1,0 +1,18 @@
+"""Atomic writes: complete files under their final names, with ordinary permissions."""
+
+
+def test_written_files_honour_the_umask(tmp_path):
+    import os
+
+    from posedeploy.files import atomic_path, write_json
+
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "a.json", {"x": 1})
+        assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644  # shareable, not private
+        os.umask(0o077)
+        with atomic_path(tmp_path / "b.bin") as tmp:
+            tmp.write_bytes(b"1")
+        assert (tmp_path / "b.bin").stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old)
