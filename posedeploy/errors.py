@@ -24,6 +24,10 @@ class CheckpointError(PoseDeployError):
     """A checkpoint is missing, corrupted, or belongs to another model."""
 
 
+class TrainingError(PoseDeployError):
+    """Training cannot go on: the loss or the validation metric stopped being a finite number."""
+
+
 class ArtifactError(PoseDeployError):
     """An exported artifact (ONNX graph, engine, manifest) is missing, corrupted, stale or foreign."""
 

@@ -167,3 +167,15 @@ def test_avg_pseudo_labels_from_held_out_fold_lifters(tiny, tmp_path):
         AVGTask(main, train, val, fold_lifters=lifters[:1], cache_dir=tmp_path / "cache")
     with pytest.raises(CheckpointError, match="not trained with --fold"):
         AVGTask(main, train, val, fold_lifters=[main, lifters[1]], cache_dir=tmp_path / "cache")
+
+
+def test_a_diverged_run_stops_with_an_error_and_writes_no_best(tiny, tmp_path):
+    from posedeploy.errors import TrainingError
+
+    class Diverging(LifterTask):
+        def loss(self, model, x, y, gen):
+            return super().loss(model, x, y, gen) * float("nan")
+
+    with pytest.raises(TrainingError, match="diverged in epoch 1"):
+        fit(Diverging("mgcn_lw", *tiny), TrainSettings(epochs=2, batch_size=256), tmp_path, CPU)
+    assert not (tmp_path / "best.pt").exists() and not (tmp_path / "last.pt").exists()

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from posedeploy.errors import CheckpointError, InputError
+from posedeploy.errors import CheckpointError, InputError, TrainingError
 from posedeploy.files import atomic_path
 from posedeploy.progress import log, progress
 from posedeploy.training.checkpoint import Checkpoint, safe_torch_load, save_checkpoint
@@ -204,11 +204,19 @@ def fit(task: TrainTask, settings: TrainSettings, out_dir: str | Path, ctx: Cont
                 seen += len(idx)
                 advance(1)
         train_loss = all_reduce_mean(total_loss / max(1, seen), ctx)
+        if not math.isfinite(train_loss):
+            raise TrainingError(
+                f"{task.name} diverged in epoch {epoch} (training loss {train_loss}); nothing of this epoch was "
+                f"written — lower the learning rate (now {lr:.2g}), or resume from {out_dir / LAST} if it exists"
+            )
         if ctx.is_main:
             recalibrate_batchnorm(model, task, settings.batch_size, gen)
             model.eval()
             with torch.no_grad():
                 metric = task.validate(model)
+            if not math.isfinite(metric):
+                raise TrainingError(f"{task.name}: validation {task.metric} is {metric} after epoch {epoch}; "
+                                    f"nothing of this epoch was written")  # fmt: skip
             improved = metric < best
             if improved:
                 best, best_epoch = metric, epoch
