@@ -39,7 +39,8 @@ def diagnose() -> dict:
 
     report["onnxruntime_distributions"] = installed_ort_distributions()
     providers = []
-    if report["packages"]["onnxruntime"] and len(report["onnxruntime_distributions"]) == 1:
+    ort_version = report["packages"]["onnxruntime"]
+    if ort_version and not str(ort_version).startswith("broken") and len(report["onnxruntime_distributions"]) == 1:
         import onnxruntime
 
         providers = onnxruntime.get_available_providers()

@@ -70,3 +70,25 @@ def test_weights_of_another_model_are_named(tmp_path):
     save_checkpoint(tmp_path / "shape.pt", Checkpoint(ckpt.config, state, ckpt.avg_state))
     with pytest.raises(CheckpointError, match=r"gcn.gconv_output.W has shape \(1, 64, 3\)"):
         load_checkpoint(tmp_path / "shape.pt").build_lifter()
+
+
+def test_non_finite_weights_and_alpha_are_refused_on_save_and_load(tmp_path):
+    import dataclasses
+
+    ckpt = _checkpoint()
+    name = next(k for k, v in ckpt.lifter_state.items() if v.is_floating_point())
+    poisoned = Checkpoint(ckpt.config, {**ckpt.lifter_state, name: ckpt.lifter_state[name].clone().fill_(float("nan"))},
+                          ckpt.avg_state)  # fmt: skip
+    with pytest.raises(CheckpointError, match="non-finite value"):
+        save_checkpoint(tmp_path / "nan.pt", poisoned)
+    assert not (tmp_path / "nan.pt").exists()
+    # A file written by something else with NaN weights is refused when read.
+    save_checkpoint(tmp_path / "ok.pt", ckpt)
+    payload = torch.load(tmp_path / "ok.pt", weights_only=True)
+    payload["lifter"][name] = payload["lifter"][name].clone().fill_(float("inf"))
+    torch.save(payload, tmp_path / "inf.pt")
+    with pytest.raises(CheckpointError, match=f"non-finite value\\(s\\) in '{name}'"):
+        load_checkpoint(tmp_path / "inf.pt")
+    with pytest.raises(CheckpointError, match="alpha must be a finite number"):
+        save_checkpoint(tmp_path / "a.pt", dataclasses.replace(ckpt, config=dataclasses.replace(ckpt.config, alpha=float("inf"))))
+

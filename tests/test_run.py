@@ -182,3 +182,13 @@ def test_doctor_reports_what_this_machine_can_do():
     result = subprocess.run([sys.executable, "-m", "posedeploy.cli", "doctor"], capture_output=True, text=True)
     assert result.returncode == 0
     assert "[x] run on CPU (ONNX Runtime)" in result.stdout and "onnxruntime providers" in result.stdout
+
+
+def test_doctor_survives_a_broken_onnxruntime(monkeypatch):
+    from posedeploy import doctor
+
+    real = doctor._version
+    monkeypatch.setattr(doctor, "_version", lambda m: "broken (ImportError)" if m == "onnxruntime" else real(m))
+    report = doctor.diagnose()
+    assert report["packages"]["onnxruntime"].startswith("broken") and report["onnxruntime_providers"] == []
+    assert "onnxruntime" in doctor.format_diagnosis(report)

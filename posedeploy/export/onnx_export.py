@@ -107,7 +107,10 @@ def _self_check(ckpt: Checkpoint, model: onnx.ModelProto, tolerance: float) -> f
         expected = [t.numpy() for t in pipeline(torch.from_numpy(kp), torch.from_numpy(noise))]
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     got = session.run(list(OUTPUTS), {"keypoints": kp, "noise": noise})
-    worst = max(float(np.abs(g - e).max()) for g, e in zip(got, expected))
+    # np.max keeps a NaN where Python's max() would step over it.
+    worst = float(np.max([np.abs(g - e).max() for g, e in zip(got, expected)]))
+    if not all(np.isfinite(g).all() for g in got):
+        raise ArtifactError("the exported graph gives non-finite outputs on ordinary poses; not written")
     if not worst <= tolerance:
         raise ArtifactError(f"exported graph differs from PyTorch by {worst:.3g} m (allowed {tolerance:g}); not written")
     return worst

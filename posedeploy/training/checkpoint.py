@@ -9,6 +9,7 @@ A checkpoint is a ``torch.save`` of plain dicts, lists, numbers, strings and ten
 from __future__ import annotations
 
 import hashlib
+import math
 import pickle
 import zipfile
 from dataclasses import asdict, dataclass, field
@@ -110,9 +111,22 @@ def state_fingerprint(state: dict) -> str:
     return digest.hexdigest()
 
 
+def check_finite(checkpoint: Checkpoint, where: str) -> None:
+    """Refuse weights or an alpha that are not finite numbers (NaN weights would lift every pose to NaN)."""
+    alpha = checkpoint.config.alpha
+    if checkpoint.config.avg is not None and not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha > 0):
+        raise CheckpointError(f"{where}: alpha must be a finite number > 0, got {alpha}")
+    for part, state in (("lifter", checkpoint.lifter_state), ("AVG model", checkpoint.avg_state or {})):
+        for name, tensor in state.items():
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                bad = int((~torch.isfinite(tensor)).sum())
+                raise CheckpointError(f"{where}: the {part} has {bad} non-finite value(s) in '{name}'")
+
+
 def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
-    """Write atomically; returns the path."""
+    """Check the weights are finite, then write atomically; returns the path."""
     path = Path(path)
+    check_finite(checkpoint, f"not writing {path}")
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -167,4 +181,6 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"{path} is an incomplete posedeploy checkpoint: {exc}") from None
     if list(config.joints) != list(JOINT_NAMES):
         raise CheckpointError(f"{path} was trained on another joint layout ({len(config.joints)} joints)")
-    return Checkpoint(config, lifter_state, avg_state, dict(payload.get("meta") or {}))
+    checkpoint = Checkpoint(config, lifter_state, avg_state, dict(payload.get("meta") or {}))
+    check_finite(checkpoint, str(path))
+    return checkpoint

@@ -9,6 +9,8 @@ and every tensor must then fit by name and shape.
 
 from __future__ import annotations
 
+import math
+
 import re
 from pathlib import Path
 
@@ -79,8 +81,8 @@ def import_official(lifter: str, lifter_weights: str | Path, avg_weights: str | 
     """Build a posedeploy checkpoint from the official lifter (and AVG) weights."""
     if lifter not in DEFAULT_AVG:
         raise CheckpointError(f"unknown lifter '{lifter}'; expected one of {', '.join(DEFAULT_AVG)}")
-    if not alpha > 0:
-        raise CheckpointError(f"alpha must be > 0, got {alpha}")
+    if not (math.isfinite(alpha) and alpha > 0):
+        raise CheckpointError(f"alpha must be a finite number > 0, got {alpha}")
     lifter_state = convert_official(read_official_state(lifter_weights), "lifter", lifter, str(lifter_weights))
     config = PipelineConfig.for_lifter(lifter, keypoints=keypoints, alpha=alpha)
     avg_state = None
