@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -40,9 +41,22 @@ def current_umask() -> int:
     return mask
 
 
+def finite_json(data: object) -> object:
+    """``data`` with every NaN or infinite float replaced by None, so that it is strict JSON (a
+    statistic that is undefined, like a correlation of constants, becomes null)."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: finite_json(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [finite_json(v) for v in data]
+    return data
+
+
 def write_json(path: str | Path, data: object) -> None:
+    """Strict JSON (no NaN or Infinity tokens), written atomically."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+        tmp.write_text(json.dumps(finite_json(data), indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
 def sha256_file(path: str | Path) -> str:

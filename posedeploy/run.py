@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from posedeploy import aggregate
-from posedeploy.errors import InputError
+from posedeploy.errors import ArtifactError, InputError
 from posedeploy.files import atomic_path
 from posedeploy.keypoint_io import KeypointSequence, clean, read_keypoints
 from posedeploy.progress import log
@@ -94,6 +94,12 @@ def lift_sequences(lifter, sequences: list[KeypointSequence], image_size: tuple[
             if how == "jpma" and size is None:
                 raise InputError("--aggregate jpma needs pixel keypoints and the image size (--image-size W H)")
             pose = aggregate.aggregate(out.hypotheses / 1000.0, how, pixels, camera.intrinsics if camera else None) * 1000.0
+        bad = ~np.isfinite(pose).all(axis=(1, 2)) | ~np.isfinite(out.spread).all(axis=1)
+        if bad.any():
+            raise ArtifactError(
+                f"{seq.name}: the model gave non-finite poses for {int(bad.sum())} of {len(pose)} frames "
+                f"(first: frame {cleaned.frame_ids[np.argmax(bad)]}); nothing was written"
+            )
         results.append(SequenceResult(seq.name, cleaned.frame_ids, cleaned.keypoints, pose.astype(np.float32),
                                       out.spread, out.hypotheses if keep_hypotheses else None, cleaned.skipped))  # fmt: skip
     return results
@@ -112,7 +118,7 @@ def write_results(path: str | Path, results: list[SequenceResult], how: str, con
             for r in results
         ]}  # fmt: skip
         with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(doc) + "\n")
+            tmp.write_text(json.dumps(doc, allow_nan=False) + "\n")
         return path
     if path.suffix != ".npz":
         raise InputError(f"output must end in .npz or .json, got '{path.name}'")

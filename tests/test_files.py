@@ -16,3 +16,14 @@ def test_written_files_honour_the_umask(tmp_path):
         assert (tmp_path / "b.bin").stat().st_mode & 0o777 == 0o600
     finally:
         os.umask(old)
+
+
+def test_json_reports_are_strict(tmp_path):
+    import json
+
+    from posedeploy.files import write_json
+
+    write_json(tmp_path / "r.json", {"r": float("nan"), "x": [1.5, float("inf")], "n": {"ok": 2}})
+    text = (tmp_path / "r.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"r": None, "x": [1.5, None], "n": {"ok": 2}}

@@ -192,3 +192,19 @@ def test_doctor_survives_a_broken_onnxruntime(monkeypatch):
     report = doctor.diagnose()
     assert report["packages"]["onnxruntime"].startswith("broken") and report["onnxruntime_providers"] == []
     assert "onnxruntime" in doctor.format_diagnosis(report)
+
+
+def test_non_finite_poses_are_an_error_not_nan_in_the_output(tmp_path):
+    from posedeploy.errors import ArtifactError
+    from posedeploy.keypoint_io import KeypointSequence
+    from posedeploy.run import lift_sequences
+    from posedeploy.runtime.lifter import LiftResult
+
+    def broken_lifter(keypoints, **kwargs):
+        pose = np.zeros((len(keypoints), 17, 3), np.float32)
+        pose[1] = np.nan
+        return LiftResult(pose, np.zeros((len(keypoints), 17), np.float32), None, np.ones((len(keypoints), 2, 17)), "mm")
+
+    seq = KeypointSequence(np.random.default_rng(0).uniform(-0.2, 0.2, (3, 17, 2)), None, np.array([10, 11, 12]), "s")
+    with pytest.raises(ArtifactError, match="non-finite poses for 1 of 3 frames \\(first: frame 11\\)"):
+        lift_sequences(broken_lifter, [seq], None, None, "mean", False, 0, 0.3, 4)
