@@ -162,19 +162,17 @@ def _load(checkpoint: Optional[Path]):
 def _load_array(path: Path, what: str):
     import zipfile
 
-    import numpy as np
-
     from posedeploy.errors import InputError
+    from posedeploy.safe_npz import load_npy
 
     if not path.is_file():
         raise InputError(f"{what} file not found: {path}")
+    if zipfile.is_zipfile(path):
+        raise InputError(f"{path} holds several arrays (an .npz); {what} must be a single .npy array")
     try:
-        array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise InputError(f"cannot read {what} from {path}: expected a .npy array ({exc})") from None
-    if not isinstance(array, np.ndarray):
-        raise InputError(f"{path} holds several arrays; {what} must be a single .npy array")
-    return array
+        return load_npy(path)
+    except InputError as exc:
+        raise InputError(f"cannot read {what}: {exc}") from None
 
 
 @app.command("import-checkpoint")

@@ -27,7 +27,7 @@ import numpy as np
 
 from posedeploy.data.h36m import complete_sh16
 from posedeploy.errors import InputError
-from posedeploy.safe_npz import load_npz
+from posedeploy.safe_npz import load_npy, load_npz
 from posedeploy.skeleton import NUM_JOINTS
 
 COCO_JOINTS = 17
@@ -173,10 +173,7 @@ def read_keypoints(path: str | Path) -> list[KeypointSequence]:
         raise InputError(f"{path} is empty")
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        try:
-            return [_split(np.load(path, allow_pickle=False), path.name)]
-        except (ValueError, OSError, EOFError) as exc:
-            raise InputError(f"cannot read {path}: {exc}") from None
+        return [_split(load_npy(path), path.name)]
     if suffix == ".npz":
         return _read_npz(path)
     if suffix == ".json":

@@ -10,6 +10,7 @@ import pytest
 from posedeploy.data.h36m import load_keypoints_2d
 from posedeploy.errors import DataError, InputError
 from posedeploy.keypoint_io import read_keypoints
+from posedeploy import safe_npz
 from posedeploy.safe_npz import load_npz
 
 MARKER = "/tmp/posedeploy-pwned"
@@ -94,3 +95,23 @@ def test_a_pickled_non_array_and_garbage_are_refused(tmp_path):
     with pytest.raises(InputError, match="not a valid npz"):
         load_npz(tmp_path / "junk.npz")
 
+
+
+def test_declared_sizes_are_checked_before_reading(tmp_path, monkeypatch):
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (2**40, 17, 2)})
+    (tmp_path / "huge.npy").write_bytes(header.getvalue() + b"\0" * 64)  # a 200-byte file claiming 136 TiB
+    with pytest.raises(InputError, match="declares a 1099511627776x17x2 float32 array \\(136.0 TiB|declares a 1099511627776x17x2 float32 array .* the limit is 1.0 GiB"):
+        read_keypoints(tmp_path / "huge.npy")
+    # An archive member whose header promises more than it holds.
+    small = io.BytesIO()
+    np.lib.format.write_array_header_1_0(small, {"descr": "<f4", "fortran_order": False, "shape": (1000, 17, 2)})
+    path = _npz_with_member(tmp_path / "forged.npz", {"keypoints": small.getvalue() + b"\0" * 100})
+    with pytest.raises(InputError, match="declares 136,000 bytes of array data but holds 100"):
+        read_keypoints(path)
+    # A small archive that would inflate past the limit (deflated zeros) is refused from its header.
+    monkeypatch.setattr(safe_npz, "MAX_ARRAY_BYTES", 8 << 20)
+    np.savez_compressed(tmp_path / "bomb.npz", keypoints=np.zeros((40_000, 17, 2), np.float64))
+    assert (tmp_path / "bomb.npz").stat().st_size < 100_000  # 10.9 MB of zeros
+    with pytest.raises(InputError, match="declares a 40000x17x2 float64 array \\(10.4 MiB\\); the limit is 8.0 MiB"):
+        read_keypoints(tmp_path / "bomb.npz")
