@@ -127,14 +127,19 @@ def train_avg(
     from posedeploy.data import load_dataset
     from posedeploy.training import distributed
     from posedeploy.assets import resolve_checkpoint
+    from posedeploy.errors import InputError
     from posedeploy.training.avg_training import AVGTask
     from posedeploy.training.checkpoint import load_checkpoint
     from posedeploy.training.pseudo_labels import default_cache_dir
     from posedeploy.training.trainer import TrainSettings, fit
 
+    lifter_path = resolve_checkpoint(checkpoint)
+    if lifter_path.resolve().parent == out.resolve():
+        raise InputError(f"--out {out} is the folder of the lifter checkpoint {lifter_path}: training there would "
+                         f"replace it; write the AVG run to its own folder")  # fmt: skip
     ctx = distributed.setup(_device(device))
     try:
-        lifter_ckpt = load_checkpoint(resolve_checkpoint(checkpoint))
+        lifter_ckpt = load_checkpoint(lifter_path)
         keypoints = keypoints or _keypoints_for(data, lifter_ckpt.config.keypoints)
         train = load_dataset(data, "train", keypoints, stride=stride)
         val = load_dataset(data, "val", keypoints, stride=val_stride)
@@ -184,9 +189,11 @@ def import_checkpoint(
     alpha: float = typer.Option(0.005, help="Noise scale (0.005 is PRPose's Human3.6M setting)."),
 ) -> None:
     """Convert the official PRPose checkpoints into a posedeploy checkpoint."""
+    from posedeploy.files import refuse_overwrite
     from posedeploy.training.checkpoint import save_checkpoint
     from posedeploy.training.official import import_official
 
+    refuse_overwrite(out, {"--lifter-weights": lifter_weights, "--avg-weights": avg_weights})
     ckpt = import_official(lifter, lifter_weights, avg_weights, alpha)
     save_checkpoint(out, ckpt)
     typer.echo(f"wrote {out}: {lifter}" + (f" + AVG '{ckpt.config.avg}'" if ckpt.has_avg else "") + f", alpha {alpha}")
@@ -206,9 +213,10 @@ def predict(
     """Run the PyTorch reference pipeline and write the contract outputs."""
     import numpy as np
 
-    from posedeploy.files import atomic_path
+    from posedeploy.files import atomic_path, refuse_overwrite
     from posedeploy.training.sampler import PipelineModule, run_reference
 
+    refuse_overwrite(out, {"--keypoints": keypoints, "--noise": noise, "--checkpoint": checkpoint})
     ckpt = _load(checkpoint)
     kp = _load_array(keypoints, "keypoints")
     given = _load_array(noise, "noise") if noise is not None else None
@@ -431,8 +439,10 @@ def run_command(
     plot_every: int = typer.Option(1, help="With --plot: every N-th frame."),
 ) -> None:
     """Lift a file of 2D keypoints to 3D poses with per-joint uncertainty (and pictures)."""
+    from posedeploy.files import refuse_overwrite
     from posedeploy.run import run_file
 
+    refuse_overwrite(out, {"--input": input, "--camera": camera})
     results = run_file(artifacts, input, out, image_size, camera, aggregate, keep_hypotheses, hypotheses, seed,
                        precision, backend, min_confidence, max_missing, plot, gif, plot_every)  # fmt: skip
     frames = sum(len(r.pose) for r in results)

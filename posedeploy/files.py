@@ -65,3 +65,13 @@ def sha256_file(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def refuse_overwrite(out: str | Path, inputs: dict[str, str | Path | None]) -> None:
+    """Refuse to write ``out`` over one of the command's own inputs (named by option)."""
+    from posedeploy.errors import InputError
+
+    target = Path(out).resolve()
+    for option, path in inputs.items():
+        if path is not None and Path(path).exists() and Path(path).resolve() == target:
+            raise InputError(f"the output {out} is the {option} input itself; write the result elsewhere")

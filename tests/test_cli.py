@@ -143,3 +143,27 @@ def test_export_errors(checkpoints, tmp_path):
                                   "--format", "tflite"), "export format")  # fmt: skip
     assert_one_line_error(run_cli("parity", "--artifacts", tmp_path / "none", "--checkpoint", checkpoints / "full.pt",
                                   "--data", "synthetic"), "artifact directory not found")  # fmt: skip
+
+
+def test_an_output_is_never_written_over_an_input(checkpoints, tmp_path):
+    kp = tmp_path / "kp.npy"
+    np.save(kp, np.zeros((2, 17, 2), np.float32))
+    before = kp.read_bytes()
+    assert_one_line_error(run_cli("predict", "--checkpoint", checkpoints / "full.pt", "--keypoints", kp, "--out", kp),
+                          "is the --keypoints input itself")  # fmt: skip
+    assert_one_line_error(run_cli("run", "--input", kp, "--out", kp, "--artifacts", tmp_path), "is the --input input itself")
+    assert kp.read_bytes() == before
+    weights = tmp_path / "official.pth"
+    weights.write_bytes(b"weights")
+    result = run_cli("import-checkpoint", "--lifter", "mgcn_lw", "--lifter-weights", weights, "--out", weights)
+    assert_one_line_error(result, "is the --lifter-weights input itself")
+    assert weights.read_bytes() == b"weights"
+    result = run_cli("train", "avg", "--checkpoint", checkpoints / "lifter.pt", "--out", checkpoints)
+    assert_one_line_error(result, "is the folder of the lifter checkpoint")
+    assert load_checkpoint_ok(checkpoints / "lifter.pt")
+
+
+def load_checkpoint_ok(path) -> bool:
+    from posedeploy.training.checkpoint import load_checkpoint
+
+    return load_checkpoint(path).config.lifter == "mgcn_lw"
