@@ -1,6 +1,7 @@
 """The posedeploy command line: thin typer commands over the stage functions.
 
-Every user-facing problem is a PoseDeployError, printed as one line on stderr with exit code 1.
+Every user-facing problem is a PoseDeployError, printed as one line on stderr with exit code 1; a
+usage error (unknown option, a value of the wrong type) is one line too, with exit code 2.
 """
 
 from __future__ import annotations
@@ -489,13 +490,25 @@ def doctor_command(json_out: Optional[Path] = typer.Option(None, "--json", help=
 
 def main() -> None:
     try:
-        app()
+        code = app(standalone_mode=False)
     except PoseDeployError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, typer.Abort):
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    except Exception as exc:
+        # typer's usage errors (unknown option, a value of the wrong type): one line, exit 2.
+        if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):
+            raise
+        ctx, message = getattr(exc, "ctx", None), exc.format_message()
+        if not message and ctx is not None:  # no command given: the help
+            typer.echo(ctx.get_help())
+        else:
+            where = ctx.command_path if ctx is not None else "posedeploy"
+            typer.echo(f"error: {message.splitlines()[0] if message else type(exc).__name__} (see {where} --help)", err=True)
+        sys.exit(exc.exit_code)
+    sys.exit(code or 0)
 
 
 if __name__ == "__main__":
