@@ -174,5 +174,5 @@ def test_usage_errors_are_one_line_with_exit_code_2():
         result = run_cli(*args)
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and text in lines[0], result.stderr
-        assert f"see posedeploy {args[0]} --help" in lines[0]
+        assert f"{args[0]} --help)" in lines[0]
     assert run_cli("--help").returncode == 0
