@@ -33,11 +33,25 @@ RECIPES = {
 
 
 def _device(device: Optional[str]) -> str:
-    if device:
-        return device
+    """The PyTorch device: given (cpu, cuda, cuda:N, checked here), or cuda when there is one."""
+    import re
+
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    from posedeploy.errors import DeviceError, InputError
+
+    if not device:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    match = re.fullmatch(r"cpu|cuda(?::(\d+))?", device)
+    if match is None:
+        raise InputError(f"device must be cpu, cuda or cuda:N, got '{device}'")
+    if device != "cpu":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"--device {device}: this PyTorch sees no CUDA GPU (torch {torch.__version__}); use --device cpu")
+        index = int(match.group(1) or 0)
+        if index >= torch.cuda.device_count():
+            raise DeviceError(f"--device {device}: there are {torch.cuda.device_count()} CUDA GPU(s)")
+    return device
 
 
 def _keypoints_for(data: str, source: str) -> str:
@@ -63,7 +77,7 @@ def train_lifter(
     augment: bool = typer.Option(True, help="Mirror a random half of every batch."),
     fold: Optional[str] = typer.Option(None, help="K/N: train without the subjects of fold K of N (for held-out AVG pseudo-labels)."),
     patience: Optional[int] = typer.Option(None, help="Stop after this many epochs without a better validation MPJPE."),
-    seed: int = typer.Option(0, help="Seed of shuffling, augmentation and initialisation."),
+    seed: int = typer.Option(0, min=0, help="Seed of shuffling, augmentation and initialisation."),
     resume: bool = typer.Option(False, help="Continue the run in OUT from its last.pt."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda if available)."),
 ) -> None:
@@ -77,6 +91,13 @@ def train_lifter(
     from posedeploy.training.lifter_training import LifterTask
     from posedeploy.training.trainer import TrainSettings, fit
 
+    recipe = RECIPES.get(lifter, RECIPES["mgcn_lw"])
+    settings = TrainSettings(
+        epochs=epochs, batch_size=batch_size or recipe["batch_size"], lr=recipe["lr"] if lr is None else lr, seed=seed,
+        patience=patience, schedule=schedule or recipe["schedule"],
+        clip_grad_norm=clip_grad_norm if clip_grad_norm is not None else recipe["clip_grad_norm"],
+    )  # fmt: skip
+    settings.validate()  # before minutes of data loading
     ctx = distributed.setup(_device(device))
     try:
         train = load_dataset(data, "train", keypoints, stride=stride)
@@ -85,12 +106,6 @@ def train_lifter(
         val = load_dataset(data, "val", keypoints, stride=val_stride)
         torch.manual_seed(seed)
         task = LifterTask(lifter, train, val, augment=augment)
-        recipe = RECIPES.get(lifter, RECIPES["mgcn_lw"])
-        settings = TrainSettings(
-            epochs=epochs, batch_size=batch_size or recipe["batch_size"], lr=lr or recipe["lr"], seed=seed,
-            patience=patience, schedule=schedule or recipe["schedule"],
-            clip_grad_norm=clip_grad_norm if clip_grad_norm is not None else recipe["clip_grad_norm"],
-        )  # fmt: skip
         if ctx.is_main:
             typer.echo(f"training {lifter} on {len(train):,} samples ({train.source}), validating on {len(val):,}", err=True)
         summary = fit(task, settings, out, ctx, resume=resume)
@@ -117,7 +132,7 @@ def train_avg(
     fold_lifter: list[Path] = typer.Option([], help="Lifters trained with --fold K/N, one per fold (repeatable): "
                                            "pseudo-labels from the one that did not see each subject."),
     patience: Optional[int] = typer.Option(None, help="Stop after this many epochs without a better validation MSE."),
-    seed: int = typer.Option(0, help="Seed of shuffling and initialisation."),
+    seed: int = typer.Option(0, min=0, help="Seed of shuffling and initialisation."),
     resume: bool = typer.Option(False, help="Continue the run in OUT from its last.pt."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda if available)."),
 ) -> None:
@@ -125,10 +140,10 @@ def train_avg(
     choosing the best epoch on the held-out 'val' split."""
     import torch
 
-    from posedeploy.data import load_dataset
-    from posedeploy.training import distributed
     from posedeploy.assets import resolve_checkpoint
+    from posedeploy.data import load_dataset
     from posedeploy.errors import InputError
+    from posedeploy.training import distributed
     from posedeploy.training.avg_training import AVGTask
     from posedeploy.training.checkpoint import load_checkpoint
     from posedeploy.training.pseudo_labels import default_cache_dir
@@ -138,6 +153,8 @@ def train_avg(
     if lifter_path.resolve().parent == out.resolve():
         raise InputError(f"--out {out} is the folder of the lifter checkpoint {lifter_path}: training there would "
                          f"replace it; write the AVG run to its own folder")  # fmt: skip
+    settings = TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, patience=patience)
+    settings.validate()
     ctx = distributed.setup(_device(device))
     try:
         lifter_ckpt = load_checkpoint(lifter_path)
@@ -147,7 +164,6 @@ def train_avg(
         torch.manual_seed(seed)
         task = AVGTask(lifter_ckpt, train, val, avg=avg, alpha=alpha, cache_dir=cache_dir or default_cache_dir(),
                        device=ctx.device, fold_lifters=[load_checkpoint(resolve_checkpoint(f)) for f in fold_lifter])  # fmt: skip
-        settings = TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, patience=patience)
         if ctx.is_main:
             typer.echo(f"training AVG '{task.config.avg}' on {len(task.inputs):,} pseudo-labels ({train.source}; "
                        f"errors of {task.pseudo_labels['from']})", err=True)  # fmt: skip
@@ -207,7 +223,7 @@ def predict(
     checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint file, or a shipped one by name: mgcn_lw (default) or htnet."),
     noise: Optional[Path] = typer.Option(None, help="Standard normal noise, a (B, S, 2, 17, 2) .npy array."),
     hypotheses: int = typer.Option(200, help="S, when the noise is drawn rather than given."),
-    seed: int = typer.Option(0, help="Seed of the drawn noise."),
+    seed: int = typer.Option(0, min=0, help="Seed of the drawn noise."),
     max_poses: Optional[int] = typer.Option(None, help="Lifter inputs per batched call (default: 2048 on a CPU, 16384 on a GPU)."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda if available)."),
 ) -> None:
@@ -243,7 +259,7 @@ def evaluate_command(
     best_of: str = typer.Option("1,5,10,50,200", help="S values of the best-of-S curve (first S of the same draw)."),
     actions: Optional[str] = typer.Option(None, help="Comma-separated Human3.6M actions (default: all 15)."),
     stride: int = typer.Option(1, help="Evaluate every STRIDE-th frame of each sequence (evenly spaced)."),
-    seed: int = typer.Option(0, help="Seed of the sampling noise (the same draws in every run)."),
+    seed: int = typer.Option(0, min=0, help="Seed of the sampling noise (the same draws in every run)."),
     max_poses: Optional[int] = typer.Option(None, help="Lifter inputs per batched call (default: 2048 on a CPU, 16384 on a GPU)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the full report as JSON."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda if available)."),
@@ -349,7 +365,7 @@ def parity_command(
     keypoints: str = typer.Option("gt", help="2D input: gt or sh (Human3.6M); gt or noisy (synthetic)."),
     samples: int = typer.Option(256, help="Test poses, evenly spaced over the test split."),
     hypotheses: int = typer.Option(200, help="S hypotheses per pose."),
-    seed: int = typer.Option(0, help="Seed of the noise."),
+    seed: int = typer.Option(0, min=0, help="Seed of the noise."),
     free_noise: bool = typer.Option(False, "--free-noise", help="Each side draws its own noise: compare distributions."),
     tolerance: Optional[float] = typer.Option(None, help="Allowed mean hypothesis error in mm (default: 0.01 fp32, 0.5 fp16)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON."),
@@ -430,11 +446,11 @@ def run_command(
     aggregate: str = typer.Option("mean", help="mean, median (joint-wise) or jpma (reprojection; needs --camera)."),
     hypotheses: int = typer.Option(200, help="S hypotheses per frame."),
     keep_hypotheses: bool = typer.Option(False, help="Also write all hypotheses (npz output)."),
-    seed: int = typer.Option(0, help="Seed of the noise."),
+    seed: int = typer.Option(0, min=0, help="Seed of the noise."),
     precision: str = typer.Option("fp32", help="fp32 or fp16 graph."),
     backend: str = typer.Option("onnxruntime", help="onnxruntime or tensorrt."),
     min_confidence: float = typer.Option(0.3, help="Joints below this confidence count as missing."),
-    max_missing: int = typer.Option(4, help="Skip frames with more missing joints than this (others are interpolated)."),
+    max_missing: int = typer.Option(4, min=0, max=16, help="Skip frames with more missing joints than this (others are interpolated)."),
     plot: Optional[Path] = typer.Option(None, help="Write a PNG per frame into this folder."),
     gif: bool = typer.Option(False, "--gif", help="With --plot: also an animated GIF per sequence."),
     plot_every: int = typer.Option(1, help="With --plot: every N-th frame."),

@@ -176,3 +176,20 @@ def test_usage_errors_are_one_line_with_exit_code_2():
         assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and text in lines[0], result.stderr
         assert f"{args[0]} --help)" in lines[0]
     assert run_cli("--help").returncode == 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (("eval", "--seed", "-1"), "'--seed'"),
+    (("eval", "--device", "tpu9", "--hypotheses", "0"), "device must be cpu, cuda or cuda:N"),
+    (("run", "--input", "x.npy", "--out", "y.npz", "--max-missing", "-1"), "'--max-missing'"),
+    (("train", "lifter", "--lr", "0", "--epochs", "1"), "learning rate must be > 0"),
+])  # fmt: skip
+def test_bad_option_values_are_refused_in_one_line(args, message, tmp_path):
+    result = run_cli(*args, cwd=tmp_path)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode in (1, 2) and len(lines) == 1 and message in lines[0], result.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_cuda_device_without_cuda_is_one_line(tmp_path):
+    assert_one_line_error(run_cli("eval", "--device", "cuda", "--hypotheses", "0"), "sees no CUDA GPU")
