@@ -1,6 +1,7 @@
 """The benchmark harness on tiny sizes: sane numbers, the JSON schema, the plot. No timing is asserted."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -96,3 +97,17 @@ def test_bench_command(exported, tmp_path):
     assert "skipping tensorrt" in result.stderr  # no engine here: said, not crashed
     assert json.loads((tmp_path / "b.json").read_text())["schema"] == SCHEMA
     assert (tmp_path / "b.png").is_file()
+
+
+def test_bench_of_the_shipped_model_leaves_no_temporary_export(tmp_path):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    result = subprocess.run(
+        [sys.executable, "-m", "posedeploy.cli", "bench", "--backend", "onnxruntime", "--batch", "1", "--hypotheses",
+         "2", "--min-seconds", "0", "--min-repeats", "1", "--warmup", "0"],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "temporary folder" in result.stderr
+    assert list(scratch.glob("posedeploy-bench-*")) == []  # (torch and onnx keep caches of their own there)

@@ -17,8 +17,9 @@ from posedeploy.progress import log
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
 
 
-def default_artifacts(artifacts: Path | None) -> Path:
-    """The given directory; else ./artifacts if it exists; else the shipped model exported to a temp dir."""
+def default_artifacts(artifacts: Path | None, scratch: Path) -> Path:
+    """The given directory; else ./artifacts if it exists; else the shipped model exported into
+    ``scratch`` (a temporary folder the caller removes)."""
     if artifacts is not None:
         return artifacts
     if (Path("artifacts") / "manifest.json").is_file():
@@ -26,8 +27,8 @@ def default_artifacts(artifacts: Path | None) -> Path:
     from posedeploy.assets import default_checkpoint
     from posedeploy.export.onnx_export import export_artifacts
 
-    out = Path(tempfile.mkdtemp(prefix="posedeploy-bench-")) / "artifacts"
-    log(f"bench: exporting the shipped model to {out}")
+    out = scratch / "artifacts"
+    log(f"bench: exporting the shipped model to a temporary folder ({out})")
     export_artifacts(default_checkpoint(), out, fp16=True)
     return out
 
@@ -102,7 +103,14 @@ def format_report(report: dict) -> str:
 def bench(artifacts: Path | None, backends: list[str], precisions: list[str], settings: BenchSettings,
           checkpoint: Path | None = None, threads: int | None = None, torch_device: str = "cpu",
           stream_fps: float | None = None, stream_frames: int = 100) -> dict:  # fmt: skip
-    artifacts_dir = default_artifacts(artifacts)
+    with tempfile.TemporaryDirectory(prefix="posedeploy-bench-") as scratch:
+        return _bench(default_artifacts(artifacts, Path(scratch)), backends, precisions, settings, checkpoint, threads,
+                      torch_device, stream_fps, stream_frames)  # fmt: skip
+
+
+def _bench(artifacts_dir: Path, backends: list[str], precisions: list[str], settings: BenchSettings,
+           checkpoint: Path | None, threads: int | None, torch_device: str, stream_fps: float | None,
+           stream_frames: int) -> dict:  # fmt: skip
     manifest = read_manifest(artifacts_dir).manifest
     targets = make_targets(artifacts_dir, backends, precisions, checkpoint, threads, torch_device)
     try:
