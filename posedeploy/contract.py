@@ -62,6 +62,31 @@ def check_hypotheses(hypotheses) -> int:
     return int(hypotheses)
 
 
+MAX_HYPOTHESES = 100_000  # per pose and request, in every command and the runtime
+DEFAULT_MEMORY_BUDGET_MB = 2048  # what one request may hold in hypotheses or noise
+HYPOTHESIS_BYTES = NUM_JOINTS * 3 * 4  # one float32 3D pose
+NOISE_BYTES = VIEWS * NUM_JOINTS * 2 * 4  # the noise of one hypothesis, both views
+
+
+def check_request(batch: int, hypotheses: int, keep_hypotheses: bool,
+                  memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB, noise_per_call: bool = False) -> None:  # fmt: skip
+    """Refuse a (B, S) request that cannot fit, before anything is allocated, saying what would:
+    S above :data:`MAX_HYPOTHESES`; all B x S hypotheses kept (or, ``noise_per_call``, drawn as one
+    noise array) beyond the memory budget."""
+    if hypotheses > MAX_HYPOTHESES:
+        raise InputError(f"S={hypotheses:,} hypotheses per pose is more than the {MAX_HYPOTHESES:,} posedeploy serves")
+    budget = int(memory_budget_mb * 2**20)
+    for needed_per, what, applies in ((HYPOTHESIS_BYTES, "keeping", keep_hypotheses),
+                                      (NOISE_BYTES, "drawing noise for", noise_per_call)):  # fmt: skip
+        needed = batch * hypotheses * needed_per
+        if applies and needed > budget:
+            fits = max(1, budget // (hypotheses * needed_per))
+            raise InputError(
+                f"{what} {batch:,} x {hypotheses:,} hypotheses needs {needed / 2**20:,.0f} MB, over the memory budget "
+                f"of {budget / 2**20:,.0f} MB: use batches of at most {fits:,} poses at S={hypotheses:,}"
+            )
+
+
 def draw_noise(rng: np.random.Generator, batch: int, hypotheses: int) -> np.ndarray:
     """Standard normal noise of the contract shape (batch, S, 2, 17, 2), float32."""
     return rng.standard_normal((batch, hypotheses, VIEWS, NUM_JOINTS, 2), dtype=np.float32)

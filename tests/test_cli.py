@@ -193,3 +193,15 @@ def test_bad_option_values_are_refused_in_one_line(args, message, tmp_path):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
 def test_cuda_device_without_cuda_is_one_line(tmp_path):
     assert_one_line_error(run_cli("eval", "--device", "cuda", "--hypotheses", "0"), "sees no CUDA GPU")
+
+
+def test_oversized_requests_are_refused_before_allocating(checkpoints, tmp_path):
+    kp = tmp_path / "kp.npy"
+    np.save(kp, np.zeros((100_000, 17, 2), np.float32))
+    result = run_cli("predict", "--checkpoint", checkpoints / "full.pt", "--keypoints", kp, "--out", tmp_path / "o.npz")
+    assert_one_line_error(result, "keeping 100,000 x 200 hypotheses needs 3,891 MB")
+    assert "batches of at most 52,634 poses" in result.stderr and not (tmp_path / "o.npz").exists()
+    result = run_cli("bench", "--batch", "100000", "--hypotheses", "200", "--artifacts", tmp_path)
+    assert_one_line_error(result, "drawing noise for 100,000 x 200 hypotheses")
+    result = run_cli("eval", "--checkpoint", checkpoints / "full.pt", "--hypotheses", 10**9, "--stride", 200)
+    assert_one_line_error(result, "S=1,000,000,000 hypotheses per pose is more than the 100,000")

@@ -103,6 +103,7 @@ def format_report(report: dict) -> str:
 def bench(artifacts: Path | None, backends: list[str], precisions: list[str], settings: BenchSettings,
           checkpoint: Path | None = None, threads: int | None = None, torch_device: str = "cpu",
           stream_fps: float | None = None, stream_frames: int = 100) -> dict:  # fmt: skip
+    settings.validate()  # before any export or model is loaded
     with tempfile.TemporaryDirectory(prefix="posedeploy-bench-") as scratch:
         return _bench(default_artifacts(artifacts, Path(scratch)), backends, precisions, settings, checkpoint, threads,
                       torch_device, stream_fps, stream_frames)  # fmt: skip

@@ -28,6 +28,7 @@ import numpy as np
 
 from posedeploy import __version__
 from posedeploy.bench.targets import Target
+from posedeploy.contract import check_request
 from posedeploy.errors import InputError
 from posedeploy.progress import progress
 
@@ -52,6 +53,9 @@ class BenchSettings:
                 raise InputError(f"{name} must be whole numbers >= 1, got {values}")
         if self.min_repeats < 1 or self.warmup < 0 or self.min_seconds < 0:
             raise InputError("repeats must be >= 1, warm-up and seconds >= 0")
+        for b in self.batches:  # every call draws its B x S noise and keeps its hypotheses
+            for s in self.hypotheses:
+                check_request(b, s, keep_hypotheses=True, noise_per_call=True)
 
 
 def _percentiles(seconds: list[float]) -> dict[str, float]:

@@ -16,15 +16,16 @@ from pathlib import Path
 import numpy as np
 
 from posedeploy.artifacts import GRAPHS, pipeline_graph, plan_filename, read_manifest
-from posedeploy.contract import INPUTS, OUTPUTS, RNG_INPUTS, VIEWS, check_hypotheses, check_keypoints, check_noise, draw_noise
+from posedeploy.contract import (
+    DEFAULT_MEMORY_BUDGET_MB, INPUTS, MAX_HYPOTHESES, OUTPUTS, RNG_INPUTS, VIEWS, check_hypotheses, check_keypoints,
+    check_noise, check_request, draw_noise,
+)  # fmt: skip
 from posedeploy.data.camera import normalize_screen_coordinates
 from posedeploy.errors import ArtifactError, InputError
 from posedeploy.runtime.backend import Backend
 
 DEFAULT_HYPOTHESES = 200
 DEFAULT_MAX_POSES = 16384  # lifted poses per backend call
-DEFAULT_MEMORY_BUDGET_MB = 2048
-MAX_HYPOTHESES = 100_000  # per pose and request
 UNITS = {"m": 1.0, "mm": 1000.0}
 # Normalised coordinates lie within a few units of 0; values this large are pixels.
 PIXEL_HINT = 8.0
@@ -240,18 +241,11 @@ class MultiHypothesisLifter:
 
     def _check_size(self, b: int, s: int, keep_hypotheses: bool) -> None:
         """Refuse requests that cannot fit, saying what would."""
-        if s > MAX_HYPOTHESES:
-            raise InputError(f"S={s:,} hypotheses per pose is more than the {MAX_HYPOTHESES:,} this runtime serves")
-        if keep_hypotheses:
-            needed = b * s * 17 * 3 * 4
-            if needed > self.memory_budget:
-                fits = max(1, self.memory_budget // (s * 17 * 3 * 4))
-                raise InputError(
-                    f"keeping {b:,} x {s:,} hypotheses needs {needed / 2**20:,.0f} MB, over the memory budget of "
-                    f"{self.memory_budget / 2**20:,.0f} MB: pass keep_hypotheses=False (pose and spread need no more "
-                    f"than one call's worth), split the request into batches of at most {fits:,} poses, or raise "
-                    f"memory_budget_mb"
-                )
+        try:
+            check_request(b, s, keep_hypotheses, self.memory_budget / 2**20)
+        except InputError as exc:
+            hint = "; or pass keep_hypotheses=False (pose and spread need one call's worth), or raise memory_budget_mb"
+            raise InputError(f"{exc}{hint if keep_hypotheses and s <= MAX_HYPOTHESES else ''}") from None
 
     def _chunks(self, s: int) -> tuple[int, int]:
         """Poses per call and hypotheses per call: within max_poses and the backend's limits."""

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from posedeploy.errors import InputError
-from posedeploy.contract import check_hypotheses, check_keypoints, check_noise, draw_noise
+from posedeploy.contract import check_hypotheses, check_keypoints, check_noise, check_request, draw_noise
 from posedeploy.skeleton import FLIP_PERMUTATION, NUM_JOINTS, ROOT
 
 DEFAULT_MAX_POSES = 16384  # lifter inputs per call on a GPU: bounds activation memory (HTNet: ~1 GB)
@@ -172,6 +172,7 @@ def run_reference(
     else:
         s = check_hypotheses(hypotheses)
         rng = np.random.default_rng(seed)
+    check_request(b, s, keep_hypotheses)  # before anything is allocated
     device = next(pipeline.parameters()).device
     max_poses = default_max_poses(device) if max_poses is None else max_poses
     if max_poses < 2:
