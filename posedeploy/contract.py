@@ -76,8 +76,8 @@ def check_request(batch: int, hypotheses: int, keep_hypotheses: bool,
     if hypotheses > MAX_HYPOTHESES:
         raise InputError(f"S={hypotheses:,} hypotheses per pose is more than the {MAX_HYPOTHESES:,} posedeploy serves")
     budget = int(memory_budget_mb * 2**20)
-    for needed_per, what, applies in ((HYPOTHESIS_BYTES, "keeping", keep_hypotheses),
-                                      (NOISE_BYTES, "drawing noise for", noise_per_call)):  # fmt: skip
+    for needed_per, what, applies in ((NOISE_BYTES, "drawing noise for", noise_per_call),
+                                      (HYPOTHESIS_BYTES, "keeping", keep_hypotheses)):  # fmt: skip
         needed = batch * hypotheses * needed_per
         if applies and needed > budget:
             fits = max(1, budget // (hypotheses * needed_per))
