@@ -270,7 +270,7 @@ def deploy(checkpoint: Path | None, out: Path, settings: DeploySettings | None =
         _run_step(report, "bench", 4, lambda: _bench(checkpoint, artifacts, engine, s))
         _run_step(report, "sequence", 5, lambda: _sequence(artifacts, stage / "sequence", s))
         report["files"] = {str(p.relative_to(stage)): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
-                           for p in sorted(stage.rglob("*")) if p.is_file()}  # fmt: skip
+                           for p in sorted(stage.rglob("*")) if p.is_file() and not p.name.startswith(".")}  # fmt: skip
         report["passed"] = all(step["status"] in ("done", "skipped") for step in report["steps"].values())
         report["seconds"] = round(time.monotonic() - started, 1)
         from posedeploy.deploy_report import render_markdown

@@ -75,3 +75,38 @@ def refuse_overwrite(out: str | Path, inputs: dict[str, str | Path | None]) -> N
     for option, path in inputs.items():
         if path is not None and Path(path).exists() and Path(path).resolve() == target:
             raise InputError(f"the output {out} is the {option} input itself; write the result elsewhere")
+
+
+LOCK_NAME = ".posedeploy.lock"
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path, what: str) -> Iterator[None]:
+    """Hold ``folder``'s writer lock for the block: a second posedeploy writing into the same folder
+    (another export, another training run) fails at once instead of interleaving its files."""
+    import fcntl
+
+    from posedeploy.errors import InputError
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_NAME
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # The holder removes the file when done: a lock on a file no longer at ``path`` is no lock.
+            if not path.exists() or os.stat(path).st_ino != os.fstat(handle.fileno()).st_ino:
+                raise BlockingIOError
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise InputError(f"{folder} is being written by {holder}; wait for it, or {what} into another folder") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"posedeploy (pid {os.getpid()})")
+        handle.flush()
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
+            fcntl.flock(handle, fcntl.LOCK_UN)

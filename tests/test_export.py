@@ -125,3 +125,22 @@ def test_self_check_refuses_a_graph_that_differs(tmp_path, monkeypatch):
     with pytest.raises(ArtifactError, match="differs from PyTorch"):
         export_artifacts(random_checkpoint(tmp_path / "a.pt"), tmp_path / "out")
     assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_a_second_writer_is_refused_and_stale_artifacts_are_removed(tmp_path):
+    from posedeploy.errors import InputError
+    from posedeploy.files import folder_lock
+
+    ckpt = random_checkpoint(tmp_path / "a.pt", seed=1)
+    out = tmp_path / "out"
+    with folder_lock(out, "export"):
+        with pytest.raises(InputError, match="is being written by posedeploy \\(pid"):
+            export_artifacts(ckpt, out)
+    assert not (out / "manifest.json").exists()
+    export_artifacts(ckpt, out, triton=True, in_graph_noise=True)
+    assert (out / "triton").is_dir() and (out / "pipeline.rng.onnx").is_file()
+    (out / "pipeline.fp32.plan").write_bytes(b"engine of an older export")
+    (out / "pipeline.fp32.plan.json").write_text(json.dumps({"onnx": {"sha256": "0" * 64}}))
+    export_artifacts(ckpt, out)  # plain: no Triton, no in-graph noise
+    left = sorted(p.name for p in out.iterdir())
+    assert left == ["avg.onnx", "lifter.onnx", "manifest.json", "pipeline.onnx"], left

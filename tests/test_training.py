@@ -179,3 +179,16 @@ def test_a_diverged_run_stops_with_an_error_and_writes_no_best(tiny, tmp_path):
     with pytest.raises(TrainingError, match="diverged in epoch 1"):
         fit(Diverging("mgcn_lw", *tiny), TrainSettings(epochs=2, batch_size=256), tmp_path, CPU)
     assert not (tmp_path / "best.pt").exists() and not (tmp_path / "last.pt").exists()
+
+
+def test_resume_restores_an_epoch_the_log_lost_and_a_second_trainer_is_refused(tiny, tmp_path):
+    from posedeploy.files import folder_lock
+
+    _train_lifter(tiny, tmp_path, epochs=2)
+    log_path = tmp_path / "log.jsonl"
+    log_path.write_text(log_path.read_text().splitlines(keepends=True)[0])  # killed after last.pt, before the log
+    _train_lifter(tiny, tmp_path, epochs=3, resume=True)
+    assert [json.loads(line)["epoch"] for line in log_path.read_text().splitlines()] == [1, 2, 3]
+    with folder_lock(tmp_path, "train"):
+        with pytest.raises(InputError, match="is being written by"):
+            _train_lifter(tiny, tmp_path, epochs=4, resume=True)

@@ -31,7 +31,7 @@ from posedeploy.contract import INPUTS, OUTPUTS, RNG_INPUTS, draw_noise
 from posedeploy.errors import ArtifactError
 from posedeploy.export.fp16 import to_mixed_precision
 from posedeploy.export.fused_gcn import for_inference
-from posedeploy.files import atomic_path, sha256_file
+from posedeploy.files import atomic_path, folder_lock, sha256_file
 from posedeploy.progress import log
 from posedeploy.skeleton import JOINT_NAMES, JOINTS_LEFT, JOINTS_RIGHT, PARENTS
 from posedeploy.training.checkpoint import Checkpoint, load_checkpoint
@@ -226,7 +226,7 @@ def export_artifacts(checkpoint: str | Path, out_dir: str | Path, fp16: bool = F
         "memory": {"bytes_per_lifted_pose": _activation_bytes_per_pose(ckpt.build_lifter()) + (17 * 2 + 17 * 3) * 4 * 2},
         "files": {},
     }  # fmt: skip
-    with contextlib.ExitStack() as stack:
+    with folder_lock(out_dir, "export"), contextlib.ExitStack() as stack:
         # Entered first, renamed last (ExitStack unwinds in reverse): the manifest lands after the graphs.
         manifest_tmp = stack.enter_context(atomic_path(out_dir / MANIFEST))
         for name, model in graphs.items():
@@ -243,5 +243,35 @@ def export_artifacts(checkpoint: str | Path, out_dir: str | Path, fp16: bool = F
             manifest["triton"] = write_model_repository(stack, out_dir / "triton", graphs, manifest)
             log(f"export: Triton model repository in {out_dir / 'triton'}")
         manifest_tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    for stale in remove_stale(out_dir, manifest):
+        log(f"export: removed {stale} (from an earlier export, not part of this one)")
     log(f"export: done in {time.monotonic() - started:.1f} s -> {out_dir}")
     return manifest
+
+
+def remove_stale(out_dir: Path, manifest: dict) -> list[str]:
+    """Delete what an earlier export into ``out_dir`` left that this one did not write: graphs it
+    no longer has, a Triton repository it did not lay out, engines built from other graphs."""
+    import shutil
+
+    removed = []
+    hashes = {entry["sha256"] for entry in manifest["files"].values()}
+    for name in GRAPHS.values():
+        if name not in manifest["files"] and (out_dir / name).is_file():
+            (out_dir / name).unlink()
+            removed.append(name)
+    if "triton" not in manifest and (out_dir / "triton").is_dir():
+        shutil.rmtree(out_dir / "triton")
+        removed.append("triton/")
+    for plan_manifest in out_dir.glob("*.plan.json"):
+        try:
+            built_from = json.loads(plan_manifest.read_text())["onnx"]["sha256"]
+        except (OSError, ValueError, KeyError, TypeError):
+            built_from = None
+        if built_from not in hashes:
+            plan = plan_manifest.with_name(plan_manifest.name.removesuffix(".json"))
+            for path in (plan, plan_manifest):
+                if path.exists():
+                    path.unlink()
+                    removed.append(path.name)
+    return removed

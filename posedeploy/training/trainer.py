@@ -14,6 +14,7 @@ written atomically, so an interrupted run leaves the previous complete ones.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -26,7 +27,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from posedeploy.errors import CheckpointError, InputError, TrainingError
-from posedeploy.files import atomic_path
+from posedeploy.files import atomic_path, folder_lock
 from posedeploy.progress import log, progress
 from posedeploy.training.checkpoint import Checkpoint, safe_torch_load, save_checkpoint
 from posedeploy.training.distributed import Context, all_reduce_mean
@@ -153,11 +154,22 @@ def _read_state(path: Path, task: TrainTask, settings: TrainSettings) -> dict:
     return state
 
 
+def _write_log(out_dir: Path, history: list[dict]) -> None:
+    """log.jsonl: one line per epoch, rewritten whole (and atomically) from the run's history."""
+    with atomic_path(out_dir / LOG) as tmp:
+        tmp.write_text("".join(json.dumps(record) + "\n" for record in history))
+
+
 def fit(task: TrainTask, settings: TrainSettings, out_dir: str | Path, ctx: Context, resume: bool = False) -> dict:
     """Train ``task.model``; returns a summary (best metric and epoch, epochs run)."""
     settings.validate()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out_dir, "train") if ctx.is_main else contextlib.nullcontext():
+        return _fit(task, settings, out_dir, ctx, resume)
+
+
+def _fit(task: TrainTask, settings: TrainSettings, out_dir: Path, ctx: Context, resume: bool) -> dict:
     model = task.model.to(ctx.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, amsgrad=True)
     start_epoch, best, best_epoch, history = 1, math.inf, 0, []
@@ -169,6 +181,7 @@ def fit(task: TrainTask, settings: TrainSettings, out_dir: str | Path, ctx: Cont
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, best, best_epoch, history = state["epoch"] + 1, state["best"], state["best_epoch"], state["history"]
         if ctx.is_main:
+            _write_log(out_dir, history)  # last.pt's history is the record: a kill after it was saved lost no epoch
             log(f"resuming {task.name} at epoch {start_epoch} (best {task.metric} {best:.2f} at epoch {best_epoch})")
     elif (out_dir / LAST).exists() and ctx.is_main:
         log(f"note: {out_dir} holds an earlier run; it will be overwritten (use --resume to continue it)")
@@ -232,8 +245,7 @@ def fit(task: TrainTask, settings: TrainSettings, out_dir: str | Path, ctx: Cont
             }  # fmt: skip
             with atomic_path(out_dir / LAST) as tmp:
                 torch.save(state, tmp)
-            with open(out_dir / LOG, "a") as f:
-                f.write(json.dumps(record) + "\n")
+            _write_log(out_dir, history)
             log(
                 f"epoch {epoch}/{settings.epochs}  lr {lr:.2e}  train loss {train_loss:.4f}  "
                 f"val {task.metric} {metric:.2f}{' *' if improved else ''}  "
