@@ -35,7 +35,7 @@ def check_keypoints(keypoints: np.ndarray) -> np.ndarray:
     check_joints(keypoints, "keypoints", 2)
     if len(keypoints) == 0:
         raise InputError("keypoints are empty: expected at least one pose (B >= 1)")
-    if not np.issubdtype(keypoints.dtype, np.number) or np.issubdtype(keypoints.dtype, np.complexfloating):
+    if keypoints.dtype.kind not in "fiu":  # not complex, bool, dates, durations, text or objects
         raise InputError(f"keypoints must be real numbers, got dtype {keypoints.dtype}")
     if not np.isfinite(keypoints).all():
         bad = np.unique(np.nonzero(~np.isfinite(keypoints))[0])

@@ -73,7 +73,10 @@ def coco_to_h36m(coco: np.ndarray) -> np.ndarray:
 
 
 def _split(array: np.ndarray, name: str, frame_ids=None, image_size=None) -> KeypointSequence:
-    array = np.asarray(array, dtype=np.float64)
+    array = np.asarray(array)
+    if array.dtype.kind not in "fiu":  # a cast would drop imaginary parts or turn dates into numbers
+        raise InputError(f"{name}: keypoints must be real numbers, got dtype {array.dtype}")
+    array = array.astype(np.float64)
     if array.ndim != 3 or array.shape[1] not in (16, 17) or array.shape[2] not in (2, 3):
         raise InputError(f"{name}: keypoints must have shape (F, 17, 2) or (F, 17, 3), got {array.shape}")
     if len(array) == 0:

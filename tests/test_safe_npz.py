@@ -2,6 +2,7 @@
 
 import io
 import pickle
+import re
 import zipfile
 
 import numpy as np
@@ -115,3 +116,10 @@ def test_declared_sizes_are_checked_before_reading(tmp_path, monkeypatch):
     assert (tmp_path / "bomb.npz").stat().st_size < 100_000  # 10.9 MB of zeros
     with pytest.raises(InputError, match="declares a 40000x17x2 float64 array \\(10.4 MiB\\); the limit is 8.0 MiB"):
         read_keypoints(tmp_path / "bomb.npz")
+
+
+@pytest.mark.parametrize("dtype", ["complex64", "datetime64[s]", "timedelta64[s]", "bool"])
+def test_keypoint_files_of_non_real_dtypes_are_refused(tmp_path, dtype):
+    np.save(tmp_path / "k.npy", np.zeros((3, 17, 2), dtype=dtype))
+    with pytest.raises(InputError, match=re.escape(f"keypoints must be real numbers, got dtype {np.dtype(dtype)}")):
+        read_keypoints(tmp_path / "k.npy")
