@@ -128,7 +128,9 @@ def _engine(artifacts: Path, s: DeploySettings) -> dict:
         return {"status": "skipped", "reason": f"no CUDA GPU here to build for ({trt.flavour} {trt.version}): {how}"}
     manifest = build_engine(artifacts, BuildSettings(precision="fp16", flavour=trt.flavour,
                                                      compute_capabilities=list(s.compute_capabilities)))  # fmt: skip
-    return {"status": "done", "runnable_here": bool(gpus), "tensorrt": manifest["tensorrt"],
+    # An engine runs only on the compute capability it was built for (an RTX target named for another GPU does not).
+    runnable = bool(gpus) and gpus[0].compute_capability in manifest["target"]["compute_capabilities"]
+    return {"status": "done", "runnable_here": runnable, "tensorrt": manifest["tensorrt"],
             "target": manifest["target"], "build_seconds": manifest["build_seconds"],
             "files": {manifest["plan"]["file"]: {"sha256": manifest["plan"]["sha256"], "bytes": manifest["plan"]["bytes"],
                                                  "precision": "fp16"}}}  # fmt: skip
