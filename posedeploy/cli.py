@@ -218,7 +218,8 @@ def import_checkpoint(
 
 @app.command("predict")
 def predict(
-    keypoints: Path = typer.Option(..., help="Normalised 2D keypoints, a (B, 17, 2) .npy array."),
+    keypoints: Path = typer.Option(..., help="2D keypoints, a (B, 17, 2) .npy array: normalised, or pixels with --image-size."),
+    image_size: Optional[tuple[float, float]] = typer.Option(None, help="Image width and height, for pixel keypoints."),
     out: Path = typer.Option(..., help="Output .npz with sigma, hypotheses, pose, spread (metres)."),
     checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint file, or a shipped one by name: mgcn_lw (default) or htnet."),
     noise: Optional[Path] = typer.Option(None, help="Standard normal noise, a (B, S, 2, 17, 2) .npy array."),
@@ -230,12 +231,13 @@ def predict(
     """Run the PyTorch reference pipeline and write the contract outputs."""
     import numpy as np
 
+    from posedeploy.contract import normalise_keypoints
     from posedeploy.files import atomic_path, refuse_overwrite
     from posedeploy.training.sampler import PipelineModule, run_reference
 
     refuse_overwrite(out, {"--keypoints": keypoints, "--noise": noise, "--checkpoint": checkpoint})
     ckpt = _load(checkpoint)
-    kp = _load_array(keypoints, "keypoints")
+    kp = normalise_keypoints(_load_array(keypoints, "keypoints"), image_size)  # refuses pixels taken for normalised
     given = _load_array(noise, "noise") if noise is not None else None
     dev = _device(device)
     pipeline = PipelineModule(ckpt.build_lifter(dev), ckpt.build_avg(dev), ckpt.config.alpha)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from posedeploy.data.camera import normalize_screen_coordinates
 from posedeploy.errors import InputError
 from posedeploy.skeleton import NUM_JOINTS, check_joints
 
@@ -41,6 +42,41 @@ def check_keypoints(keypoints: np.ndarray) -> np.ndarray:
         bad = np.unique(np.nonzero(~np.isfinite(keypoints))[0])
         raise InputError(f"keypoints contain NaN or inf in {len(bad)} pose(s), first at index {bad[0]}")
     return keypoints.astype(np.float32, copy=False)
+
+
+# Normalised coordinates lie within a few units of 0; values this large are pixels.
+PIXEL_HINT = 8.0
+MAX_IMAGE_SIDE = 100_000
+
+
+def normalise_keypoints(keypoints: np.ndarray, image_size: tuple[float, float] | None) -> np.ndarray:
+    """(B, 17, 2) or (17, 2) keypoints, pixels with ``image_size`` = (w, h) or already normalised."""
+    keypoints = np.asarray(keypoints)
+    if keypoints.ndim == 2:
+        keypoints = keypoints[None]
+    keypoints = check_keypoints(keypoints)
+    if image_size is None:
+        largest = float(np.abs(keypoints).max())
+        if largest > PIXEL_HINT:
+            raise InputError(
+                f"keypoints look like pixels (largest |value| {largest:.0f}); pass image_size=(width, height), "
+                f"or normalise them (x / w * 2 - [1, h / w])"
+            )
+        return keypoints
+    try:
+        w, h = (float(v) for v in image_size)
+    except (TypeError, ValueError):
+        raise InputError(f"image size must be two numbers (width, height), got {image_size!r}") from None
+    if not (1 <= w <= MAX_IMAGE_SIDE and 1 <= h <= MAX_IMAGE_SIDE):
+        raise InputError(f"image size must be between 1 and {MAX_IMAGE_SIDE:,} pixels a side, got {image_size}")
+    normalised = normalize_screen_coordinates(keypoints.astype(np.float64), w, h)
+    largest = float(np.abs(normalised).max())
+    if largest > PIXEL_HINT:
+        raise InputError(
+            f"keypoints lie far outside the {w:g} x {h:g} image (up to {largest / 2:.0f} image widths away): "
+            f"check image_size and that the keypoints are pixels"
+        )
+    return normalised.astype(np.float32)
 
 
 def check_noise(noise: np.ndarray, batch: int) -> np.ndarray:

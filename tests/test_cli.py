@@ -205,3 +205,14 @@ def test_oversized_requests_are_refused_before_allocating(checkpoints, tmp_path)
     assert_one_line_error(result, "drawing noise for 100,000 x 200 hypotheses")
     result = run_cli("eval", "--checkpoint", checkpoints / "full.pt", "--hypotheses", 10**9, "--stride", 200)
     assert_one_line_error(result, "S=1,000,000,000 hypotheses per pose is more than the 100,000")
+
+
+def test_predict_refuses_pixels_taken_for_normalised_coordinates(checkpoints, tmp_path):
+    px = tmp_path / "px.npy"
+    np.save(px, np.random.default_rng(0).uniform(200, 800, (2, 17, 2)).astype(np.float32))
+    result = run_cli("predict", "--checkpoint", checkpoints / "full.pt", "--keypoints", px, "--out", tmp_path / "o.npz")
+    assert_one_line_error(result, "keypoints look like pixels")
+    result = run_cli("predict", "--checkpoint", checkpoints / "full.pt", "--keypoints", px, "--out", tmp_path / "o.npz",
+                     "--image-size", 1000, 1000, "--hypotheses", 3)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert np.load(tmp_path / "o.npz")["hypotheses"].shape == (2, 3, 17, 3)
