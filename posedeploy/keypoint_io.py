@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from posedeploy.data.h36m import complete_sh16
+from posedeploy.data.h36m import NECK_NOSE_FRACTION, complete_sh16
 from posedeploy.errors import InputError
 from posedeploy.safe_npz import load_npy, load_npz
 from posedeploy.skeleton import NUM_JOINTS
@@ -37,8 +37,8 @@ COCO_JOINTS = 17
 COCO_TO_H36M: dict[int, int] = {1: 12, 2: 14, 3: 16, 4: 11, 5: 13, 6: 15, 9: 0, 11: 5, 12: 7, 13: 9, 14: 6, 15: 8, 16: 10}
 # The others are built: pelvis = mean of the hips; thorax = mean of the shoulders; spine = mean of
 # pelvis and thorax; head = thorax + (nose - thorax) / 0.444, since the H36M neck/nose joint lies
-# 0.444 of the way from thorax to head (posedeploy.data.h36m.NECK_NOSE_FRACTION).
-HEAD_FROM_NOSE = 1 / 0.444
+# NECK_NOSE_FRACTION of the way from thorax to head.
+HEAD_FROM_NOSE = 1 / NECK_NOSE_FRACTION
 
 
 @dataclass

@@ -33,7 +33,7 @@ from posedeploy.export.fp16 import to_mixed_precision
 from posedeploy.export.fused_gcn import for_inference
 from posedeploy.files import atomic_path, folder_lock, sha256_file
 from posedeploy.progress import log
-from posedeploy.skeleton import JOINT_NAMES, JOINTS_LEFT, JOINTS_RIGHT, PARENTS
+from posedeploy.skeleton import JOINTS_LEFT, JOINTS_RIGHT, PARENTS
 from posedeploy.training.checkpoint import Checkpoint, load_checkpoint
 from posedeploy.training.sampler import InGraphNoisePipeline, PipelineModule
 

@@ -17,8 +17,8 @@ import numpy as np
 
 from posedeploy.artifacts import GRAPHS, pipeline_graph, plan_filename, read_manifest
 from posedeploy.contract import (
-    DEFAULT_MEMORY_BUDGET_MB, INPUTS, MAX_HYPOTHESES, OUTPUTS, RNG_INPUTS, VIEWS, check_hypotheses, check_keypoints,
-    check_noise, check_request, draw_noise, normalise_keypoints,
+    DEFAULT_MEMORY_BUDGET_MB, INPUTS, MAX_HYPOTHESES, OUTPUTS, RNG_INPUTS, VIEWS, check_hypotheses, check_noise,
+    check_request, draw_noise, normalise_keypoints,
 )  # fmt: skip
 from posedeploy.errors import ArtifactError, InputError
 from posedeploy.runtime.backend import Backend
