@@ -27,7 +27,7 @@ import numpy as np
 
 from posedeploy import __version__, metrics
 from posedeploy.errors import InputError, MissingDependencyError, PoseDeployError
-from posedeploy.files import current_umask, sha256_file
+from posedeploy.files import current_umask, sha256_file, write_json
 from posedeploy.progress import log
 
 FORMAT = "posedeploy.deploy"
@@ -278,7 +278,7 @@ def deploy(checkpoint: Path | None, out: Path, settings: DeploySettings | None =
         from posedeploy.deploy_report import render_markdown
 
         stage.chmod(0o777 & ~current_umask())  # mkdtemp made it private; the result is an ordinary folder
-        (stage / REPORT_JSON).write_text(json.dumps(report, indent=2) + "\n")
+        write_json(stage / REPORT_JSON, report)  # strict JSON, like every report
         (stage / REPORT_MD).write_text(render_markdown(report))
         _replace_folder(stage, out)
     except BaseException:
