@@ -70,7 +70,7 @@ def train_lifter(
     epochs: int = typer.Option(30, help="Epochs to train (with --resume: the total, including earlier ones)."),
     batch_size: Optional[int] = typer.Option(None, help="Batch size, summed over processes under torchrun (default: 64 mgcn_lw, 512 htnet)."),
     lr: Optional[float] = typer.Option(None, help="Initial learning rate (default: 1e-3 mgcn_lw, 5e-4 htnet)."),
-    schedule: Optional[str] = typer.Option(None, help="Learning-rate decay: epoch (x0.95, x0.5 every 5th; htnet) or samples (x0.96 per 6.4M samples; mgcn_lw)."),
+    schedule: Optional[str] = typer.Option(None, help="Learning-rate decay: epoch (x0.95, x0.5 every 5th; htnet), samples (x0.96 per 6.4M samples; mgcn_lw) or cosine (to 1% over --epochs)."),
     clip_grad_norm: Optional[float] = typer.Option(None, help="Clip the gradient norm (default: 1 mgcn_lw, none htnet)."),
     stride: int = typer.Option(1, help="Use every STRIDE-th training frame."),
     val_stride: int = typer.Option(1, help="Validate on every VAL_STRIDE-th validation frame."),

@@ -123,13 +123,16 @@ def test_htnet_and_its_gcn_avg_train(tmp_path):
     assert ckpt.config.avg == "gcn" and ckpt.lifter_fingerprint() == lifter.lifter_fingerprint()
 
 
-def test_samples_schedule_decays_per_training_sample_not_per_epoch():
+def test_learning_rate_schedules():
     s = TrainSettings(lr=1e-3, schedule="samples", sample_decay=0.5, decay_every_samples=1000)
-    assert s.lr_at(1, 0) == 1e-3 and s.lr_at(1, 999) == 1e-3 and s.lr_at(1, 1000) == 5e-4 and s.lr_at(9, 2500) == 2.5e-4
+    assert s.lr_at(1, 0, 10) == 1e-3 and s.lr_at(1, 999, 10) == 1e-3 and s.lr_at(1, 1000, 10) == 5e-4 and s.lr_at(9, 2500, 10) == 2.5e-4
     e = TrainSettings(lr=1e-3)  # epoch schedule: x0.95 after epochs 1-4, x0.5 after the 5th
-    assert e.lr_at(1, 10**9) == 1e-3 and e.lr_at(6, 0) == pytest.approx(1e-3 * 0.95**4 * 0.5)
+    assert e.lr_at(1, 10**9, 10) == 1e-3 and e.lr_at(6, 0, 10) == pytest.approx(1e-3 * 0.95**4 * 0.5)
+    c = TrainSettings(lr=1e-3, schedule="cosine", epochs=4, cosine_floor=0.01)  # 4 epochs of 100 samples
+    assert c.lr_at(1, 0, 100) == pytest.approx(1e-3) and c.lr_at(3, 200, 100) == pytest.approx(1e-3 * (0.01 + 0.99 * 0.5))
+    assert c.lr_at(4, 400, 100) == pytest.approx(1e-5) and c.lr_at(2, 150, 100) > c.lr_at(2, 160, 100)
     with pytest.raises(InputError, match="schedule"):
-        TrainSettings(schedule="cosine").validate()
+        TrainSettings(schedule="linear").validate()
 
 
 def test_avg_pseudo_labels_from_held_out_fold_lifters(tiny, tmp_path):

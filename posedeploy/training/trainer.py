@@ -1,10 +1,12 @@
 """The training loop shared by the lifter and the AVG model.
 
-Adam (amsgrad) with one of two learning-rate schedules: ``epoch`` (HTNet and PRPose's AVG): the
+Adam (amsgrad) with one of three learning-rate schedules: ``epoch`` (HTNet and PRPose's AVG): the
 rate is multiplied by ``lr_decay`` after every epoch and by ``lr_decay_large`` instead after every
 ``large_decay_every``-th; ``samples`` (Modulated GCN): a staircase, multiplied by ``sample_decay``
 every ``decay_every_samples`` training samples (the official 0.96 per 100,000 steps of 64), so
-that the rate per sample seen does not depend on the batch size or on the dataset's frame rate.
+that the rate per sample seen does not depend on the batch size or on the dataset's frame rate;
+``cosine``: half a cosine from ``lr`` down to ``cosine_floor`` x ``lr`` over the run's ``epochs``,
+for data too small for the staircase to decay within a run (10 Hz Human3.6M).
 Optionally the gradient norm is clipped. After each
 epoch the BatchNorm statistics are re-estimated with the epoch's final weights, the model is
 validated, the best one is written as a posedeploy checkpoint (``best.pt``)
@@ -44,9 +46,10 @@ class TrainSettings:
     lr_decay: float = 0.95
     lr_decay_large: float = 0.5
     large_decay_every: int = 5
-    schedule: str = "epoch"  # epoch | samples
+    schedule: str = "epoch"  # epoch | samples | cosine
     sample_decay: float = 0.96
     decay_every_samples: int = 6_400_000
+    cosine_floor: float = 0.01
     clip_grad_norm: float | None = None
     seed: int = 0
     patience: int | None = None  # stop after this many epochs without a better validation metric
@@ -65,8 +68,11 @@ class TrainSettings:
         if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
             raise InputError(f"gradient clipping norm must be > 0, got {self.clip_grad_norm}")
 
-    def lr_at(self, epoch: int, samples_seen: int) -> float:
+    def lr_at(self, epoch: int, samples_seen: int, samples_per_epoch: int) -> float:
         """The learning rate in (1-based) ``epoch`` after ``samples_seen`` training samples in all."""
+        if self.schedule == "cosine":
+            done = min(1.0, samples_seen / (self.epochs * samples_per_epoch))
+            return self.lr * (self.cosine_floor + (1 - self.cosine_floor) * 0.5 * (1 + math.cos(math.pi * done)))
         if self.schedule == "samples":
             return self.lr * self.sample_decay ** (samples_seen // self.decay_every_samples)
         lr = self.lr
@@ -75,7 +81,7 @@ class TrainSettings:
         return lr
 
 
-SCHEDULES = ("epoch", "samples")
+SCHEDULES = ("epoch", "samples", "cosine")
 
 
 class TrainTask(ABC):
@@ -145,12 +151,15 @@ def _read_state(path: Path, task: TrainTask, settings: TrainSettings) -> dict:
         raise CheckpointError(
             f"cannot resume from {path}: it trains {state['identity']}, this run trains {task.identity()}"
         )
-    free = ("epochs", "patience")  # how long to train may change on resume, not how
-    saved = {k: v for k, v in state["settings"].items() if k not in free}
+    # How long to train may change on resume, not how; a cosine schedule is shaped by its length.
+    free = ("patience",) if settings.schedule == "cosine" else ("epochs", "patience")
     wanted = {k: v for k, v in asdict(settings).items() if k not in free}
+    # a setting added after the state was written had no effect on it: take it as agreed
+    saved = {k: state["settings"].get(k, v) for k, v in wanted.items()}
     if saved != wanted:
-        diff = ", ".join(f"{k} {saved[k]} -> {wanted[k]}" for k in wanted if saved.get(k) != wanted[k])
-        raise CheckpointError(f"cannot resume from {path}: settings differ ({diff}); only --epochs and --patience may change")
+        diff = ", ".join(f"{k} {saved[k]} -> {wanted[k]}" for k in wanted if saved[k] != wanted[k])
+        allowed = " and ".join(f"--{k}" for k in free)
+        raise CheckpointError(f"cannot resume from {path}: settings differ ({diff}); only {allowed} may change")
     return state
 
 
@@ -192,7 +201,7 @@ def _fit(task: TrainTask, settings: TrainSettings, out_dir: Path, ctx: Context, 
     n = len(task.inputs)
     per_rank_batch = max(1, settings.batch_size // ctx.world_size)
     for epoch in range(start_epoch, settings.epochs + 1):
-        lr = settings.lr_at(epoch, (epoch - 1) * n)
+        lr = settings.lr_at(epoch, (epoch - 1) * n, n)
         # Shuffle order and dropout are functions of (seed, epoch) alone: a resumed run repeats
         # exactly the epochs an uninterrupted one would have run.
         gen = torch.Generator().manual_seed(settings.seed * 100_003 + epoch)
@@ -205,7 +214,7 @@ def _fit(task: TrainTask, settings: TrainSettings, out_dir: Path, ctx: Context, 
             for start in batches:
                 idx = order[start : start + per_rank_batch]
                 for group in optimizer.param_groups:
-                    group["lr"] = settings.lr_at(epoch, (epoch - 1) * n + start * ctx.world_size)
+                    group["lr"] = settings.lr_at(epoch, (epoch - 1) * n + start * ctx.world_size, n)
                 x, y = task.inputs[idx].to(ctx.device), task.targets[idx].to(ctx.device)
                 loss = task.loss(trained, x, y, gen)
                 optimizer.zero_grad(set_to_none=True)
