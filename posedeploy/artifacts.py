@@ -5,6 +5,7 @@
     DIR/lifter.onnx        lifter:     keypoints (N, 17, 2) -> pose_3d (N, 17, 3)
     DIR/pipeline.onnx      the whole contract (see posedeploy.contract), float32
     DIR/pipeline.fp16.onnx the same, mixed precision (with --fp16)
+    DIR/pipeline.int8.onnx the same, the lifter's matrix products in INT8 (with --int8)
     DIR/pipeline.rng*.onnx the pipeline with in-graph noise (with --in-graph-noise)
 
 A runtime refuses a directory whose manifest is missing, of another format or of a newer version,
@@ -28,6 +29,7 @@ GRAPHS = {
     "lifter": "lifter.onnx",
     "pipeline": "pipeline.onnx",
     "pipeline.fp16": "pipeline.fp16.onnx",
+    "pipeline.int8": "pipeline.int8.onnx",  # the lifter's matrix products in INT8 (export --int8)
     # The same pipeline drawing its noise on the device (RandomNormalLike) from a 'slots' input of
     # length S, for production runs without a host round-trip; not for parity (no fixed draws).
     "pipeline.rng": "pipeline.rng.onnx",
@@ -35,7 +37,7 @@ GRAPHS = {
 }
 
 
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "int8")
 NOISE_SOURCES = ("host", "device")
 
 
@@ -45,7 +47,9 @@ def pipeline_graph(precision: str = "fp32", noise: str = "host") -> str:
         raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
     if noise not in NOISE_SOURCES:
         raise InputError(f"noise source must be one of {', '.join(NOISE_SOURCES)}, got '{noise}'")
-    return "pipeline" + (".rng" if noise == "device" else "") + (".fp16" if precision == "fp16" else "")
+    if precision == "int8" and noise == "device":
+        raise InputError("the INT8 pipeline takes its noise as an input; use --noise-source host")
+    return "pipeline" + (".rng" if noise == "device" else "") + ("" if precision == "fp32" else f".{precision}")
 
 
 def plan_filename(graph: str, rtx: bool = False) -> str:

@@ -311,17 +311,33 @@ def export_command(
     fp16: bool = typer.Option(False, "--fp16", help="Also write pipeline.fp16.onnx (mixed precision)."),
     format: str = typer.Option("onnx", help="onnx, or triton to also lay out a Triton model repository."),
     in_graph_noise: bool = typer.Option(False, "--in-graph-noise", help="Also write pipeline.rng*.onnx (noise drawn in the graph)."),
+    int8: bool = typer.Option(False, "--int8", help="Also write pipeline.int8.onnx (lifter in INT8, calibrated on training poses)."),
+    calibration_data: str = typer.Option("auto", help="With --int8: Human3.6M folder, 'synthetic', or auto (Human3.6M when found)."),
+    calibration_keypoints: Optional[str] = typer.Option(None, help="With --int8: gt or sh (default: what the checkpoint was trained on)."),
 ) -> None:
-    """Export avg.onnx, lifter.onnx and the fused pipeline.onnx (+ FP16, Triton) with a manifest."""
+    """Export avg.onnx, lifter.onnx and the fused pipeline.onnx (+ FP16, INT8, Triton) with a manifest."""
     from posedeploy.assets import resolve_checkpoint
     from posedeploy.errors import InputError
     from posedeploy.export.onnx_export import export_artifacts
 
     if format not in ("onnx", "triton"):
         raise InputError(f"export format must be onnx or triton, got '{format}'")
-    manifest = export_artifacts(resolve_checkpoint(checkpoint), out, fp16=fp16, triton=format == "triton",
-                                in_graph_noise=in_graph_noise)  # fmt: skip
+    checkpoint = resolve_checkpoint(checkpoint)
+    calibration = _int8_calibration(checkpoint, calibration_data, calibration_keypoints) if int8 else None
+    manifest = export_artifacts(checkpoint, out, fp16=fp16, triton=format == "triton", in_graph_noise=in_graph_noise,
+                                int8_calibration=calibration)  # fmt: skip
     typer.echo(f"wrote {', '.join(manifest['files'])} and manifest.json to {out}")
+
+
+def _int8_calibration(checkpoint: Path, data: str, keypoints: Optional[str]):
+    """Evenly spaced training-split poses (never the test subjects) to calibrate INT8 on."""
+    from posedeploy.data import evenly_spaced, load_dataset, resolve_data
+    from posedeploy.export.int8 import CALIBRATION_POSES
+    from posedeploy.training.checkpoint import load_checkpoint
+
+    source = resolve_data(data)
+    kind = keypoints or _keypoints_for(source, load_checkpoint(checkpoint).config.keypoints)
+    return evenly_spaced(load_dataset(source, "train", kind), CALIBRATION_POSES)
 
 
 @app.command("build")
@@ -359,8 +375,8 @@ def build_command(
 def parity_command(
     artifacts: Path = typer.Option(Path("artifacts"), help="Artifact directory written by posedeploy export."),
     checkpoint: Optional[Path] = typer.Option(None, help="The checkpoint it was exported from: a file, or mgcn_lw (default) or htnet."),
-    precision: str = typer.Option("fp32", help="Which graph: fp32 (pipeline.onnx) or fp16 (pipeline.fp16.onnx)."),
-    backend: str = typer.Option("onnxruntime", help="onnxruntime, or tensorrt (an engine from posedeploy build)."),
+    precision: str = typer.Option("fp32", help="fp32 (pipeline.onnx), fp16 (pipeline.fp16.onnx) or int8 (pipeline.int8.onnx); openvino: also bf16 (it lowers pipeline.onnx itself)."),
+    backend: str = typer.Option("onnxruntime", help="onnxruntime, openvino, tensorrt (an engine from posedeploy build), or auto (the fastest here)."),
     provider: str = typer.Option("auto", help="ONNX Runtime provider: auto, cpu, cuda or tensorrt."),
     noise_source: str = typer.Option("host", help="host (golden noise), or device (in-graph noise: free-noise check)."),
     data: str = typer.Option("auto", help="Human3.6M folder, 'synthetic', or auto (Human3.6M when found)."),
@@ -369,7 +385,7 @@ def parity_command(
     hypotheses: int = typer.Option(200, help="S hypotheses per pose."),
     seed: int = typer.Option(0, min=0, help="Seed of the noise."),
     free_noise: bool = typer.Option(False, "--free-noise", help="Each side draws its own noise: compare distributions."),
-    tolerance: Optional[float] = typer.Option(None, help="Allowed mean hypothesis error in mm (default: 0.01 fp32, 0.5 fp16)."),
+    tolerance: Optional[float] = typer.Option(None, help="Allowed mean hypothesis error in mm (default: 0.01 fp32, 0.5 fp16); int8: allowed delta best-of-S (default 1)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON."),
 ) -> None:
     """Compare a deployed artifact with the PyTorch reference; exit 1 when over tolerance."""
@@ -402,15 +418,15 @@ def _int_list(text: str, name: str) -> list[int]:
 @app.command("bench")
 def bench_command(
     artifacts: Optional[Path] = typer.Option(None, help="Artifact directory (default: ./artifacts, else the shipped model)."),
-    backend: str = typer.Option("torch,onnxruntime,tensorrt", help="Comma-separated: torch, onnxruntime, tensorrt."),
-    precision: str = typer.Option("fp32", help="Comma-separated precisions of the deployed backends: fp32, fp16."),
+    backend: str = typer.Option("torch,onnxruntime,openvino,tensorrt", help="Comma-separated: torch, onnxruntime, openvino, tensorrt (those not installed are skipped)."),
+    precision: str = typer.Option("fp32", help="Comma-separated precisions of the deployed backends: fp32, fp16 (bf16: openvino)."),
     hypotheses: str = typer.Option("1,50,200", help="Comma-separated S values."),
     batch: str = typer.Option("1,16,64", help="Comma-separated B values."),
     checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint of the PyTorch baseline (default: the artifacts')."),
     min_seconds: float = typer.Option(2.0, help="Time each cell at least this long."),
     min_repeats: int = typer.Option(10, help="Time each cell at least this many calls per backend."),
     warmup: int = typer.Option(3, help="Untimed calls per backend and cell."),
-    threads: Optional[int] = typer.Option(None, help="ONNX Runtime intra-op threads (default: all cores)."),
+    threads: Optional[int] = typer.Option(None, help="ONNX Runtime / OpenVINO threads (default: all cores)."),
     device: str = typer.Option("cpu", help="Device of the PyTorch baseline: cpu or cuda."),
     stream_fps: Optional[float] = typer.Option(None, help="Also stream single frames at this camera rate."),
     stream_frames: int = typer.Option(100, help="Frames of the streaming run."),
@@ -449,8 +465,8 @@ def run_command(
     hypotheses: int = typer.Option(200, help="S hypotheses per frame."),
     keep_hypotheses: bool = typer.Option(False, help="Also write all hypotheses (npz output)."),
     seed: int = typer.Option(0, min=0, help="Seed of the noise."),
-    precision: str = typer.Option("fp32", help="fp32 or fp16 graph."),
-    backend: str = typer.Option("onnxruntime", help="onnxruntime or tensorrt."),
+    precision: str = typer.Option("fp32", help="fp32 or fp16 graph (openvino: fp32, fp16 or bf16 compute)."),
+    backend: str = typer.Option("auto", help="auto (the fastest installed, measured once and cached), onnxruntime, openvino or tensorrt."),
     min_confidence: float = typer.Option(0.3, help="Joints below this confidence count as missing."),
     max_missing: int = typer.Option(4, min=0, max=16, help="Skip frames with more missing joints than this (others are interpolated)."),
     plot: Optional[Path] = typer.Option(None, help="Write a PNG per frame into this folder."),

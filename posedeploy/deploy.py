@@ -139,9 +139,12 @@ def _engine(artifacts: Path, s: DeploySettings) -> dict:
 def _parity(checkpoint: Path, artifacts: Path, engine: dict, s: DeploySettings) -> dict:
     from posedeploy.data import evenly_spaced, load_dataset
     from posedeploy.parity import run_parity
+    from posedeploy.runtime.backend_choice import installed_backends
 
     test = evenly_spaced(load_dataset("synthetic", "test", "gt"), s.parity_samples)
     runs = [("onnxruntime", p) for p in PRECISIONS]
+    if "openvino" in installed_backends():
+        runs.append(("openvino", "fp32"))
     if engine.get("runnable_here"):
         runs.append(("tensorrt", "fp16"))
     results = []
@@ -161,8 +164,10 @@ def _bench(checkpoint: Path, artifacts: Path, engine: dict, s: DeploySettings) -
     from posedeploy.artifacts import read_manifest
     from posedeploy.bench.command import make_targets
     from posedeploy.bench.harness import BenchSettings, run_sweep
+    from posedeploy.runtime.backend_choice import installed_backends
 
-    backends = ["torch", "onnxruntime"] + (["tensorrt"] if engine.get("runnable_here") else [])
+    backends = ["torch", "onnxruntime"] + [b for b in ("openvino",) if b in installed_backends()]
+    backends += ["tensorrt"] if engine.get("runnable_here") else []
     device = "cuda" if engine.get("runnable_here") else "cpu"
     targets = make_targets(artifacts, backends, list(PRECISIONS), checkpoint, None, device)
     settings = BenchSettings(batches=list(s.bench_batches), hypotheses=[s.hypotheses], warmup=1, min_repeats=3,

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from posedeploy import aggregate
+from posedeploy.contract import normalise_keypoints
 from posedeploy.errors import ArtifactError, InputError
 from posedeploy.files import atomic_path
 from posedeploy.keypoint_io import KeypointSequence, clean, read_keypoints
@@ -67,14 +68,22 @@ class SequenceResult:
     skipped: list = field(default_factory=list)
 
 
-def lift_sequences(lifter, sequences: list[KeypointSequence], image_size: tuple[float, float] | None,
-                   camera: Camera | None, how: str, keep_hypotheses: bool, seed: int | None,
-                   min_confidence: float, max_missing: int) -> list[SequenceResult]:  # fmt: skip
+@dataclass
+class Prepared:
+    """A sequence cleaned and checked, ready to lift: what can be refused is refused before a model loads."""
+
+    name: str
+    cleaned: KeypointSequence
+    image_size: tuple[float, float] | None
+
+
+def prepare_sequences(sequences: list[KeypointSequence], image_size: tuple[float, float] | None,
+                      camera: Camera | None, how: str, min_confidence: float, max_missing: int) -> list[Prepared]:  # fmt: skip
     if how not in aggregate.AGGREGATIONS:
         raise InputError(f"unknown aggregation '{how}'; expected one of {', '.join(aggregate.AGGREGATIONS)}")
     if how == "jpma" and camera is None:
         raise InputError("--aggregate jpma needs the camera intrinsics: pass --camera CAM.json")
-    results = []
+    prepared = []
     for seq in sequences:
         cleaned = clean(seq, min_confidence, max_missing)
         for frame_id, reason in cleaned.skipped:
@@ -82,25 +91,36 @@ def lift_sequences(lifter, sequences: list[KeypointSequence], image_size: tuple[
         size = image_size or cleaned.image_size or (
             (camera.width, camera.height) if camera and camera.width and camera.height else None
         )
+        if len(cleaned.keypoints):
+            normalise_keypoints(cleaned.keypoints, size)  # pixels without an image size, NaN, ...: refused now
+            if how == "jpma" and size is None:
+                raise InputError("--aggregate jpma needs pixel keypoints and the image size (--image-size W H)")
+        prepared.append(Prepared(seq.name, cleaned, size))
+    return prepared
+
+
+def lift_sequences(lifter, prepared: list[Prepared], camera: Camera | None, how: str, keep_hypotheses: bool,
+                   seed: int | None) -> list[SequenceResult]:  # fmt: skip
+    results = []
+    for p in prepared:
+        cleaned = p.cleaned
         if len(cleaned.keypoints) == 0:
-            results.append(SequenceResult(seq.name, cleaned.frame_ids, cleaned.keypoints, np.zeros((0, 17, 3)),
+            results.append(SequenceResult(p.name, cleaned.frame_ids, cleaned.keypoints, np.zeros((0, 17, 3)),
                                           np.zeros((0, 17)), None, cleaned.skipped))  # fmt: skip
             continue
         need_all = keep_hypotheses or how != "mean"
-        out = lifter(cleaned.keypoints, image_size=size, seed=seed, units="mm", keep_hypotheses=need_all)
+        out = lifter(cleaned.keypoints, image_size=p.image_size, seed=seed, units="mm", keep_hypotheses=need_all)
         pose = out.pose
         if how != "mean":
             pixels = cleaned.keypoints.astype(np.float64)
-            if how == "jpma" and size is None:
-                raise InputError("--aggregate jpma needs pixel keypoints and the image size (--image-size W H)")
             pose = aggregate.aggregate(out.hypotheses / 1000.0, how, pixels, camera.intrinsics if camera else None) * 1000.0
         bad = ~np.isfinite(pose).all(axis=(1, 2)) | ~np.isfinite(out.spread).all(axis=1)
         if bad.any():
             raise ArtifactError(
-                f"{seq.name}: the model gave non-finite poses for {int(bad.sum())} of {len(pose)} frames "
+                f"{p.name}: the model gave non-finite poses for {int(bad.sum())} of {len(pose)} frames "
                 f"(first: frame {cleaned.frame_ids[np.argmax(bad)]}); nothing was written"
             )
-        results.append(SequenceResult(seq.name, cleaned.frame_ids, cleaned.keypoints, pose.astype(np.float32),
+        results.append(SequenceResult(p.name, cleaned.frame_ids, cleaned.keypoints, pose.astype(np.float32),
                                       out.spread, out.hypotheses if keep_hypotheses else None, cleaned.skipped))  # fmt: skip
     return results
 
@@ -144,7 +164,7 @@ def _plain(value):
 
 def run_file(artifacts: str | Path, input_path: str | Path, out: str | Path, image_size=None, camera_path=None,
              how: str = "mean", keep_hypotheses: bool = False, hypotheses: int = 200, seed: int | None = 0,
-             precision: str = "fp32", backend: str = "onnxruntime", min_confidence: float = 0.3,
+             precision: str = "fp32", backend: str = "auto", min_confidence: float = 0.3,
              max_missing: int = 4, plot_dir: str | Path | None = None, gif: bool = False,
              plot_every: int = 1) -> list[SequenceResult]:  # fmt: skip
     from posedeploy.runtime import MultiHypothesisLifter
@@ -153,9 +173,9 @@ def run_file(artifacts: str | Path, input_path: str | Path, out: str | Path, ima
     camera = read_camera(camera_path) if camera_path else None
     if image_size is not None and (len(image_size) != 2 or min(image_size) <= 0):
         raise InputError(f"image size must be two positive numbers W H, got {image_size}")
+    prepared = prepare_sequences(sequences, image_size, camera, how, min_confidence, max_missing)
     with MultiHypothesisLifter(artifacts, precision=precision, backend=backend, hypotheses=hypotheses) as lifter:
-        results = lift_sequences(lifter, sequences, image_size, camera, how, keep_hypotheses or bool(plot_dir),
-                                 seed, min_confidence, max_missing)  # fmt: skip
+        results = lift_sequences(lifter, prepared, camera, how, keep_hypotheses or bool(plot_dir), seed)
         config = lifter.config
     write_results(out, results, how, config)
     if plot_dir:

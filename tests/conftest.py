@@ -33,6 +33,12 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="no CUDA GPU visible (cuda-python or pycuda found none)"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """Caches (pseudo-labels, the auto backend's probe) in a folder of this test run, not the user's."""
+    os.environ["POSEDEPLOY_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+
+
 @pytest.fixture
 def h36m_root() -> Path:
     return H36M

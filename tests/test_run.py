@@ -197,7 +197,7 @@ def test_doctor_survives_a_broken_onnxruntime(monkeypatch):
 def test_non_finite_poses_are_an_error_not_nan_in_the_output(tmp_path):
     from posedeploy.errors import ArtifactError
     from posedeploy.keypoint_io import KeypointSequence
-    from posedeploy.run import lift_sequences
+    from posedeploy.run import lift_sequences, prepare_sequences
     from posedeploy.runtime.lifter import LiftResult
 
     def broken_lifter(keypoints, **kwargs):
@@ -207,4 +207,4 @@ def test_non_finite_poses_are_an_error_not_nan_in_the_output(tmp_path):
 
     seq = KeypointSequence(np.random.default_rng(0).uniform(-0.2, 0.2, (3, 17, 2)), None, np.array([10, 11, 12]), "s")
     with pytest.raises(ArtifactError, match="non-finite poses for 1 of 3 frames \\(first: frame 11\\)"):
-        lift_sequences(broken_lifter, [seq], None, None, "mean", False, 0, 0.3, 4)
+        lift_sequences(broken_lifter, prepare_sequences([seq], None, None, "mean", 0.3, 4), None, "mean", False, 0)

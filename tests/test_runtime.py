@@ -159,8 +159,10 @@ def test_missing_fp16_graph_is_named(tmp_path):
     export_artifacts(random_checkpoint(tmp_path / "c.pt"), tmp_path / "out")
     with pytest.raises(ArtifactError, match="no pipeline.fp16.onnx .* re-export"):
         MultiHypothesisLifter(tmp_path / "out", precision="fp16")
-    with pytest.raises(InputError, match="precision"):
+    with pytest.raises(ArtifactError, match="no pipeline.int8.onnx .* re-export"):
         MultiHypothesisLifter(tmp_path / "out", precision="int8")
+    with pytest.raises(InputError, match="precision"):
+        MultiHypothesisLifter(tmp_path / "out", precision="int4", backend="onnxruntime")
 
 
 def test_both_onnx_runtimes_installed_is_reported(monkeypatch):

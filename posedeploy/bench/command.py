@@ -14,7 +14,7 @@ from posedeploy.errors import InputError, PoseDeployError
 from posedeploy.files import sha256_file
 from posedeploy.progress import log
 
-BACKENDS = ("torch", "onnxruntime", "tensorrt")
+BACKENDS = ("torch", "onnxruntime", "openvino", "tensorrt")
 
 
 def default_artifacts(artifacts: Path | None, scratch: Path) -> Path:

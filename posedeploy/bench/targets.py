@@ -88,7 +88,7 @@ class TorchTarget(Target):
 
 
 class BackendTarget(Target):
-    """A deployed pipeline on a posedeploy runtime backend (ONNX Runtime, TensorRT)."""
+    """A deployed pipeline on a posedeploy runtime backend (ONNX Runtime, OpenVINO, TensorRT)."""
 
     def __init__(self, artifacts, backend: str, precision: str = "fp32", provider: str = "auto",
                  threads: int | None = None):  # fmt: skip
@@ -97,7 +97,8 @@ class BackendTarget(Target):
 
         self.backend = open_backend(read_manifest(artifacts), precision, backend, provider, threads)
         self.name = backend if backend != "onnxruntime" else f"onnxruntime-{getattr(self.backend, 'provider', 'cpu')}"
-        self.precision = precision
+        # OpenVINO computes in fp32 where the CPU lacks the precision asked for: report what ran
+        self.precision = self.backend.precision if backend == "openvino" else precision
         self.device = self.backend.device
 
     def prepare(self, batch: int, hypotheses: int) -> None:

@@ -181,8 +181,9 @@ def _io(model: onnx.ModelProto) -> dict:
 
 
 def export_artifacts(checkpoint: str | Path, out_dir: str | Path, fp16: bool = False, triton: bool = False,
-                     in_graph_noise: bool = False) -> dict:  # fmt: skip
-    """Write the artifacts of ``checkpoint`` into ``out_dir``; returns the manifest."""
+                     in_graph_noise: bool = False, int8_calibration=None) -> dict:  # fmt: skip
+    """Write the artifacts of ``checkpoint`` into ``out_dir``; returns the manifest. With
+    ``int8_calibration`` (a PoseSet of training poses) also pipeline.int8.onnx."""
     started = time.monotonic()
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -201,6 +202,12 @@ def export_artifacts(checkpoint: str | Path, out_dir: str | Path, fp16: bool = F
             precision[f"{name}.fp16"] = "fp16-mixed"
         log("export: pipeline.fp16.onnx: lifter and AVG in float16, normalisation/softmax/reductions and "
             "the sigma, noise and aggregation arithmetic in float32")  # fmt: skip
+    if int8_calibration is not None:
+        from posedeploy.export.int8 import quantise_pipeline
+
+        graphs["pipeline.int8"] = quantise_pipeline(graphs["pipeline"], int8_calibration.keypoints)
+        precision["pipeline.int8"] = "int8"
+        calibration = {"data": int8_calibration.source, "poses": len(int8_calibration)}
     for name, model in graphs.items():
         onnx.helper.set_model_props(model, _metadata(ckpt, checkpoint_hash, name, precision[name]))
         model.producer_name, model.producer_version = "posedeploy", __version__
@@ -226,6 +233,8 @@ def export_artifacts(checkpoint: str | Path, out_dir: str | Path, fp16: bool = F
         "memory": {"bytes_per_lifted_pose": _activation_bytes_per_pose(ckpt.build_lifter()) + (17 * 2 + 17 * 3) * 4 * 2},
         "files": {},
     }  # fmt: skip
+    if int8_calibration is not None:
+        manifest["int8"] = {"calibration": calibration, "method": "ONNX Runtime static QDQ, per-channel weights, percentile activations"}
     with folder_lock(out_dir, "export"), contextlib.ExitStack() as stack:
         # Entered first, renamed last (ExitStack unwinds in reverse): the manifest lands after the graphs.
         manifest_tmp = stack.enter_context(atomic_path(out_dir / MANIFEST))

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from posedeploy.errors import InputError
+
 
 @dataclass(frozen=True)
 class TensorSpec:
@@ -63,3 +65,25 @@ class Backend(ABC):
 
     def describe(self) -> str:
         return f"{self.name} on {self.device} ({self.precision})"
+
+
+def check_feed(specs: Sequence[TensorSpec], feed: Mapping[str, np.ndarray], graph: str) -> dict[str, np.ndarray]:
+    """``feed`` as contiguous arrays of the specs' dtypes, after checking names and fixed axes."""
+    names = {spec.name for spec in specs}
+    if set(feed) != names:
+        raise InputError(f"{graph} takes inputs {sorted(names)}, got {sorted(feed)}")
+    checked = {}
+    for spec in specs:
+        array = np.ascontiguousarray(feed[spec.name], dtype=spec.dtype)
+        if array.ndim != len(spec.shape) or any(
+            isinstance(want, int) and want != got for want, got in zip(spec.shape, array.shape)
+        ):
+            raise InputError(f"input '{spec.name}' must have shape {spec.shape}, got {array.shape}")
+        checked[spec.name] = array
+    return checked
+
+
+def first_line(exc: Exception) -> str:
+    """The first line of a library's error message (theirs run to pages), or its type."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__

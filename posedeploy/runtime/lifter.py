@@ -21,6 +21,7 @@ from posedeploy.contract import (
     check_request, draw_noise, normalise_keypoints,
 )  # fmt: skip
 from posedeploy.errors import ArtifactError, InputError
+from posedeploy.progress import log
 from posedeploy.runtime.backend import Backend
 
 DEFAULT_HYPOTHESES = 200
@@ -46,7 +47,8 @@ class LiftResult:
         return out
 
 
-BACKENDS = ("onnxruntime", "tensorrt")
+BACKENDS = ("onnxruntime", "openvino", "tensorrt")
+AUTO = "auto"  # the fastest of BACKENDS here, measured once (backend_choice.py)
 
 
 def find_plan(artifacts, graph: str) -> Path:
@@ -70,21 +72,43 @@ def find_plan(artifacts, graph: str) -> Path:
     return plan
 
 
+def graph_for(backend: str, precision: str, noise: str = "host") -> str:
+    """The GRAPHS key ``backend`` runs at ``precision``: OpenVINO lowers the fp32 graph to fp16 or
+    bf16 itself; otherwise the graph of that precision."""
+    lowered_by_openvino = backend == "openvino" and precision in ("fp16", "bf16")
+    return pipeline_graph("fp32" if lowered_by_openvino else precision, noise)
+
+
 def open_backend(artifacts, precision: str = "fp32", backend: str = "onnxruntime", provider: str = "auto",
                  threads: int | None = None, cuda: str = "auto", noise: str = "host") -> Backend:  # fmt: skip
-    """The verified pipeline of an artifact directory, loaded on ``backend``."""
-    graph = pipeline_graph(precision, noise)
+    """The verified pipeline of an artifact directory, loaded on ``backend`` (or the fastest, 'auto')."""
+    if backend == AUTO:
+        from posedeploy.runtime.backend_choice import choose_backend
+
+        choice = choose_backend(artifacts, precision, noise, threads)
+        log(choice.describe())
+        backend = choice.backend
     if backend not in BACKENDS:
-        raise InputError(f"unknown backend '{backend}'; expected one of {', '.join(BACKENDS)}")
+        raise InputError(f"unknown backend '{backend}'; expected {AUTO} or one of {', '.join(BACKENDS)}")
+    graph = graph_for(backend, precision, noise)
+    if backend == "openvino":
+        from posedeploy.runtime.openvino_backend import OpenVINOBackend
+
+        loaded = OpenVINOBackend(artifacts.path(graph), precision=precision, threads=threads)
+        return _verified(loaded, artifacts, graph, noise)
     if backend == "tensorrt":
         from posedeploy.runtime.tensorrt_backend import TensorRTBackend
 
         return TensorRTBackend(find_plan(artifacts, graph), cuda=cuda)
-    path = artifacts.path(graph)
     from posedeploy.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
-    loaded = OnnxRuntimeBackend(path, provider=provider, threads=threads)
-    meta = loaded.metadata
+    loaded = OnnxRuntimeBackend(artifacts.path(graph), provider=provider, threads=threads)
+    return _verified(loaded, artifacts, graph, noise)
+
+
+def _verified(loaded: Backend, artifacts, graph: str, noise: str) -> Backend:
+    """``loaded``, after checking that its graph is this manifest's and has the contract's tensors."""
+    meta, path = loaded.metadata, artifacts.root / GRAPHS[graph]
     if meta.get("graph") != graph or meta.get("checkpoint_sha256") != artifacts.manifest["checkpoint"]["sha256"]:
         loaded.close()
         raise ArtifactError(f"{path} was not exported with this manifest (graph or checkpoint differs); re-export")
@@ -104,7 +128,7 @@ class MultiHypothesisLifter:
     ((B, 17, 3), (B, 17))
     """
 
-    def __init__(self, artifacts: str | Path, precision: str = "fp32", backend: str = "onnxruntime",
+    def __init__(self, artifacts: str | Path, precision: str = "fp32", backend: str = AUTO,
                  provider: str = "auto", hypotheses: int = DEFAULT_HYPOTHESES, seed: int | None = None,
                  max_poses: int = DEFAULT_MAX_POSES, threads: int | None = None, cuda: str = "auto",
                  noise: str = "host", memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB):  # fmt: skip

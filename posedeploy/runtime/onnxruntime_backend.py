@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from posedeploy.errors import ArtifactError, DependencyConflictError, InputError, MissingDependencyError
-from posedeploy.runtime.backend import Backend, TensorSpec
+from posedeploy.runtime.backend import Backend, TensorSpec, check_feed, first_line
 
 PROVIDERS = {
     "cpu": "CPUExecutionProvider",
@@ -111,8 +111,7 @@ class OnnxRuntimeBackend(Backend):
         try:
             return ort.InferenceSession(str(self.path), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
-            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-            raise ArtifactError(f"ONNX Runtime cannot load {self.path}: {first}") from None
+            raise ArtifactError(f"ONNX Runtime cannot load {self.path}: {first_line(exc)}") from None
 
     @property
     def inputs(self) -> tuple[TensorSpec, ...]:
@@ -133,20 +132,6 @@ class OnnxRuntimeBackend(Backend):
     @property
     def precision(self) -> str:
         return self._precision
-
-    def _check(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        names = {spec.name for spec in self._inputs}
-        if set(feed) != names:
-            raise InputError(f"{self.path.name} takes inputs {sorted(names)}, got {sorted(feed)}")
-        checked = {}
-        for spec in self._inputs:
-            array = np.ascontiguousarray(feed[spec.name], dtype=spec.dtype)
-            if array.ndim != len(spec.shape) or any(
-                isinstance(want, int) and want != got for want, got in zip(spec.shape, array.shape)
-            ):
-                raise InputError(f"input '{spec.name}' must have shape {spec.shape}, got {array.shape}")
-            checked[spec.name] = array
-        return checked
 
     def _output_shape(self, spec: TensorSpec, feed: Mapping[str, np.ndarray]) -> tuple[int, ...]:
         """Resolve an output's named dimensions (B, S, ...) from the inputs that carry them."""
@@ -186,7 +171,7 @@ class OnnxRuntimeBackend(Backend):
         if self._session is None:
             raise InputError("this backend is closed")
         names = list(outputs) if outputs else [o.name for o in self._outputs]
-        feed = self._check(feed)
+        feed = check_feed(self._inputs, feed, self.path.name)
         if self.device == "cpu":
             return dict(zip(names, self._session.run(names, feed)))
         with self._lock:

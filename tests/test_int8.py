@@ -1,0 +1,78 @@
+"""INT8 post-training quantisation of the lifter: what it writes, where it runs, how it is judged."""
+
+import numpy as np
+import onnx
+import pytest
+from helpers import random_checkpoint
+
+from posedeploy.artifacts import pipeline_graph
+from posedeploy.data import evenly_spaced, load_dataset
+from posedeploy.errors import InputError
+from posedeploy.export.int8 import quantise_pipeline, quantised_nodes
+from posedeploy.export.onnx_export import export_artifacts
+from posedeploy.parity import run_parity
+from posedeploy.runtime import MultiHypothesisLifter
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("int8")
+    ckpt = random_checkpoint(root / "c.pt")
+    calibration = evenly_spaced(load_dataset("synthetic", "train", "gt"), 64)
+    manifest = export_artifacts(ckpt, root / "artifacts", int8_calibration=calibration)
+    return ckpt, root / "artifacts", manifest
+
+
+def test_int8_graph_is_written_and_recorded(exported):
+    _, artifacts, manifest = exported
+    assert manifest["files"]["pipeline.int8.onnx"]["precision"] == "int8"
+    assert manifest["int8"]["calibration"] == {"data": "synthetic/gt", "poses": 64}
+    model = onnx.load(artifacts / "pipeline.int8.onnx")
+    ops = {n.op_type for n in model.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    float_model = onnx.load(artifacts / "pipeline.onnx")
+    nodes = quantised_nodes(float_model)
+    assert nodes and all(n.startswith("/lifter/") for n in nodes)
+    assert not any("/input/" in n or "/output/" in n for n in nodes)  # first and last layers stay float
+    assert len(nodes) < sum(n.op_type in ("MatMul", "Gemm") for n in float_model.graph.node)  # the AVG stays float
+    assert {p.key: p.value for p in model.metadata_props}["graph"] == "pipeline.int8"
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_int8_runs_and_is_judged_by_best_of_s(exported, backend):
+    if backend == "openvino":
+        pytest.importorskip("openvino")
+    ckpt, artifacts, _ = exported
+    test = evenly_spaced(load_dataset("synthetic", "test", "gt"), 16)
+    report = run_parity(ckpt, artifacts, test, hypotheses=20, precision="int8", backend=backend, tolerance_mm=1e9)
+    assert report.artifact == "pipeline.int8.onnx" and report.precision == "int8"
+    assert report.criterion == "delta best-of-S MPJPE (mm)" and report.passed
+    assert report.outputs["sigma"]["max_abs"] < 1e-5  # the AVG model is not quantised
+    assert 0 < report.task["mean hypothesis error (mm)"] < 1000
+    strict = run_parity(ckpt, artifacts, test, hypotheses=20, precision="int8", backend=backend, tolerance_mm=0.0)
+    assert not strict.passed or strict.task["delta best-of-S MPJPE (mm)"] == 0
+
+
+def test_int8_refusals(exported):
+    _, artifacts, _ = exported
+    with pytest.raises(InputError, match="takes its noise as an input"):
+        pipeline_graph("int8", "device")
+    with pytest.raises(InputError, match="at least 32 poses"):
+        quantise_pipeline(onnx.load(artifacts / "pipeline.onnx"), np.zeros((4, 17, 2)))
+    with MultiHypothesisLifter(artifacts, precision="int8", backend="onnxruntime") as lifter:
+        assert lifter.backend.precision == "int8"
+
+
+def test_export_int8_command(tmp_path):
+    import subprocess
+    import sys
+
+    ckpt = random_checkpoint(tmp_path / "c.pt")
+    result = subprocess.run(
+        [sys.executable, "-m", "posedeploy.cli", "export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "a"),
+         "--int8", "--calibration-data", "synthetic"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "pipeline.int8.onnx" in result.stdout and "calibrating" in result.stderr
+    assert "Collecting" not in result.stdout  # the quantiser's chatter stays off stdout
