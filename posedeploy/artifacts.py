@@ -119,7 +119,45 @@ def read_manifest(root: str | Path) -> Artifacts:
     if not path.is_file():
         raise ArtifactError(f"{root} has no {MANIFEST}: it is not a posedeploy export (run posedeploy export)")
     manifest = load_manifest(path, FORMAT, FORMAT_VERSION, "artifact", "re-run posedeploy export")
-    for key in ("config", "files"):
-        if not isinstance(manifest.get(key), dict):
-            raise ArtifactError(f"{path} lacks its '{key}' section; re-run posedeploy export")
+    _check_fields(path, manifest)
     return Artifacts(root, manifest)
+
+
+_NUMBER = (int, float)
+# What a runtime reads from the manifest, and of which type (sections in brackets are optional).
+_FIELDS = {
+    "checkpoint": {"sha256": str, "path": str},
+    "config": {"lifter": str, "alpha": _NUMBER, "joints": list},
+    "[flops]": {"lifter_per_pose": _NUMBER, "avg_per_pose": _NUMBER},
+    "[memory]": {"bytes_per_lifted_pose": int},
+}
+_FILE_FIELDS = {"sha256": str, "bytes": int, "precision": str}
+
+
+def _check_fields(path: Path, manifest: dict) -> None:
+    """Refuse a manifest whose fields are missing or of the wrong type (edited or damaged), here
+    rather than as a KeyError wherever the field is first used."""
+
+    def bad(what: str) -> ArtifactError:
+        return ArtifactError(f"{path}: {what}; the manifest was edited or damaged, re-run posedeploy export")
+
+    def check(section: dict, fields: dict, where: str) -> None:
+        for key, types in fields.items():
+            value = section.get(key)
+            if isinstance(value, bool) or not isinstance(value, types) or (isinstance(value, _NUMBER) and not value > 0):
+                raise bad(f"'{where}.{key}' is {json.dumps(value)[:40]}, not a valid value")
+
+    for name, fields in _FIELDS.items():
+        optional, name = name.startswith("["), name.strip("[]")
+        if optional and name not in manifest:
+            continue
+        if not isinstance(manifest.get(name), dict):
+            raise bad(f"its '{name}' section is missing or not a mapping")
+        check(manifest[name], fields, name)
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        raise bad("its 'files' section is missing or empty")
+    for filename, entry in files.items():
+        if not isinstance(entry, dict):
+            raise bad(f"'files.{filename}' is not a mapping")
+        check(entry, _FILE_FIELDS, f"files.{filename}")

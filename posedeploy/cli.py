@@ -531,6 +531,10 @@ def main() -> None:
     except (KeyboardInterrupt, typer.Abort):
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    except OSError as exc:  # a file that cannot be read or written, outside the paths that say more
+        where = f": {exc.filename}" if exc.filename else ""
+        typer.echo(f"error: {exc.strerror or exc}{where}", err=True)
+        sys.exit(1)
     except Exception as exc:
         # typer's usage errors (unknown option, a value of the wrong type): one line, exit 2.
         if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):

@@ -32,6 +32,10 @@ class ArtifactError(PoseDeployError):
     """An exported artifact (ONNX graph, engine, manifest) is missing, corrupted, stale or foreign."""
 
 
+class WriteError(PoseDeployError, OSError):
+    """An output cannot be written (a full or read-only disk, a directory in the way, no permission)."""
+
+
 class EngineBuildError(PoseDeployError):
     """TensorRT could not parse or build the network."""
 

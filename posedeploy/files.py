@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import math
@@ -19,19 +20,62 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     The temporary name starts with '.' and ends in '.partial' so that no later command mistakes an
     interrupted write for a finished artifact; it is removed when the block fails.
     """
+    from posedeploy.errors import WriteError
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(fd)
+    if path.is_dir():
+        raise WriteError(f"cannot write {path}: it is a directory; give a file name")
+    blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise WriteError(f"cannot write {path}: {blocking} is a file, not a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+        os.close(fd)
+    except OSError as exc:  # a read-only or full disk, a parent that is a file, no permission
+        raise WriteError(f"cannot write {path}: {_reason(exc)}") from None
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         if tmp_path.exists():  # mkstemp made it private: give it the permissions a plain open() would
             tmp_path.chmod(0o666 & ~current_umask())
         os.replace(tmp_path, path)
+    except OSError as exc:
+        tmp_path.unlink(missing_ok=True)
+        raise WriteError(f"cannot write {path}: {_reason(exc)}") from None
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def check_writable(path: str | Path) -> None:
+    """Refuse, before any work, an output whose nearest existing ancestor is a file or is not writable."""
+    from posedeploy.errors import WriteError
+
+    path = Path(path)
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if existing != path and not existing.is_dir():
+        raise WriteError(f"cannot write {path}: {existing} is a file, not a folder")
+    if not os.access(existing if existing.is_dir() else existing.parent, os.W_OK):
+        raise WriteError(f"cannot write {path}: {os.strerror(errno.EACCES)} ({existing})")
+
+
+def make_folder(folder: str | Path) -> Path:
+    """``folder``, created with its parents; failures as one-line WriteErrors."""
+    from posedeploy.errors import WriteError
+
+    folder = Path(folder)
+    check_writable(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WriteError(f"cannot write into {folder}: {_reason(exc)}") from None
+    return folder
+
+
+def _reason(exc: OSError) -> str:
+    where = f" ({exc.filename})" if exc.filename else ""
+    return f"{exc.strerror or exc}{where}"
 
 
 def current_umask() -> int:
@@ -88,8 +132,7 @@ def folder_lock(folder: str | Path, what: str) -> Iterator[None]:
 
     from posedeploy.errors import InputError
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = make_folder(folder)
     path = folder / LOCK_NAME
     with open(path, "a+") as handle:
         try:

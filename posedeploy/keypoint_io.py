@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from posedeploy.data.h36m import NECK_NOSE_FRACTION, complete_sh16
-from posedeploy.errors import InputError
+from posedeploy.errors import InputError, PoseDeployError
 from posedeploy.safe_npz import load_npy, load_npz
 from posedeploy.skeleton import NUM_JOINTS
 
@@ -167,6 +167,9 @@ def _read_json(path: Path) -> list[KeypointSequence]:
     return [KeypointSequence(h36m[..., :2], h36m[..., 2], np.array(ids), path.name)]
 
 
+FORMATS = {".npy": "keypoint array", ".npz": "VideoPose3D / keypoint archive", ".json": "COCO / MMPose"}
+
+
 def read_keypoints(path: str | Path) -> list[KeypointSequence]:
     """Every sequence in a keypoint file (see the module docstring for the formats)."""
     path = Path(path)
@@ -175,13 +178,17 @@ def read_keypoints(path: str | Path) -> list[KeypointSequence]:
     if path.stat().st_size == 0:
         raise InputError(f"{path} is empty")
     suffix = path.suffix.lower()
-    if suffix == ".npy":
-        return [_split(load_npy(path), path.name)]
-    if suffix == ".npz":
-        return _read_npz(path)
-    if suffix == ".json":
-        return _read_json(path)
-    raise InputError(f"unknown keypoint file type '{suffix}'; expected .npy, .npz (VideoPose3D) or .json (COCO / MMPose)")
+    readers = {".npy": lambda: [_split(load_npy(path), path.name)], ".npz": lambda: _read_npz(path), ".json": lambda: _read_json(path)}
+    if suffix not in readers:
+        raise InputError(f"unknown keypoint file type '{suffix}'; expected .npy, .npz (VideoPose3D) or .json (COCO / MMPose)")
+    try:
+        return readers[suffix]()
+    except PoseDeployError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError) as exc:
+        # Parseable but malformed content (a field of the wrong type, a list where a dict belongs,
+        # JSON nested too deep): the file is the problem, not the program.
+        raise InputError(f"{path}: malformed {FORMATS[suffix]} content ({type(exc).__name__}: {str(exc)[:200]})") from None
 
 
 def clean(seq: KeypointSequence, min_confidence: float = 0.3, max_missing: int = 4) -> KeypointSequence:

@@ -125,6 +125,11 @@ def lift_sequences(lifter, prepared: list[Prepared], camera: Camera | None, how:
     return results
 
 
+def check_output_name(path: Path) -> None:
+    if path.suffix not in (".npz", ".json"):
+        raise InputError(f"output must end in .npz or .json, got '{path.name}'")
+
+
 def write_results(path: str | Path, results: list[SequenceResult], how: str, config: dict) -> Path:
     """``.npz`` (arrays, sequences concatenated with a 'sequence' index) or ``.json`` (per frame)."""
     path = Path(path)
@@ -140,8 +145,7 @@ def write_results(path: str | Path, results: list[SequenceResult], how: str, con
         with atomic_path(path) as tmp:
             tmp.write_text(json.dumps(doc, allow_nan=False) + "\n")
         return path
-    if path.suffix != ".npz":
-        raise InputError(f"output must end in .npz or .json, got '{path.name}'")
+    check_output_name(path)
     arrays = {
         "pose": np.concatenate([r.pose for r in results]).astype(np.float32),
         "spread": np.concatenate([r.spread for r in results]).astype(np.float32),
@@ -169,6 +173,7 @@ def run_file(artifacts: str | Path, input_path: str | Path, out: str | Path, ima
              plot_every: int = 1) -> list[SequenceResult]:  # fmt: skip
     from posedeploy.runtime import MultiHypothesisLifter
 
+    check_output_name(Path(out))  # before minutes of lifting, not after
     sequences = read_keypoints(input_path)
     camera = read_camera(camera_path) if camera_path else None
     if image_size is not None and (len(image_size) != 2 or min(image_size) <= 0):

@@ -3,7 +3,7 @@ import torch
 
 from posedeploy.errors import CheckpointError
 from posedeploy.training.checkpoint import (
-    FORMAT_VERSION, Checkpoint, PipelineConfig, load_checkpoint, save_checkpoint, state_fingerprint,
+    FORMAT_VERSION, Checkpoint, PipelineConfig, content_hash, load_checkpoint, save_checkpoint, state_fingerprint,
 )  # fmt: skip
 from posedeploy.training.models import build_model
 
@@ -86,9 +86,43 @@ def test_non_finite_weights_and_alpha_are_refused_on_save_and_load(tmp_path):
     save_checkpoint(tmp_path / "ok.pt", ckpt)
     payload = torch.load(tmp_path / "ok.pt", weights_only=True)
     payload["lifter"][name] = payload["lifter"][name].clone().fill_(float("inf"))
+    payload["content_sha256"] = content_hash(payload)  # consistent, so that the finite check is what refuses it
     torch.save(payload, tmp_path / "inf.pt")
     with pytest.raises(CheckpointError, match=f"non-finite value\\(s\\) in '{name}'"):
         load_checkpoint(tmp_path / "inf.pt")
     with pytest.raises(CheckpointError, match="alpha must be a finite number"):
         save_checkpoint(tmp_path / "a.pt", dataclasses.replace(ckpt, config=dataclasses.replace(ckpt.config, alpha=float("inf"))))
 
+
+
+def test_a_flipped_byte_in_a_weight_is_detected(tmp_path):
+    ckpt = _checkpoint()
+    save_checkpoint(tmp_path / "c.pt", ckpt)
+    data = bytearray((tmp_path / "c.pt").read_bytes())
+    name, tensor = max(ckpt.lifter_state.items(), key=lambda kv: kv[1].numel())
+    at = bytes(data).find(tensor.contiguous().numpy().tobytes()[:64])
+    assert at > 0  # torch stores tensor bytes uncompressed
+    data[at + 33] ^= 0x10
+    (tmp_path / "flipped.pt").write_bytes(bytes(data))
+    # torch itself loads the changed weights without a word (it does not check the zip CRC) ...
+    changed = torch.load(tmp_path / "flipped.pt", weights_only=True)["lifter"][name]
+    assert not torch.equal(changed, tensor)
+    # ... the content hash does not
+    with pytest.raises(CheckpointError, match="damaged or was altered"):
+        load_checkpoint(tmp_path / "flipped.pt")
+    payload = torch.load(tmp_path / "c.pt", weights_only=True)
+    payload["config"]["alpha"] = 0.05  # an edited setting is a change too
+    torch.save(payload, tmp_path / "edited.pt")
+    with pytest.raises(CheckpointError, match="damaged or was altered"):
+        load_checkpoint(tmp_path / "edited.pt")
+
+
+def test_format_1_checkpoints_without_a_hash_still_load(tmp_path):
+    save_checkpoint(tmp_path / "c.pt", _checkpoint())
+    payload = torch.load(tmp_path / "c.pt", weights_only=True)
+    del payload["content_sha256"]
+    torch.save({**payload, "format_version": 1}, tmp_path / "v1.pt")
+    assert load_checkpoint(tmp_path / "v1.pt").config.lifter == "mgcn_lw"
+    torch.save(payload, tmp_path / "v2-without-hash.pt")
+    with pytest.raises(CheckpointError, match="damaged or was altered"):
+        load_checkpoint(tmp_path / "v2-without-hash.pt")

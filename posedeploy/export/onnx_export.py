@@ -31,7 +31,7 @@ from posedeploy.contract import INPUTS, OUTPUTS, RNG_INPUTS, draw_noise
 from posedeploy.errors import ArtifactError
 from posedeploy.export.fp16 import to_mixed_precision
 from posedeploy.export.fused_gcn import for_inference
-from posedeploy.files import atomic_path, folder_lock, sha256_file
+from posedeploy.files import atomic_path, check_writable, folder_lock, sha256_file
 from posedeploy.progress import log
 from posedeploy.skeleton import JOINTS_LEFT, JOINTS_RIGHT, PARENTS
 from posedeploy.training.checkpoint import Checkpoint, load_checkpoint
@@ -188,6 +188,7 @@ def export_artifacts(checkpoint: str | Path, out_dir: str | Path, fp16: bool = F
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ArtifactError(f"{out_dir} exists and is not a directory")
+    check_writable(out_dir)  # before the minutes of tracing, not after
     ckpt = load_checkpoint(checkpoint)
     ckpt.build_avg()  # fails early, with its own message, for a checkpoint without an AVG model
     checkpoint_hash = sha256_file(checkpoint)

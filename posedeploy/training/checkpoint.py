@@ -3,15 +3,18 @@ that every later stage needs — model names and hyper-parameters, joints, input
 alpha — so that predict, eval and export take nothing but the file.
 
 A checkpoint is a ``torch.save`` of plain dicts, lists, numbers, strings and tensors, loaded with
-``weights_only=True``: a file that needs arbitrary pickled objects is refused.
+``weights_only=True``: a file that needs arbitrary pickled objects is refused. It carries a SHA-256
+of its content (configuration, metadata, every tensor's name, dtype, shape and bytes), checked on
+load, because ``torch.load`` ignores the zip checksums: without it a flipped byte in a weight loads
+silently as a different model. Format version 1 files (before the hash) still load, unchecked.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import pickle
-import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,7 +28,7 @@ from posedeploy.skeleton import JOINT_NAMES
 from posedeploy.training.models import DEFAULT_AVG, build_model, default_params
 
 FORMAT = "posedeploy.checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: content_sha256
 NORMALISATION = "screen: x / w * 2 - [1, h / w]"
 # The noise scale PRPose uses on Human3.6M (normalised screen units per unit of AVG output).
 DEFAULT_ALPHA = 0.005
@@ -123,6 +126,20 @@ def check_finite(checkpoint: Checkpoint, where: str) -> None:
                 raise CheckpointError(f"{where}: the {part} has {bad} non-finite value(s) in '{name}'")
 
 
+def content_hash(payload: dict) -> str:
+    """SHA-256 of what a checkpoint payload holds, independent of torch's file layout."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps({k: payload.get(k) for k in ("config", "meta")}, sort_keys=True, default=repr).encode())
+    for part in ("lifter", "avg"):
+        state = payload.get(part) or {}
+        digest.update(f"{part}:{len(state)}".encode())
+        for key in sorted(state):
+            tensor = state[key].detach().cpu().contiguous()
+            digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
+            digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()
+
+
 def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
     """Check the weights are finite, then write atomically; returns the path."""
     path = Path(path)
@@ -136,6 +153,7 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
         "avg": None if checkpoint.avg_state is None else {k: v.detach().cpu() for k, v in checkpoint.avg_state.items()},
         "meta": checkpoint.meta,
     }
+    payload["content_sha256"] = content_hash(payload)
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return path
@@ -154,8 +172,8 @@ def safe_torch_load(path: str | Path, what: str = "checkpoint"):
             f"refusing to load {path}: it is not a plain-weights file and would need arbitrary code to "
             f"unpickle ({first})"
         ) from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
-        raise CheckpointError(f"cannot read {what} {path}: corrupted or not a torch file ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - torch's unpickler fails on damaged bytes with any error type
+        raise CheckpointError(f"cannot read {what} {path}: corrupted or not a torch file ({type(exc).__name__}: {exc})") from None
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
@@ -173,6 +191,17 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             f"{path} has checkpoint format version {version}; this posedeploy reads up to {FORMAT_VERSION} "
             f"(upgrade posedeploy)"
         )
+    if version >= 2:
+        recorded = payload.get("content_sha256")
+        try:
+            actual = content_hash(payload)
+        except (AttributeError, TypeError, RuntimeError) as exc:  # a "tensor" that is not one
+            raise CheckpointError(f"{path} is a damaged posedeploy checkpoint: {exc}") from None
+        if recorded != actual:
+            raise CheckpointError(
+                f"{path} is damaged or was altered: its content does not match the SHA-256 it carries "
+                f"({str(recorded)[:12]}... recorded, {actual[:12]}... now); use an intact copy"
+            )
     try:
         config = PipelineConfig(**payload["config"])
         lifter_state = dict(payload["lifter"])
