@@ -98,8 +98,8 @@ def load_manifest(path: Path, fmt: str, version: int, kind: str, remedy: str) ->
     """A manifest JSON of format ``fmt`` and at most ``version``; anything else is refused."""
     try:
         manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"{path} is not valid JSON ({exc}); {remedy}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise ArtifactError(f"{path} is not valid JSON ({type(exc).__name__}: {exc}); {remedy}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != fmt:
         raise ArtifactError(f"{path} is not a posedeploy {kind} manifest")
     found = manifest.get("format_version")

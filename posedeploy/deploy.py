@@ -67,7 +67,7 @@ class DeploySettings:
 def _is_deploy_folder(path: Path) -> bool:
     try:
         return json.loads((path / REPORT_JSON).read_text()).get("format") == FORMAT
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):
         return False
 
 

@@ -50,7 +50,7 @@ def read_camera(path: str | Path) -> Camera:
         else:
             f, c = [float(v) for v in data["f"]], [float(v) for v in data["c"]]
         camera = Camera(f[0], f[1], c[0], c[1], data.get("width"), data.get("height"))
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, RecursionError) as exc:
         raise InputError(f"{path}: expected JSON with f [fx, fy] and c [cx, cy] (or K 3x3): {exc!r}") from None
     if not (camera.fx > 0 and camera.fy > 0):
         raise InputError(f"{path}: focal lengths must be positive, got {camera.fx}, {camera.fy}")

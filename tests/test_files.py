@@ -1,5 +1,7 @@
 """Atomic writes: complete files under their final names, with ordinary permissions."""
 
+import pytest
+
 
 def test_written_files_honour_the_umask(tmp_path):
     import os
@@ -27,3 +29,19 @@ def test_json_reports_are_strict(tmp_path):
     text = (tmp_path / "r.json").read_text()
     assert "NaN" not in text and "Infinity" not in text
     assert json.loads(text) == {"r": None, "x": [1.5, None], "n": {"ok": 2}}
+
+
+def test_a_full_disk_is_a_one_line_error_and_leaves_no_partial_file(tmp_path, monkeypatch):
+    import errno
+    import os as os_module
+
+    from posedeploy import files
+    from posedeploy.errors import WriteError
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os_module.strerror(errno.ENOSPC), str(tmp_path / "r.json"))
+
+    monkeypatch.setattr(files.os, "replace", full)
+    with pytest.raises(WriteError, match="cannot write .*r.json: No space left on device"):
+        files.write_json(tmp_path / "r.json", {"a": 1})
+    assert list(tmp_path.iterdir()) == []

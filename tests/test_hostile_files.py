@@ -169,3 +169,19 @@ def test_human36m_folder_inputs(made, tmp_path_factory, capsys, data):
     code, _, err = cli(capsys, "eval", "--data", root, "--keypoints", keypoints, "--checkpoint", made / "c.pt",
                        "--hypotheses", "0")  # fmt: skip
     assert_clean(code, err)
+
+
+def test_deeply_nested_json_everywhere(made, tmp_path, capsys):
+    import shutil
+
+    deep = "[" * 100_000 + "]" * 100_000
+    (tmp_path / "kp.json").write_text(deep)
+    (tmp_path / "cam.json").write_text(deep)
+    shutil.copytree(made / "artifacts", tmp_path / "artifacts")
+    (tmp_path / "artifacts" / "manifest.json").write_text(deep)
+    base = ("run", "--out", tmp_path / "o.json", "--hypotheses", "2", "--backend", "onnxruntime")
+    for args in (("--input", tmp_path / "kp.json", "--artifacts", made / "artifacts"),
+                 ("--input", made / "kp.npy", "--camera", tmp_path / "cam.json", "--artifacts", made / "artifacts"),
+                 ("--input", made / "kp.npy", "--artifacts", tmp_path / "artifacts")):  # fmt: skip
+        code, _, err = cli(capsys, *base, *args)
+        assert code == 1 and err.count("error:") == 1, err

@@ -163,7 +163,7 @@ def load_cameras(path: str | Path) -> dict[str, dict[str, Camera]]:
                     width=width,
                     height=height,
                 )
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise DataError(f"{path} is not valid JSON: {exc}") from None
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise DataError(

@@ -276,7 +276,7 @@ def remove_stale(out_dir: Path, manifest: dict) -> list[str]:
     for plan_manifest in out_dir.glob("*.plan.json"):
         try:
             built_from = json.loads(plan_manifest.read_text())["onnx"]["sha256"]
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
             built_from = None
         if built_from not in hashes:
             plan = plan_manifest.with_name(plan_manifest.name.removesuffix(".json"))

@@ -89,7 +89,7 @@ def cache_key(artifacts, precision: str, noise: str, threads: int | None) -> str
 def _read_cache(path: Path) -> dict:
     try:
         cache = json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}  # no cache yet, or an unreadable one: probe again and rewrite it
     return cache if isinstance(cache, dict) else {}
 
