@@ -11,7 +11,7 @@ from posedeploy.engines.machine import describe_machine
 
 # Distribution name -> module it installs.
 MODULES = {
-    "numpy": "numpy", "torch": "torch", "onnx": "onnx", "onnxruntime": "onnxruntime", "tensorrt": "tensorrt",
+    "numpy": "numpy", "torch": "torch", "onnx": "onnx", "onnxruntime": "onnxruntime", "openvino": "openvino", "tensorrt": "tensorrt",
     "tensorrt-rtx": "tensorrt_rtx", "cuda-python": "cuda", "pycuda": "pycuda", "matplotlib": "matplotlib",
 }  # fmt: skip
 
@@ -62,6 +62,7 @@ def _capabilities(r: dict) -> tuple[dict[str, bool], list[str]]:
         "train and evaluate (PyTorch)": ok("torch"),
         "export ONNX": ok("torch") and ok("onnx"),
         "run on CPU (ONNX Runtime)": "CPUExecutionProvider" in r["onnxruntime_providers"],
+        "run on CPU (OpenVINO)": ok("openvino"),
         "run on GPU (ONNX Runtime CUDA)": gpu and "CUDAExecutionProvider" in r["onnxruntime_providers"],
         "build TensorRT engines": (ok("tensorrt") and gpu) or ok("tensorrt-rtx"),
         "run TensorRT engines": gpu and (ok("tensorrt") or ok("tensorrt-rtx")) and (ok("cuda-python") or ok("pycuda")),
