@@ -26,7 +26,8 @@ from posedeploy.progress import log
 CALIBRATION_POSES = 512
 CALIBRATION_DRAWS = 8  # noisy copies of each calibration pose, as the sampler makes them
 CALIBRATION_BATCH = 32
-KEEP_FLOAT = ("/lifter/gcn/input/", "/lifter/gcn/output/", "/lifter/input", "/lifter/output")
+# The first and last layer of each lifter (MGCN-lw; HTNet's patch embedding and output head).
+KEEP_FLOAT = ("/lifter/gcn/input/", "/lifter/gcn/output/", "/lifter/patch_embed/", "/lifter/fcn/")
 
 
 def quantised_nodes(model: onnx.ModelProto) -> list[str]:
