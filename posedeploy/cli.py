@@ -494,12 +494,13 @@ def deploy_command(
     hypotheses: int = typer.Option(200, help="S hypotheses in parity, bench and the lifted sequence."),
     parity_samples: int = typer.Option(64, help="Built-in test poses for the parity checks."),
     pictures: bool = typer.Option(True, help="Draw the lifted sequence (PNG and GIF; needs matplotlib)."),
+    backend: str = typer.Option("auto", help="Runtime of the lifted sequence: auto (the fastest installed, measured), onnxruntime, openvino or tensorrt."),
 ) -> None:
     """The main job: export (FP32, FP16) -> engine -> parity -> bench -> a lifted sequence -> DIR/REPORT.md."""
     from posedeploy.deploy import REPORT_MD, DeploySettings, deploy
 
     settings = DeploySettings(hypotheses=hypotheses, parity_samples=parity_samples,
-                              compute_capabilities=list(compute_capability), pictures=pictures)  # fmt: skip
+                              compute_capabilities=list(compute_capability), pictures=pictures, backend=backend)  # fmt: skip
     report = deploy(checkpoint, out, settings)
     for name, step in report["steps"].items():
         detail = step.get("reason") or step.get("error") or ""

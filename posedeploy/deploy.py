@@ -48,6 +48,7 @@ class DeploySettings:
     picture_every: int = 2  # every N-th frame of the sequence becomes a picture
     pictures: bool = True
     seed: int = 0
+    backend: str = "auto"  # of the lifted sequence: auto (the fastest here, measured) or one of runtime BACKENDS
 
     def validate(self) -> None:
         if not 1 <= self.hypotheses <= 10_000:
@@ -56,6 +57,10 @@ class DeploySettings:
             raise InputError(f"parity samples must be 1-100000, got {self.parity_samples}")
         if self.picture_every < 1:
             raise InputError(f"picture interval must be >= 1 frame, got {self.picture_every}")
+        from posedeploy.runtime.lifter import AUTO, BACKENDS
+
+        if self.backend not in (AUTO, *BACKENDS):
+            raise InputError(f"unknown backend '{self.backend}'; expected {AUTO} or one of {', '.join(BACKENDS)}")
         from posedeploy.engines.build import RTX_TARGETS
 
         unknown = [c for c in self.compute_capabilities if c not in RTX_TARGETS]
@@ -201,7 +206,7 @@ def _sequence(artifacts: Path, out: Path, s: DeploySettings) -> dict:
 
     seq, name = builtin_sequence()
     pixels, size = seq.pixels(), tuple(float(v) for v in seq.image_sizes[0])
-    with MultiHypothesisLifter(artifacts, hypotheses=s.hypotheses, seed=s.seed) as lifter:
+    with MultiHypothesisLifter(artifacts, hypotheses=s.hypotheses, seed=s.seed, backend=s.backend) as lifter:
         backend = lifter.backend.describe()
         result = lifter(pixels, image_size=size, units="mm", keep_hypotheses=True)
     truth = seq.poses_3d * 1000.0

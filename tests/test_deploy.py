@@ -90,6 +90,7 @@ def test_bad_input_is_one_line_and_writes_nothing(checkpoints, tmp_path):  # noq
     assert_one_line_error(run_cli("deploy", "--out", tmp_path / "a_file" / "sub"), "cannot write into")
     assert_one_line_error(run_cli("deploy", "--out", out, "--compute-capability", "9.0"), "unknown compute capability 9.0")
     assert_one_line_error(run_cli("deploy", "--out", out, "--hypotheses", "0"), "hypotheses must be")
+    assert_one_line_error(run_cli("deploy", "--out", out, "--backend", "tpu"), "unknown backend 'tpu'")
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "thesis.tex").write_text("precious")

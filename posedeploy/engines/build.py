@@ -56,7 +56,11 @@ class BuildSettings:
         return pipeline_graph(self.precision, "device" if self.in_graph_noise else "host")
 
     def validate(self) -> None:
-        self.graph  # noqa: B018 - validates precision
+        if self.precision not in ENGINE_PRECISIONS:
+            # pipeline.int8.onnx is laid out for ONNX Runtime and OpenVINO; its QDQ form has not
+            # been built or checked under TensorRT, so no engine is made from it.
+            raise InputError(f"engine precision must be one of {', '.join(ENGINE_PRECISIONS)}, got '{self.precision}'")
+        self.graph  # noqa: B018 - validates the noise source with the precision
         for name, (lo, opt, hi) in (("batch", self.batch), ("hypotheses", self.hypotheses)):
             if not 1 <= lo <= opt <= hi:
                 raise InputError(f"{name} profile must satisfy 1 <= min <= opt <= max, got {lo}:{opt}:{hi}")
@@ -67,6 +71,9 @@ class BuildSettings:
         unknown = [c for c in self.compute_capabilities if c not in RTX_TARGETS and c != "current"]
         if unknown:
             raise InputError(f"unknown compute capability {', '.join(unknown)}; expected current or {', '.join(RTX_TARGETS)}")
+
+
+ENGINE_PRECISIONS = ("fp32", "fp16")
 
 
 def parse_range(text: str, name: str) -> tuple[int, int, int]:
