@@ -76,3 +76,12 @@ def test_export_int8_command(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "pipeline.int8.onnx" in result.stdout and "calibrating" in result.stderr
     assert "Collecting" not in result.stdout  # the quantiser's chatter stays off stdout
+
+
+def test_calibration_is_thinned_to_what_the_calibrator_can_hold():
+    from posedeploy.export.int8 import CALIBRATION_BATCH, CALIBRATION_MEMORY, calibration_poses
+
+    assert calibration_poses(512, 235_212) == 512  # MGCN-lw: all of them
+    htnet = calibration_poses(512, 1_572_876)  # HTNet's activations per lift
+    assert CALIBRATION_BATCH <= htnet < 512 and htnet * 1_572_876 * 16 <= CALIBRATION_MEMORY
+    assert calibration_poses(512, 10**12) == CALIBRATION_BATCH  # never fewer than one batch

@@ -26,6 +26,10 @@ from posedeploy.progress import log
 CALIBRATION_POSES = 512
 CALIBRATION_DRAWS = 8  # noisy copies of each calibration pose, as the sampler makes them
 CALIBRATION_BATCH = 32
+# The percentile calibrator keeps every calibrated activation of every batch until it builds its
+# histograms: HTNet's 512 x 8 draws took more than 20 GiB and were killed. The poses are thinned
+# to stay within this budget (MGCN-lw keeps all 512).
+CALIBRATION_MEMORY = 2 << 30
 # The first and last layer of each lifter (MGCN-lw; HTNet's patch embedding and output head).
 KEEP_FLOAT = ("/lifter/gcn/input/", "/lifter/gcn/output/", "/lifter/patch_embed/", "/lifter/fcn/")
 
@@ -53,8 +57,16 @@ class _Calibration:
         return next(self._feeds, None)
 
 
-def quantise_pipeline(pipeline: onnx.ModelProto, calibration_keypoints: np.ndarray, seed: int = 0) -> onnx.ModelProto:
-    """The INT8 pipeline of the float32 ``pipeline``, calibrated on (N, 17, 2) normalised keypoints."""
+def calibration_poses(available: int, bytes_per_lift: int) -> int:
+    """How many calibration poses (each lifted CALIBRATION_DRAWS times, and mirrored) fit the memory budget."""
+    affordable = CALIBRATION_MEMORY // max(1, bytes_per_lift * CALIBRATION_DRAWS * 2)
+    return int(min(available, max(CALIBRATION_BATCH, affordable)))
+
+
+def quantise_pipeline(pipeline: onnx.ModelProto, calibration_keypoints: np.ndarray, bytes_per_lift: int = 0,
+                      seed: int = 0) -> onnx.ModelProto:  # fmt: skip
+    """The INT8 pipeline of the float32 ``pipeline``, calibrated on (N, 17, 2) normalised keypoints
+    (evenly thinned to what the calibrator can hold, given the lifter's activation bytes per lift)."""
     try:
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     except ImportError:
@@ -64,6 +76,8 @@ def quantise_pipeline(pipeline: onnx.ModelProto, calibration_keypoints: np.ndarr
     keypoints = np.asarray(calibration_keypoints, np.float32)
     if keypoints.ndim != 3 or keypoints.shape[1:] != (17, 2) or len(keypoints) < CALIBRATION_BATCH:
         raise InputError(f"INT8 calibration needs at least {CALIBRATION_BATCH} poses of shape (17, 2), got {keypoints.shape}")
+    keep = calibration_poses(len(keypoints), bytes_per_lift)
+    keypoints = keypoints[np.linspace(0, len(keypoints) - 1, keep).round().astype(int)]
     nodes = quantised_nodes(pipeline)
     if not nodes:
         raise InputError("the pipeline has no lifter matrix products to quantise")
