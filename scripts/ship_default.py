@@ -1,52 +1,55 @@
 """Install a trained checkpoint as the package's default and write its model card.
 
-    python scripts/ship_default.py --checkpoint runs/h36m/mgcn_lw_sh/avg/best.pt \
-        --eval-prefix runs/h36m/mgcn_lw_sh/eval --keypoints sh --train-commands commands.txt
+    python scripts/ship_default.py --checkpoint runs/h36m3/mgcn_lw_sh/avg_mlp/best.pt --alpha 0.01 \
+        --single runs/h36m3/mgcn_lw_sh/test_single.json --noise runs/h36m3/mgcn_lw_sh/test_s200.json \
+        --keypoints sh --train-commands commands.txt
 
-Reads the evaluation reports written by scripts/eval_h36m.sh (EVAL_PREFIX_single.json,
-EVAL_PREFIX_s200_adaptive.json, EVAL_PREFIX_s200_uniform.json) and a text file holding the exact
-training commands, and writes
+Reads two `posedeploy eval --json` reports on S9/S11 — the lifter alone (--hypotheses 0) and the
+three noise rules at the chosen alpha (--noise adaptive,uniform,alpha) — and a text file holding the
+exact commands run, sets alpha (chosen on S8) in the checkpoint, and writes
 posedeploy/assets/mgcn_lw_mlp_h36m.pt and posedeploy/assets/MODEL_CARD.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import shutil
 from pathlib import Path
 
 from posedeploy.assets import DEFAULT_CHECKPOINT, MODEL_CARD
 from posedeploy.files import sha256_file
-from posedeploy.training.checkpoint import load_checkpoint
+from posedeploy.training.checkpoint import load_checkpoint, save_checkpoint
 from posedeploy.training.models import build_model, count_parameters
-
-
-def _means(path: Path) -> dict:
-    return json.loads(path.read_text())["means"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, required=True)
-    parser.add_argument("--eval-prefix", type=Path, required=True)
+    parser.add_argument("--alpha", type=float, required=True, help="the alpha chosen on S8")
+    parser.add_argument("--single", type=Path, required=True, help="eval JSON of the lifter alone on S9/S11")
+    parser.add_argument("--noise", type=Path, required=True, help="eval JSON of adaptive,uniform,alpha at --alpha")
     parser.add_argument("--keypoints", choices=["gt", "sh"], required=True)
     parser.add_argument("--train-commands", type=Path, required=True, help="text file with the exact commands run")
     args = parser.parse_args()
 
     ckpt = load_checkpoint(args.checkpoint)
-    single = _means(Path(f"{args.eval_prefix}_single.json"))["single"]
-    adaptive = json.loads(Path(f"{args.eval_prefix}_s200_adaptive.json").read_text())
-    uniform = _means(Path(f"{args.eval_prefix}_s200_uniform.json"))
-    a = adaptive["means"]
-    stride = adaptive["settings"]["stride"]
+    single = json.loads(args.single.read_text())["means"]["single"]
+    runs = {r["settings"]["noise"]: r for r in json.loads(args.noise.read_text())["runs"]}
+    if any(r["settings"]["alpha"] != args.alpha for r in runs.values()) or set(runs) != {"adaptive", "uniform", "alpha"}:
+        raise SystemExit(f"{args.noise} must hold adaptive, uniform and alpha runs at alpha {args.alpha}")
+    a, u, fixed = (runs[n]["means"] for n in ("adaptive", "uniform", "alpha"))
+    stride = runs["adaptive"]["settings"]["stride"]
+    samples = runs["adaptive"]["settings"]["samples"]
+    ckpt = dataclasses.replace(ckpt, config=dataclasses.replace(ckpt.config, alpha=args.alpha))
     c = ckpt.config
     lifter_params = count_parameters(build_model("lifter", c.lifter, c.lifter_params))
     avg_params = count_parameters(build_model("avg", c.avg, c.avg_params))
     training = c.training
-    shutil.copyfile(args.checkpoint, DEFAULT_CHECKPOINT)
+    save_checkpoint(DEFAULT_CHECKPOINT, ckpt)
     source = {"gt": "ground-truth 2D (the 3D joints projected through the calibrated cameras, with distortion)",
-              "sh": "Stacked Hourglass detections (MPII-pretrained, not fine-tuned; 17th joint estimated)"}[args.keypoints]  # fmt: skip
+              "sh": "Stacked Hourglass detections (MPII-pretrained, not fine-tuned; the neck/nose joint a linear "
+                    "fit of the 16 detected ones, posedeploy/data/sh_neck_weights.json)"}[args.keypoints]  # fmt: skip
     card = f"""# Model card: {DEFAULT_CHECKPOINT.name}
 
 The default checkpoint of posedeploy: the MGCN-lw lifter ({lifter_params:,} parameters) and its MLP
@@ -56,7 +59,8 @@ alpha = {c.alpha}. SHA-256 {sha256_file(DEFAULT_CHECKPOINT)}.
 ## Data
 
 Human3.6M at 10 Hz (every 5th frame), VideoPose3D format, 17 joints. Trained on subjects S1 S5 S6
-S7 S8 (all four cameras, all actions), validated and evaluated on S9 and S11. 2D input: {source}.
+S7 (all four cameras, all actions); the best epoch, the AVG model's best epoch and alpha were chosen
+on the held-out S8; S9 and S11 were used for the numbers below only. 2D input: {source}.
 Input normalisation: {c.normalisation}. Output: root-relative 3D in the camera frame, metres.
 
 Human3.6M is licensed for research use only; so are weights trained on it.
@@ -67,10 +71,9 @@ Human3.6M is licensed for research use only; so are weights trained on it.
 {args.train_commands.read_text().strip()}
 ```
 
-Lifter: MPJPE loss, mirror augmentation (a random half of each batch), Adam (amsgrad), the lifter's
-official learning-rate recipe (posedeploy.cli.RECIPES), BatchNorm statistics re-estimated after each
-epoch, best epoch on the {training.get("val_split") or "validation"} split kept (epoch {training.get("epoch")}, validation MPJPE
-{training.get("mpjpe_mm", float("nan")):.2f} mm; validation data {training.get("val_source")}).
+Lifter: MPJPE loss, mirror augmentation (a random half of each batch), Adam (amsgrad), the
+learning-rate schedule in the commands above, BatchNorm statistics re-estimated after each epoch,
+best epoch on S8 kept (epoch {training.get("epoch")}, S8 MPJPE {training.get("mpjpe_mm", float("nan")):.2f} mm).
 AVG model: weakly supervised on the frozen lifter's per-joint errors divided by their mean
 (pseudo-label mean {training.get("avg", {}).get("pseudo_label_mean_m", float("nan")) * 1000:.1f} mm), MSE loss.
 
@@ -79,8 +82,9 @@ AVG model: weakly supervised on the frozen lifter's per-joint errors divided by 
 | | MPJPE | P-MPJPE |
 |---|---|---|
 | lifter alone (mirror test-time augmentation), all frames | {single["mpjpe"]:.1f} | {single["p_mpjpe"]:.1f} |
-| best of 200, adaptive noise, every {stride}th frame | {a["best"]["mpjpe"]:.1f} | {a["best"]["p_mpjpe"]:.1f} |
-| best of 200, uniform noise (same mean sigma), every {stride}th frame | {uniform["best"]["mpjpe"]:.1f} | {uniform["best"]["p_mpjpe"]:.1f} |
+| best of 200, adaptive noise, every {stride}th frame ({samples:,}) | {a["best"]["mpjpe"]:.1f} | {a["best"]["p_mpjpe"]:.1f} |
+| best of 200, uniform noise (same mean sigma), same frames | {u["best"]["mpjpe"]:.1f} | {u["best"]["p_mpjpe"]:.1f} |
+| best of 200, sigma = alpha on every joint, same frames | {fixed["best"]["mpjpe"]:.1f} | {fixed["best"]["p_mpjpe"]:.1f} |
 | aggregated (mean of 200), adaptive noise | {a["mean"]["mpjpe"]:.1f} | {a["mean"]["p_mpjpe"]:.1f} |
 
 Protocol: per-sample errors, averaged per action, then over the 15 actions. Commands and per-action

@@ -84,4 +84,5 @@ def test_calibration_is_thinned_to_what_the_calibrator_can_hold():
     assert calibration_poses(512, 235_212) == 512  # MGCN-lw: all of them
     htnet = calibration_poses(512, 1_572_876)  # HTNet's activations per lift
     assert CALIBRATION_BATCH <= htnet < 512 and htnet * 1_572_876 * 16 <= CALIBRATION_MEMORY
+    assert htnet % CALIBRATION_BATCH == 0 and calibration_poses(100, 1) == 96  # whole batches only
     assert calibration_poses(512, 10**12) == CALIBRATION_BATCH  # never fewer than one batch

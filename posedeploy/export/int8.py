@@ -60,7 +60,8 @@ class _Calibration:
 def calibration_poses(available: int, bytes_per_lift: int) -> int:
     """How many calibration poses (each lifted CALIBRATION_DRAWS times, and mirrored) fit the memory budget."""
     affordable = CALIBRATION_MEMORY // max(1, bytes_per_lift * CALIBRATION_DRAWS * 2)
-    return int(min(available, max(CALIBRATION_BATCH, affordable)))
+    # whole batches only: the percentile calibrator stacks the batches' activations into one array
+    return int(min(available, max(CALIBRATION_BATCH, affordable)) // CALIBRATION_BATCH * CALIBRATION_BATCH)
 
 
 def quantise_pipeline(pipeline: onnx.ModelProto, calibration_keypoints: np.ndarray, bytes_per_lift: int = 0,
@@ -85,10 +86,24 @@ def quantise_pipeline(pipeline: onnx.ModelProto, calibration_keypoints: np.ndarr
     with tempfile.TemporaryDirectory(prefix="posedeploy-int8-") as tmp:
         src, dst = Path(tmp) / "pipeline.onnx", Path(tmp) / "pipeline.int8.onnx"
         onnx.save(pipeline, src)
-        with contextlib.redirect_stdout(sys.stderr):  # its calibrator prints progress to stdout
+        with contextlib.redirect_stdout(sys.stderr), _as_export_error():  # its calibrator prints to stdout
             quantize_static(
                 str(src), str(dst), _Calibration(keypoints, seed), quant_format=QuantFormat.QDQ, per_channel=True,
                 activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, nodes_to_quantize=nodes,
                 calibrate_method=CalibrationMethod.Percentile,
             )  # fmt: skip
         return onnx.load(dst)
+
+
+@contextlib.contextmanager
+def _as_export_error():
+    """ONNX Runtime's quantiser fails with bare numpy and onnx errors: say what failed, in one line."""
+    from posedeploy.errors import ArtifactError
+
+    try:
+        yield
+    except MemoryError:
+        raise ArtifactError("INT8 calibration ran out of memory; lower CALIBRATION_MEMORY") from None
+    except Exception as exc:  # noqa: BLE001
+        text = str(exc).strip().splitlines()
+        raise ArtifactError(f"INT8 quantisation failed: {type(exc).__name__}: {text[0][:200] if text else ''}") from None
