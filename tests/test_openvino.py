@@ -120,7 +120,7 @@ def test_auto_measures_once_then_uses_the_cache(exported, tmp_path, monkeypatch)
     assert first.backend == min(first.probe_ms, key=first.probe_ms.get)
     assert first.backend in first.describe() and "probe" in first.describe()
     calls = []
-    monkeypatch.setattr(backend_choice, "probe", lambda backend: calls.append(backend.name) or 1.0)
+    monkeypatch.setattr(backend_choice, "probe", lambda backends: calls.append(list(backends)) or {})
     again = choose_backend(manifest, cache_dir=tmp_path)
     assert again.cached and again.backend == first.backend and not calls
     # another precision or thread count is another entry; an unreadable cache is measured again
