@@ -120,9 +120,12 @@ def test_auto_measures_once_then_uses_the_cache(exported, tmp_path, monkeypatch)
     assert first.backend == min(first.probe_ms, key=first.probe_ms.get)
     assert first.backend in first.describe() and "probe" in first.describe()
     calls = []
-    monkeypatch.setattr(backend_choice, "probe", lambda backends: calls.append(list(backends)) or {})
+    monkeypatch.setattr(backend_choice, "probe", lambda backends: calls.append(list(backends)) or dict.fromkeys(backends, 1.0))
     again = choose_backend(manifest, cache_dir=tmp_path)
     assert again.cached and again.backend == first.backend and not calls
+    # the backends are probed together (taking turns), not one after the other
+    choose_backend(manifest, threads=2, cache_dir=tmp_path)
+    assert calls == [["onnxruntime", "openvino"]]
     # another precision or thread count is another entry; an unreadable cache is measured again
     assert not choose_backend(manifest, threads=1, cache_dir=tmp_path).cached
     (tmp_path / "backend_choice.json").write_text("{not json")
