@@ -111,16 +111,10 @@ def _timed(fn) -> float:
 
 
 def machine_summary() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    summary = {"cpu": cpu, "cores": os.cpu_count(), "arch": platform.machine(), "python": platform.python_version(),
-               "posedeploy": __version__}  # fmt: skip
-    from posedeploy.engines.machine import describe_machine
+    from posedeploy.engines.machine import cpu_model, describe_machine
+
+    summary = {"cpu": cpu_model(), "cores": os.cpu_count(), "arch": platform.machine(),
+               "python": platform.python_version(), "posedeploy": __version__}  # fmt: skip
 
     info = describe_machine()
     summary["gpus"] = [asdict(g) for g in info.gpus]
@@ -130,6 +124,10 @@ def machine_summary() -> dict:
             summary[module] = __import__(module).__version__
         except ImportError:
             continue
+    from posedeploy.runtime.openvino_backend import openvino_version
+
+    if openvino_version():
+        summary["openvino"] = openvino_version()
     summary.update(info.tensorrt)
     return summary
 

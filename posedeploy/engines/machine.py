@@ -103,6 +103,16 @@ def tensorrt_versions() -> dict[str, str]:
     return found
 
 
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux), else what platform knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+    except OSError:
+        names = []
+    return names[0] if names else platform.processor() or platform.machine()
+
+
 def describe_machine() -> MachineInfo:
     info = MachineInfo(arch=platform.machine(), system=platform.system(), l4t=l4t_release())
     _cuda_python(info) or _pycuda(info)

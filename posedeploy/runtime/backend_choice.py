@@ -13,7 +13,6 @@ import hashlib
 import importlib.util
 import json
 import os
-import platform
 import statistics
 import time
 from dataclasses import dataclass
@@ -53,16 +52,6 @@ def installed_backends() -> list[str]:
     return [name for name, modules in MODULES.items() if any(importlib.util.find_spec(m) for m in modules)]
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _versions() -> dict[str, str]:
     from importlib import metadata
 
@@ -76,11 +65,11 @@ def _versions() -> dict[str, str]:
 
 
 def cache_key(artifacts, precision: str, noise: str, threads: int | None) -> str:
-    from posedeploy.engines.machine import describe_machine
+    from posedeploy.engines.machine import cpu_model, describe_machine
 
     graphs = {name: entry.get("sha256") for name, entry in sorted(artifacts.manifest["files"].items())}
     what = {
-        "cpu": _cpu_model(), "cores": os.cpu_count(), "gpus": [g.name for g in describe_machine().gpus],
+        "cpu": cpu_model(), "cores": os.cpu_count(), "gpus": [g.name for g in describe_machine().gpus],
         "versions": _versions(), "graphs": graphs, "precision": precision, "noise": noise, "threads": threads,
     }  # fmt: skip
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
