@@ -93,7 +93,7 @@ tables: docs/RESULTS.md.
 ## Intended use and limits
 
 Single-person, single-frame 3D lifting of H36M-17 2D keypoints from one camera, with a per-joint
-uncertainty. Trained on one studio dataset of 5 subjects: expect larger errors on other people,
+uncertainty. Trained on one studio dataset of 4 subjects: expect larger errors on other people,
 clothes, camera heights and unusual poses; the spread measures the model's own uncertainty about
 its 2D input, not its error on out-of-distribution data.
 """
