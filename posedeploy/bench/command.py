@@ -67,9 +67,15 @@ def make_targets(artifacts_dir: Path, backends: list[str], precisions: list[str]
     for backend in (b for b in backends if b != "torch"):
         for precision in precisions:
             try:
-                targets.append(BackendTarget(artifacts_dir, backend, precision, threads=threads))
+                target = BackendTarget(artifacts_dir, backend, precision, threads=threads)
             except PoseDeployError as exc:
                 log(f"bench: skipping {backend} {precision}: {exc}")
+                continue
+            if target.precision != precision:  # OpenVINO's fp16/bf16 on a CPU without them: fp32 again
+                log(f"bench: skipping {backend} {precision}: it computes in {target.precision} on this machine")
+                target.close()
+                continue
+            targets.append(target)
     return targets
 
 
