@@ -101,6 +101,11 @@ def write_json(path: str | Path, data: object) -> None:
         tmp.write_text(json.dumps(finite_json(data), indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
+def cache_root() -> Path:
+    """Where posedeploy keeps its caches: $POSEDEPLOY_CACHE, else ~/.cache/posedeploy."""
+    return Path(os.environ.get("POSEDEPLOY_CACHE") or Path.home() / ".cache" / "posedeploy")
+
+
 def sha256_file(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:

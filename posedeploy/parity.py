@@ -108,7 +108,7 @@ def run_parity(checkpoint: str | Path, artifacts_dir: str | Path, data: PoseSet,
                                backend=backend, noise=noise_source) as lifter:  # fmt: skip
         report = ParityReport(
             mode="free" if free_noise else "golden", artifact=GRAPHS[graph_for(lifter.backend.name, precision, noise_source)],
-            precision=lifter.backend.precision if lifter.backend.name == "openvino" else precision,
+            precision=lifter.backend.computed_precision(precision),
             backend=lifter.backend.describe(), data=data.source, samples=len(data), hypotheses=hypotheses,
             tolerance_mm=tolerance_mm,
         )  # fmt: skip

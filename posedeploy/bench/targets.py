@@ -97,8 +97,7 @@ class BackendTarget(Target):
 
         self.backend = open_backend(read_manifest(artifacts), precision, backend, provider, threads)
         self.name = backend if backend != "onnxruntime" else f"onnxruntime-{getattr(self.backend, 'provider', 'cpu')}"
-        # OpenVINO computes in fp32 where the CPU lacks the precision asked for: report what ran
-        self.precision = self.backend.precision if backend == "openvino" else precision
+        self.precision = self.backend.computed_precision(precision)  # what ran, not only what was asked
         self.device = self.backend.device
 
     def prepare(self, batch: int, hypotheses: int) -> None:

@@ -45,6 +45,11 @@ class Backend(ABC):
     def precision(self) -> str:
         """'fp32', 'fp16-mixed', ... as recorded in the artifact."""
 
+    def computed_precision(self, asked: str) -> str:
+        """The precision a run asked for as ``asked`` really computes in (the backends that run the
+        graph of that precision: ``asked`` itself)."""
+        return asked
+
     @property
     def limits(self) -> dict[str, tuple[int, int]] | None:
         """Smallest and largest batch B and hypotheses S one call accepts (None: any)."""

@@ -22,7 +22,7 @@ import numpy as np
 
 from posedeploy.contract import draw_noise
 from posedeploy.errors import InputError, MissingDependencyError, PoseDeployError
-from posedeploy.files import write_json
+from posedeploy.files import cache_root, write_json
 from posedeploy.progress import log
 
 PROBE_HYPOTHESES = 200
@@ -42,10 +42,6 @@ class Choice:
         times = ", ".join(f"{name} {ms:.2f} ms" for name, ms in sorted(self.probe_ms.items(), key=lambda kv: kv[1]))
         how = "cached probe" if self.cached else "probe"
         return f"backend auto: {self.backend} ({how}, 1 pose x {PROBE_HYPOTHESES} hypotheses: {times})"
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("POSEDEPLOY_CACHE") or Path.home() / ".cache" / "posedeploy")
 
 
 def installed_backends() -> list[str]:
@@ -119,7 +115,7 @@ def choose_backend(artifacts, precision: str = "fp32", noise: str = "host", thre
     from posedeploy.runtime.lifter import open_backend
 
     candidates = installed_backends()
-    path = (cache_dir or default_cache_dir()) / CACHE_FILE
+    path = (cache_dir or cache_root()) / CACHE_FILE
     key = cache_key(artifacts, precision, noise, threads)
     cache = _read_cache(path)
     hit = cache.get(key)
@@ -135,10 +131,11 @@ def choose_backend(artifacts, precision: str = "fp32", noise: str = "host", thre
             except PoseDeployError as exc:  # not usable for this artifact here (no engine, no GPU, ...)
                 failures.append(exc)
                 continue
-            if backend.precision.startswith(precision):
+            computed = backend.computed_precision(precision)
+            if computed == precision:
                 loaded[name] = backend
             else:  # e.g. OpenVINO asked for fp16 on a CPU without it
-                failures.append(InputError(f"{name} computes in {backend.precision} here, not {precision}"))
+                failures.append(InputError(f"{name} computes in {computed} here, not {precision}"))
                 backend.close()
         if not loaded:
             raise failures[0]  # the preferred backend's reason (a broken file fails them all alike)

@@ -100,6 +100,9 @@ class OpenVINOBackend(Backend):
         """The precision OpenVINO computes in (fp32 where the CPU cannot do what was asked)."""
         return self._precision
 
+    def computed_precision(self, asked: str) -> str:
+        return self._precision
+
     def run(self, feed: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         if self._request is None:
             raise InputError("this backend is closed")

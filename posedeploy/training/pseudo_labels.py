@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import zipfile
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from posedeploy.files import atomic_path
+from posedeploy.files import atomic_path, cache_root
 from posedeploy.progress import log, progress
 from posedeploy.skeleton import flip_pose
 
@@ -27,8 +26,7 @@ CACHE_VERSION = 1
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("POSEDEPLOY_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "posedeploy")
-    return Path(base) / "pseudo_labels"
+    return cache_root() / "pseudo_labels"
 
 
 def cache_key(lifter_fingerprint: str, keypoints: np.ndarray, poses_3d: np.ndarray, mirrored: bool) -> str:
