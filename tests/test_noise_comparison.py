@@ -64,3 +64,27 @@ def test_eval_sweeps_noise_rules_and_alphas(tmp_path):
     assert_one_line_error(run_cli("eval", "--checkpoint", ckpt, "--noise", "gaussian"), "noise must be some of")
     assert_one_line_error(run_cli("eval", "--checkpoint", ckpt, "--alpha", "big"), "alpha must be")
     assert_one_line_error(run_cli("eval", "--checkpoint", ckpt, "--alpha", "-1", "--stride", 100), "alpha must be")
+
+
+def test_oracle_rules_share_the_noise_and_amount_of_eval_and_differ_only_in_placement(tmp_path):
+    import torch
+
+    from posedeploy.errors import InputError
+    from posedeploy.training.noise_oracle import oracle_best_of, placed
+
+    ckpt = load_checkpoint(random_checkpoint(tmp_path / "c.pt"))
+    data = load_dataset("synthetic", "val", "noisy", synthetic_size=30)
+    truth = load_dataset("synthetic", "val", "gt", synthetic_size=30)
+    result = oracle_best_of(ckpt, data, truth, hypotheses=12, alpha=0.02, show_progress=False)
+    for rule in ("adaptive", "uniform"):  # the same draws as eval: the same per-sample results
+        ref = evaluate(ckpt, data, hypotheses=12, noise=rule, alpha=0.02, show_progress=False)
+        np.testing.assert_allclose(result["best"][rule], ref.per_sample["best"], atol=1e-3)
+    sigmas = list(result["mean_sigma"].values())
+    assert sigmas == pytest.approx([sigmas[0]] * 4, rel=1e-5)
+    assert not np.allclose(result["best"]["oracle-3d"], result["best"]["uniform"])
+
+    weights, total = torch.tensor([[[1.0, 3.0], [0.0, 4.0]]]), torch.tensor([[[2.0]]])
+    sigma = placed(weights, total)
+    assert float(sigma.mean()) == pytest.approx(2.0) and float(sigma[0, 0, 1] / sigma[0, 0, 0]) == pytest.approx(3.0)
+    with pytest.raises(InputError, match="same frames"):
+        oracle_best_of(ckpt, data, truth.every(2), hypotheses=4, show_progress=False)

@@ -1,0 +1,88 @@
+"""How much can *where* the noise goes buy? Best-of-S with sigma placed by an oracle.
+
+Every rule gets the same amount of noise per sample (the mean over joints and views of the AVG's
+adaptive sigma) and the same noise draws; only its placement over the joints differs:
+
+  adaptive   clamp(AVG, 1) * alpha, as PRPose
+  uniform    that sigma's mean on every joint
+  oracle-3d  proportional to the lifter's true 3D error at each joint on the sample itself (what
+             the AVG's pseudo-labels measure, known perfectly)
+  oracle-2d  proportional to the detector's true 2D error at each joint and view (needs the
+             ground-truth 2D of the same frames)
+
+The oracles bound what a variance model trained on each kind of label can reach. The noise is
+drawn exactly as ``posedeploy eval`` draws it on a CPU (one generator, the same chunks), so the
+adaptive and uniform rows are those of ``eval --noise adaptive,uniform`` on the same data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from posedeploy import metrics
+from posedeploy.contract import draw_noise
+from posedeploy.data import PoseSet
+from posedeploy.errors import InputError
+from posedeploy.progress import progress
+from posedeploy.skeleton import FLIP_PERMUTATION
+from posedeploy.training.checkpoint import Checkpoint
+from posedeploy.training.sampler import CPU_MAX_POSES, PipelineModule, run_single
+
+RULES = ("adaptive", "uniform", "oracle-3d", "oracle-2d")
+
+
+def placed(weights: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
+    """Sigma (B, 2, 17) proportional to ``weights`` with the per-sample mean ``total`` (B, 1, 1)."""
+    weights = weights.clamp(min=1e-6)
+    return weights / weights.mean(dim=(1, 2), keepdim=True) * total
+
+
+def both_views(per_joint: np.ndarray) -> np.ndarray:
+    """(N, 17) per-joint values of a pose -> (N, 2, 17) for the pose and its mirror image."""
+    return np.stack([per_joint, per_joint[:, FLIP_PERMUTATION]], axis=1).astype(np.float32)
+
+
+@torch.no_grad()
+def oracle_best_of(checkpoint: Checkpoint, data: PoseSet, truth_2d: PoseSet, hypotheses: int = 200,
+                   alpha: float | None = None, seed: int = 0, show_progress: bool = True) -> dict:  # fmt: skip
+    """Per-sample best-of-S MPJPE (mm) of each rule in :data:`RULES`, the lifter's own per-sample
+    MPJPE ('single') and each rule's mean sigma (normalised units)."""
+    if len(truth_2d) != len(data) or not np.array_equal(truth_2d.poses_3d, data.poses_3d):
+        raise InputError("the ground-truth 2D set does not cover the same frames as the data")
+    if hypotheses < 1:
+        raise InputError(f"number of hypotheses must be >= 1, got {hypotheses}")
+    alpha = checkpoint.config.alpha if alpha is None else alpha
+    pipeline = PipelineModule(checkpoint.build_lifter("cpu"), checkpoint.build_avg("cpu"), alpha)
+    single = run_single(pipeline, data.keypoints)
+    error_3d = both_views(metrics.joint_errors(single, data.poses_3d))
+    error_2d = both_views(np.linalg.norm(data.keypoints - truth_2d.keypoints, axis=-1))
+
+    rows_per_call = max(1, CPU_MAX_POSES // (2 * hypotheses))  # as run_reference on a CPU
+    rng = np.random.default_rng(seed)
+    best = {rule: np.empty(len(data)) for rule in RULES}
+    sigma_sum = dict.fromkeys(RULES, 0.0)
+    with progress(len(data), f"oracle sampling, S={hypotheses}", enabled=show_progress) as advance:
+        for start in range(0, len(data), rows_per_call):
+            rows = slice(start, min(len(data), start + rows_per_call))
+            views = pipeline.views(torch.from_numpy(data.keypoints[rows]))
+            adaptive = pipeline.sigma(views)
+            total = adaptive.mean(dim=(1, 2), keepdim=True)
+            sigmas = {
+                "adaptive": adaptive,
+                "uniform": total.expand_as(adaptive),
+                "oracle-3d": placed(torch.from_numpy(error_3d[rows]), total),
+                "oracle-2d": placed(torch.from_numpy(error_2d[rows]), total),
+            }
+            noise = torch.from_numpy(draw_noise(rng, rows.stop - rows.start, hypotheses))
+            for rule, sigma in sigmas.items():
+                hyps = pipeline.hypotheses(views, sigma, noise).numpy()
+                best[rule][rows] = metrics.best_of_mpjpe(hyps, data.poses_3d[rows]) * 1000
+                sigma_sum[rule] += float(sigma.sum())
+            advance(rows.stop - rows.start)
+    return {
+        "best": best,
+        "single": metrics.mpjpe(single, data.poses_3d) * 1000,
+        "mean_sigma": {rule: total / (len(data) * error_3d[0].size) for rule, total in sigma_sum.items()},
+        "alpha": alpha,
+    }

@@ -1,0 +1,61 @@
+"""Best-of-S with the noise placed by an oracle, against the AVG's placement and uniform noise
+(posedeploy/training/noise_oracle.py says what each rule is). On the validation split only: it
+decides what variance model to build, so it must not look at the test subjects.
+
+    python scripts/noise_oracle.py --checkpoint mgcn_lw --keypoints sh --stride 40 [--alpha 0.005]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from posedeploy import metrics
+from posedeploy.assets import resolve_checkpoint
+from posedeploy.data import load_dataset
+from posedeploy.training.checkpoint import load_checkpoint
+from posedeploy.training.noise_comparison import paired_difference
+from posedeploy.training.noise_oracle import RULES, oracle_best_of
+
+PAIRS = [("uniform", "adaptive"), ("oracle-3d", "uniform"), ("oracle-3d", "adaptive"), ("oracle-2d", "uniform")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", default="mgcn_lw")
+    parser.add_argument("--data", default="../shared/data/h36m")
+    parser.add_argument("--keypoints", default="sh", help="the 2D input (its error is oracle-2d's weight)")
+    parser.add_argument("--stride", type=int, default=40)
+    parser.add_argument("--hypotheses", type=int, default=200)
+    parser.add_argument("--alpha", type=float, default=None, help="default: the checkpoint's")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+
+    ckpt = load_checkpoint(resolve_checkpoint(args.checkpoint))
+    data = load_dataset(args.data, "val", keypoints=args.keypoints, stride=args.stride)
+    truth_2d = load_dataset(args.data, "val", keypoints="gt", stride=args.stride)
+    result = oracle_best_of(ckpt, data, truth_2d, hypotheses=args.hypotheses, alpha=args.alpha, seed=args.seed)
+
+    mean = {rule: metrics.mean_by_action(result["best"][rule], data.actions)[1] for rule in RULES}
+    single = metrics.mean_by_action(result["single"], data.actions)[1]
+    print(f"{ckpt.config.lifter} + {ckpt.config.avg} on {data.source} val, every {args.stride}th frame "
+          f"({len(data):,} samples), S={args.hypotheses}, alpha {result['alpha']:g}; lifter alone {single:.2f} mm")  # fmt: skip
+    for rule in RULES:
+        print(f"  {rule:<10} best-of-{args.hypotheses} {mean[rule]:7.2f} mm   "
+              f"mean sigma {result['mean_sigma'][rule] * 500:.2f} px")  # fmt: skip
+    print("paired differences (a - b), mean over actions, bootstrap s.e. over sequences:")
+    paired = []
+    for a, b in PAIRS:
+        d = paired_difference(result["best"][a], result["best"][b], data)
+        paired.append({"a": a, "b": b, **d})
+        print(f"  {a:<10} - {b:<10} {d['mean_mm']:+7.2f} mm  (s.e. {d['se_mm']:.2f})")
+    if args.json:
+        report = {"settings": {**vars(args), "alpha": result["alpha"], "samples": len(data)},
+                  "lifter_mm": single, "best_of_s_mm": mean, "paired": paired}  # fmt: skip
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
