@@ -17,7 +17,8 @@ from posedeploy.training.checkpoint import load_checkpoint
 from posedeploy.training.noise_comparison import paired_difference
 from posedeploy.training.noise_oracle import RULES, oracle_best_of
 
-PAIRS = [("uniform", "adaptive"), ("oracle-3d", "uniform"), ("oracle-3d", "adaptive"), ("oracle-2d", "uniform")]
+PAIRS = [("uniform", "adaptive"), ("oracle-3d", "uniform"), ("oracle-3d", "adaptive"), ("oracle-2d", "uniform"),
+         ("oracle-amount", "uniform"), ("perfect-avg", "uniform"), ("perfect-avg", "oracle-amount")]
 
 
 def main() -> None:
@@ -29,27 +30,30 @@ def main() -> None:
     parser.add_argument("--hypotheses", type=int, default=200)
     parser.add_argument("--alpha", type=float, default=None, help="default: the checkpoint's")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rules", default=",".join(RULES), help="comma-separated, of: " + ", ".join(RULES))
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
     ckpt = load_checkpoint(resolve_checkpoint(args.checkpoint))
     data = load_dataset(args.data, "val", keypoints=args.keypoints, stride=args.stride)
     truth_2d = load_dataset(args.data, "val", keypoints="gt", stride=args.stride)
-    result = oracle_best_of(ckpt, data, truth_2d, hypotheses=args.hypotheses, alpha=args.alpha, seed=args.seed)
+    rules = tuple(r.strip() for r in args.rules.split(",") if r.strip())
+    result = oracle_best_of(ckpt, data, truth_2d, hypotheses=args.hypotheses, alpha=args.alpha, seed=args.seed,
+                            rules=rules)  # fmt: skip
 
-    mean = {rule: metrics.mean_by_action(result["best"][rule], data.actions)[1] for rule in RULES}
+    mean = {rule: metrics.mean_by_action(result["best"][rule], data.actions)[1] for rule in rules}
     single = metrics.mean_by_action(result["single"], data.actions)[1]
     print(f"{ckpt.config.lifter} + {ckpt.config.avg} on {data.source} val, every {args.stride}th frame "
           f"({len(data):,} samples), S={args.hypotheses}, alpha {result['alpha']:g}; lifter alone {single:.2f} mm")  # fmt: skip
-    for rule in RULES:
-        print(f"  {rule:<10} best-of-{args.hypotheses} {mean[rule]:7.2f} mm   "
+    for rule in rules:
+        print(f"  {rule:<13} best-of-{args.hypotheses} {mean[rule]:7.2f} mm   "
               f"mean sigma {result['mean_sigma'][rule] * 500:.2f} px")  # fmt: skip
     print("paired differences (a - b), mean over actions, bootstrap s.e. over sequences:")
     paired = []
-    for a, b in PAIRS:
+    for a, b in [(a, b) for a, b in PAIRS if a in rules and b in rules]:
         d = paired_difference(result["best"][a], result["best"][b], data)
         paired.append({"a": a, "b": b, **d})
-        print(f"  {a:<10} - {b:<10} {d['mean_mm']:+7.2f} mm  (s.e. {d['se_mm']:.2f})")
+        print(f"  {a:<13} - {b:<13} {d['mean_mm']:+7.2f} mm  (s.e. {d['se_mm']:.2f})")
     if args.json:
         report = {"settings": {**vars(args), "alpha": result["alpha"], "samples": len(data)},
                   "lifter_mm": single, "best_of_s_mm": mean, "paired": paired}  # fmt: skip

@@ -66,7 +66,7 @@ def test_eval_sweeps_noise_rules_and_alphas(tmp_path):
     assert_one_line_error(run_cli("eval", "--checkpoint", ckpt, "--alpha", "-1", "--stride", 100), "alpha must be")
 
 
-def test_oracle_rules_share_the_noise_and_amount_of_eval_and_differ_only_in_placement(tmp_path):
+def test_oracle_rules_share_the_noise_draws_and_amount_of_eval(tmp_path):
     import torch
 
     from posedeploy.errors import InputError
@@ -79,9 +79,16 @@ def test_oracle_rules_share_the_noise_and_amount_of_eval_and_differ_only_in_plac
     for rule in ("adaptive", "uniform"):  # the same draws as eval: the same per-sample results
         ref = evaluate(ckpt, data, hypotheses=12, noise=rule, alpha=0.02, show_progress=False)
         np.testing.assert_allclose(result["best"][rule], ref.per_sample["best"], atol=1e-3)
-    sigmas = list(result["mean_sigma"].values())
-    assert sigmas == pytest.approx([sigmas[0]] * 4, rel=1e-5)
-    assert not np.allclose(result["best"]["oracle-3d"], result["best"]["uniform"])
+    sigmas = list(result["mean_sigma"].values())  # every rule spends the same noise over the data set
+    assert len(sigmas) == 6 and sigmas == pytest.approx([sigmas[0]] * 6, rel=1e-5)
+    for rule in ("oracle-3d", "oracle-2d", "oracle-amount", "perfect-avg"):
+        assert not np.array_equal(result["best"][rule], result["best"]["uniform"]), rule
+    some = oracle_best_of(ckpt, data, truth, hypotheses=12, alpha=0.02, rules=("uniform", "perfect-avg"),
+                          show_progress=False)  # fmt: skip
+    assert list(some["best"]) == ["uniform", "perfect-avg"]  # the same draws whatever else runs
+    np.testing.assert_array_equal(some["best"]["perfect-avg"], result["best"]["perfect-avg"])
+    with pytest.raises(InputError, match="oracle rules"):
+        oracle_best_of(ckpt, data, truth, hypotheses=4, rules=("psychic",), show_progress=False)
 
     weights, total = torch.tensor([[[1.0, 3.0], [0.0, 4.0]]]), torch.tensor([[[2.0]]])
     sigma = placed(weights, total)

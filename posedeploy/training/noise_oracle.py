@@ -1,18 +1,24 @@
-"""How much can *where* the noise goes buy? Best-of-S with sigma placed by an oracle.
+"""How much can a variance model buy? Best-of-S with sigma set by an oracle.
 
-Every rule gets the same amount of noise per sample (the mean over joints and views of the AVG's
-adaptive sigma) and the same noise draws; only its placement over the joints differs:
+Every rule spends the same amount of noise over the data set (the mean of the AVG's adaptive
+sigma) with the same noise draws. The first four also give each sample the same amount as the
+adaptive sigma does (the mean over its joints and views) and differ only in *where* it goes:
 
-  adaptive   clamp(AVG, 1) * alpha, as PRPose
-  uniform    that sigma's mean on every joint
-  oracle-3d  proportional to the lifter's true 3D error at each joint on the sample itself (what
-             the AVG's pseudo-labels measure, known perfectly)
-  oracle-2d  proportional to the detector's true 2D error at each joint and view (needs the
-             ground-truth 2D of the same frames)
+  adaptive       clamp(AVG, 1) * alpha, as PRPose
+  uniform        that sigma's mean on every joint
+  oracle-3d      proportional to the lifter's true 3D error at each joint of the sample itself
+                 (what the AVG's pseudo-labels measure, known perfectly)
+  oracle-2d      proportional to the detector's true 2D error at each joint and view (needs the
+                 ground-truth 2D of the same frames)
 
-The oracles bound what a variance model trained on each kind of label can reach. The noise is
-drawn exactly as ``posedeploy eval`` draws it on a CPU (one generator, the same chunks), so the
-adaptive and uniform rows are those of ``eval --noise adaptive,uniform`` on the same data.
+The last two let the amount vary from sample to sample, as an AVG's prediction does:
+
+  oracle-amount  the same on every joint, proportional to the sample's true mean joint error
+  perfect-avg    proportional to the true 3D error of each joint, not normalised per sample: what
+                 an AVG model that predicted its pseudo-labels exactly would give (without the clamp)
+
+The noise is drawn exactly as ``posedeploy eval`` draws it on a CPU (one generator, the same
+chunks), so the adaptive and uniform rows are those of ``eval --noise adaptive,uniform``.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from posedeploy.skeleton import FLIP_PERMUTATION
 from posedeploy.training.checkpoint import Checkpoint
 from posedeploy.training.sampler import CPU_MAX_POSES, PipelineModule, run_single
 
-RULES = ("adaptive", "uniform", "oracle-3d", "oracle-2d")
+RULES = ("adaptive", "uniform", "oracle-3d", "oracle-2d", "oracle-amount", "perfect-avg")
 
 
 def placed(weights: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
@@ -45,9 +51,13 @@ def both_views(per_joint: np.ndarray) -> np.ndarray:
 
 @torch.no_grad()
 def oracle_best_of(checkpoint: Checkpoint, data: PoseSet, truth_2d: PoseSet, hypotheses: int = 200,
-                   alpha: float | None = None, seed: int = 0, show_progress: bool = True) -> dict:  # fmt: skip
-    """Per-sample best-of-S MPJPE (mm) of each rule in :data:`RULES`, the lifter's own per-sample
-    MPJPE ('single') and each rule's mean sigma (normalised units)."""
+                   alpha: float | None = None, seed: int = 0, rules: tuple[str, ...] = RULES,
+                   show_progress: bool = True) -> dict:  # fmt: skip
+    """Per-sample best-of-S MPJPE (mm) of each of ``rules`` (see :data:`RULES`), the lifter's own
+    per-sample MPJPE ('single') and each rule's mean sigma (normalised units)."""
+    unknown = [r for r in rules if r not in RULES]
+    if unknown or not rules:
+        raise InputError(f"oracle rules must be among {', '.join(RULES)}, got {', '.join(unknown) or 'none'}")
     if len(truth_2d) != len(data) or not np.array_equal(truth_2d.poses_3d, data.poses_3d):
         raise InputError("the ground-truth 2D set does not cover the same frames as the data")
     if hypotheses < 1:
@@ -57,25 +67,34 @@ def oracle_best_of(checkpoint: Checkpoint, data: PoseSet, truth_2d: PoseSet, hyp
     single = run_single(pipeline, data.keypoints)
     error_3d = both_views(metrics.joint_errors(single, data.poses_3d))
     error_2d = both_views(np.linalg.norm(data.keypoints - truth_2d.keypoints, axis=-1))
+    # The data set's mean adaptive sigma, and its mean true error: the scale of the rules whose
+    # amount varies between samples.
+    sigma_total = sum(float(pipeline.sigma(pipeline.views(torch.from_numpy(data.keypoints[i : i + 4096]))).sum())
+                      for i in range(0, len(data), 4096))  # fmt: skip
+    scale = sigma_total / error_3d.size / float(error_3d.mean())  # sigma per metre of true error
 
     rows_per_call = max(1, CPU_MAX_POSES // (2 * hypotheses))  # as run_reference on a CPU
     rng = np.random.default_rng(seed)
-    best = {rule: np.empty(len(data)) for rule in RULES}
-    sigma_sum = dict.fromkeys(RULES, 0.0)
+    best = {rule: np.empty(len(data)) for rule in rules}
+    sigma_sum = dict.fromkeys(rules, 0.0)
     with progress(len(data), f"oracle sampling, S={hypotheses}", enabled=show_progress) as advance:
         for start in range(0, len(data), rows_per_call):
             rows = slice(start, min(len(data), start + rows_per_call))
             views = pipeline.views(torch.from_numpy(data.keypoints[rows]))
             adaptive = pipeline.sigma(views)
             total = adaptive.mean(dim=(1, 2), keepdim=True)
+            e = torch.from_numpy(error_3d[rows])
             sigmas = {
-                "adaptive": adaptive,
-                "uniform": total.expand_as(adaptive),
-                "oracle-3d": placed(torch.from_numpy(error_3d[rows]), total),
-                "oracle-2d": placed(torch.from_numpy(error_2d[rows]), total),
+                "adaptive": lambda: adaptive,
+                "uniform": lambda: total.expand_as(adaptive),
+                "oracle-3d": lambda: placed(e, total),
+                "oracle-2d": lambda: placed(torch.from_numpy(error_2d[rows]), total),
+                "oracle-amount": lambda: (e.mean(dim=(1, 2), keepdim=True) * scale).expand_as(adaptive),
+                "perfect-avg": lambda: e * scale,
             }
             noise = torch.from_numpy(draw_noise(rng, rows.stop - rows.start, hypotheses))
-            for rule, sigma in sigmas.items():
+            for rule in rules:
+                sigma = sigmas[rule]()
                 hyps = pipeline.hypotheses(views, sigma, noise).numpy()
                 best[rule][rows] = metrics.best_of_mpjpe(hyps, data.poses_3d[rows]) * 1000
                 sigma_sum[rule] += float(sigma.sum())
