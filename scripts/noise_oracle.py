@@ -2,7 +2,7 @@
 (posedeploy/training/noise_oracle.py says what each rule is). On the validation split only: it
 decides what variance model to build, so it must not look at the test subjects.
 
-    python scripts/noise_oracle.py --checkpoint mgcn_lw --keypoints sh --stride 40 [--alpha 0.005]
+    python scripts/noise_oracle.py --checkpoint mgcn_lw --keypoints sh --stride 40 [--alpha 0.005] [--rules uniform,perfect-avg]
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from posedeploy.training.noise_comparison import paired_difference
 from posedeploy.training.noise_oracle import RULES, oracle_best_of
 
 PAIRS = [("uniform", "adaptive"), ("oracle-3d", "uniform"), ("oracle-3d", "adaptive"), ("oracle-2d", "uniform"),
-         ("oracle-amount", "uniform"), ("perfect-avg", "uniform"), ("perfect-avg", "oracle-amount")]
+         ("oracle-amount", "uniform"), ("perfect-avg", "uniform"), ("perfect-avg", "oracle-amount"),
+         ("perfect-clamped", "uniform"), ("perfect-clamped", "perfect-avg")]
 
 
 def main() -> None:
@@ -46,14 +47,14 @@ def main() -> None:
     print(f"{ckpt.config.lifter} + {ckpt.config.avg} on {data.source} val, every {args.stride}th frame "
           f"({len(data):,} samples), S={args.hypotheses}, alpha {result['alpha']:g}; lifter alone {single:.2f} mm")  # fmt: skip
     for rule in rules:
-        print(f"  {rule:<13} best-of-{args.hypotheses} {mean[rule]:7.2f} mm   "
+        print(f"  {rule:<15} best-of-{args.hypotheses} {mean[rule]:7.2f} mm   "
               f"mean sigma {result['mean_sigma'][rule] * 500:.2f} px")  # fmt: skip
     print("paired differences (a - b), mean over actions, bootstrap s.e. over sequences:")
     paired = []
     for a, b in [(a, b) for a, b in PAIRS if a in rules and b in rules]:
         d = paired_difference(result["best"][a], result["best"][b], data)
         paired.append({"a": a, "b": b, **d})
-        print(f"  {a:<13} - {b:<13} {d['mean_mm']:+7.2f} mm  (s.e. {d['se_mm']:.2f})")
+        print(f"  {a:<15} - {b:<15} {d['mean_mm']:+7.2f} mm  (s.e. {d['se_mm']:.2f})")
     if args.json:
         report = {"settings": {**vars(args), "alpha": result["alpha"], "samples": len(data)},
                   "lifter_mm": single, "best_of_s_mm": mean, "paired": paired}  # fmt: skip

@@ -80,8 +80,8 @@ def test_oracle_rules_share_the_noise_draws_and_amount_of_eval(tmp_path):
         ref = evaluate(ckpt, data, hypotheses=12, noise=rule, alpha=0.02, show_progress=False)
         np.testing.assert_allclose(result["best"][rule], ref.per_sample["best"], atol=1e-3)
     sigmas = list(result["mean_sigma"].values())  # every rule spends the same noise over the data set
-    assert len(sigmas) == 6 and sigmas == pytest.approx([sigmas[0]] * 6, rel=1e-5)
-    for rule in ("oracle-3d", "oracle-2d", "oracle-amount", "perfect-avg"):
+    assert len(sigmas) == 7 and sigmas == pytest.approx([sigmas[0]] * 7, rel=1e-5)
+    for rule in ("oracle-3d", "oracle-2d", "oracle-amount", "perfect-avg", "perfect-clamped"):
         assert not np.array_equal(result["best"][rule], result["best"]["uniform"]), rule
     some = oracle_best_of(ckpt, data, truth, hypotheses=12, alpha=0.02, rules=("uniform", "perfect-avg"),
                           show_progress=False)  # fmt: skip

@@ -15,7 +15,8 @@ The last two let the amount vary from sample to sample, as an AVG's prediction d
 
   oracle-amount  the same on every joint, proportional to the sample's true mean joint error
   perfect-avg    proportional to the true 3D error of each joint, not normalised per sample: what
-                 an AVG model that predicted its pseudo-labels exactly would give (without the clamp)
+                 an AVG model that predicted its pseudo-labels exactly would give, without the clamp
+  perfect-clamped  the same with PRPose's clamp: proportional to max(error / mean error, 1)
 
 The noise is drawn exactly as ``posedeploy eval`` draws it on a CPU (one generator, the same
 chunks), so the adaptive and uniform rows are those of ``eval --noise adaptive,uniform``.
@@ -35,7 +36,7 @@ from posedeploy.skeleton import FLIP_PERMUTATION
 from posedeploy.training.checkpoint import Checkpoint
 from posedeploy.training.sampler import CPU_MAX_POSES, PipelineModule, run_single
 
-RULES = ("adaptive", "uniform", "oracle-3d", "oracle-2d", "oracle-amount", "perfect-avg")
+RULES = ("adaptive", "uniform", "oracle-3d", "oracle-2d", "oracle-amount", "perfect-avg", "perfect-clamped")
 
 
 def placed(weights: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
@@ -71,7 +72,9 @@ def oracle_best_of(checkpoint: Checkpoint, data: PoseSet, truth_2d: PoseSet, hyp
     # amount varies between samples.
     sigma_total = sum(float(pipeline.sigma(pipeline.views(torch.from_numpy(data.keypoints[i : i + 4096]))).sum())
                       for i in range(0, len(data), 4096))  # fmt: skip
-    scale = sigma_total / error_3d.size / float(error_3d.mean())  # sigma per metre of true error
+    mean_error = float(error_3d.mean())
+    scale = sigma_total / error_3d.size / mean_error  # sigma per metre of true error
+    clamped_scale = sigma_total / error_3d.size / float(np.maximum(error_3d / mean_error, 1).mean())
 
     rows_per_call = max(1, CPU_MAX_POSES // (2 * hypotheses))  # as run_reference on a CPU
     rng = np.random.default_rng(seed)
@@ -91,6 +94,7 @@ def oracle_best_of(checkpoint: Checkpoint, data: PoseSet, truth_2d: PoseSet, hyp
                 "oracle-2d": lambda: placed(torch.from_numpy(error_2d[rows]), total),
                 "oracle-amount": lambda: (e.mean(dim=(1, 2), keepdim=True) * scale).expand_as(adaptive),
                 "perfect-avg": lambda: e * scale,
+                "perfect-clamped": lambda: torch.clamp(e / mean_error, min=1) * clamped_scale,
             }
             noise = torch.from_numpy(draw_noise(rng, rows.stop - rows.start, hypotheses))
             for rule in rules:
