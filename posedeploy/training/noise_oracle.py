@@ -11,7 +11,8 @@ adaptive sigma does (the mean over its joints and views) and differ only in *whe
   oracle-2d      proportional to the detector's true 2D error at each joint and view (needs the
                  ground-truth 2D of the same frames)
 
-The last two let the amount vary from sample to sample, as an AVG's prediction does:
+The last three let the amount vary from sample to sample, as an AVG's prediction does (their
+errors are normalised by the mean error on this data, where the AVG's labels use the training mean):
 
   oracle-amount  the same on every joint, proportional to the sample's true mean joint error
   perfect-avg    proportional to the true 3D error of each joint, not normalised per sample: what
