@@ -69,10 +69,11 @@ def oracle_best_of(checkpoint: Checkpoint, data: PoseSet, truth_2d: PoseSet, hyp
     single = run_single(pipeline, data.keypoints)
     error_3d = both_views(metrics.joint_errors(single, data.poses_3d))
     error_2d = both_views(np.linalg.norm(data.keypoints - truth_2d.keypoints, axis=-1))
+    adaptive_all = torch.cat([pipeline.sigma(pipeline.views(torch.from_numpy(data.keypoints[i : i + 4096])))
+                              for i in range(0, len(data), 4096)])  # fmt: skip
     # The data set's mean adaptive sigma, and its mean true error: the scale of the rules whose
     # amount varies between samples.
-    sigma_total = sum(float(pipeline.sigma(pipeline.views(torch.from_numpy(data.keypoints[i : i + 4096]))).sum())
-                      for i in range(0, len(data), 4096))  # fmt: skip
+    sigma_total = float(adaptive_all.sum())
     mean_error = float(error_3d.mean())
     scale = sigma_total / error_3d.size / mean_error  # sigma per metre of true error
     clamped_scale = sigma_total / error_3d.size / float(np.maximum(error_3d / mean_error, 1).mean())
@@ -85,7 +86,7 @@ def oracle_best_of(checkpoint: Checkpoint, data: PoseSet, truth_2d: PoseSet, hyp
         for start in range(0, len(data), rows_per_call):
             rows = slice(start, min(len(data), start + rows_per_call))
             views = pipeline.views(torch.from_numpy(data.keypoints[rows]))
-            adaptive = pipeline.sigma(views)
+            adaptive = adaptive_all[rows]
             total = adaptive.mean(dim=(1, 2), keepdim=True)
             e = torch.from_numpy(error_3d[rows])
             sigmas = {
