@@ -8,11 +8,11 @@ decides what variance model to build, so it must not look at the test subjects.
 from __future__ import annotations
 
 import argparse
-import json
 
 from posedeploy import metrics
 from posedeploy.assets import resolve_checkpoint
 from posedeploy.data import load_dataset
+from posedeploy.files import write_json
 from posedeploy.training.checkpoint import load_checkpoint
 from posedeploy.training.noise_comparison import paired_difference
 from posedeploy.training.noise_oracle import RULES, oracle_best_of
@@ -58,8 +58,7 @@ def main() -> None:
     if args.json:
         report = {"settings": {**vars(args), "alpha": result["alpha"], "samples": len(data)},
                   "lifter_mm": single, "best_of_s_mm": mean, "paired": paired}  # fmt: skip
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2)
+        write_json(args.json, report)
 
 
 if __name__ == "__main__":

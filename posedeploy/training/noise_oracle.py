@@ -29,13 +29,13 @@ import numpy as np
 import torch
 
 from posedeploy import metrics
-from posedeploy.contract import draw_noise
+from posedeploy.contract import check_hypotheses, draw_noise
 from posedeploy.data import PoseSet
 from posedeploy.errors import InputError
 from posedeploy.progress import progress
 from posedeploy.skeleton import FLIP_PERMUTATION
 from posedeploy.training.checkpoint import Checkpoint
-from posedeploy.training.sampler import CPU_MAX_POSES, PipelineModule, run_single
+from posedeploy.training.sampler import CPU_MAX_POSES, PipelineModule, rows_per_call, run_single
 
 RULES = ("adaptive", "uniform", "oracle-3d", "oracle-2d", "oracle-amount", "perfect-avg", "perfect-clamped")
 
@@ -62,8 +62,7 @@ def oracle_best_of(checkpoint: Checkpoint, data: PoseSet, truth_2d: PoseSet, hyp
         raise InputError(f"oracle rules must be among {', '.join(RULES)}, got {', '.join(unknown) or 'none'}")
     if len(truth_2d) != len(data) or not np.array_equal(truth_2d.poses_3d, data.poses_3d):
         raise InputError("the ground-truth 2D set does not cover the same frames as the data")
-    if hypotheses < 1:
-        raise InputError(f"number of hypotheses must be >= 1, got {hypotheses}")
+    hypotheses = check_hypotheses(hypotheses)
     alpha = checkpoint.config.alpha if alpha is None else alpha
     pipeline = PipelineModule(checkpoint.build_lifter("cpu"), checkpoint.build_avg("cpu"), alpha)
     single = run_single(pipeline, data.keypoints)
@@ -78,13 +77,13 @@ def oracle_best_of(checkpoint: Checkpoint, data: PoseSet, truth_2d: PoseSet, hyp
     scale = sigma_total / error_3d.size / mean_error  # sigma per metre of true error
     clamped_scale = sigma_total / error_3d.size / float(np.maximum(error_3d / mean_error, 1).mean())
 
-    rows_per_call = max(1, CPU_MAX_POSES // (2 * hypotheses))  # as run_reference on a CPU
+    step = rows_per_call(CPU_MAX_POSES, hypotheses)  # as run_reference on a CPU: the same draws
     rng = np.random.default_rng(seed)
     best = {rule: np.empty(len(data)) for rule in rules}
     sigma_sum = dict.fromkeys(rules, 0.0)
     with progress(len(data), f"oracle sampling, S={hypotheses}", enabled=show_progress) as advance:
-        for start in range(0, len(data), rows_per_call):
-            rows = slice(start, min(len(data), start + rows_per_call))
+        for start in range(0, len(data), step):
+            rows = slice(start, min(len(data), start + step))
             views = pipeline.views(torch.from_numpy(data.keypoints[rows]))
             adaptive = adaptive_all[rows]
             total = adaptive.mean(dim=(1, 2), keepdim=True)

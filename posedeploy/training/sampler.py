@@ -40,6 +40,12 @@ def default_max_poses(device: str | torch.device) -> int:
     return DEFAULT_MAX_POSES if torch.device(device).type == "cuda" else CPU_MAX_POSES
 
 
+def rows_per_call(max_poses: int, hypotheses: int) -> int:
+    """Poses per lifter call when each lifts 2 x ``hypotheses`` inputs: also how the noise is drawn,
+    chunk by chunk, so whatever draws the same noise as :func:`run_reference` must chunk alike."""
+    return max(1, max_poses // (2 * hypotheses))
+
+
 class Mirror(nn.Module):
     """Left-right mirror of (..., 17, C) poses: swap left/right joints and negate x."""
 
@@ -177,15 +183,15 @@ def run_reference(
     max_poses = default_max_poses(device) if max_poses is None else max_poses
     if max_poses < 2:
         raise InputError(f"max_poses must be >= 2, got {max_poses}")
-    rows_per_call = max(1, max_poses // (2 * s))
+    step = rows_per_call(max_poses, s)
     s_per_call = min(s, max(1, max_poses // 2))
 
     sigma_out = np.empty((b, 2, NUM_JOINTS), np.float32)
     pose_out = np.empty((b, NUM_JOINTS, 3), np.float32)
     spread_out = np.empty((b, NUM_JOINTS), np.float32)
     hyps_out = np.empty((b, s, NUM_JOINTS, 3), np.float32) if keep_hypotheses else None
-    for start in range(0, b, rows_per_call):
-        rows = slice(start, min(b, start + rows_per_call))
+    for start in range(0, b, step):
+        rows = slice(start, min(b, start + step))
         kp = torch.from_numpy(keypoints[rows]).to(device)
         chunk_noise = noise[rows] if noise is not None else draw_noise(rng, rows.stop - rows.start, s)
         views = pipeline.views(kp)
