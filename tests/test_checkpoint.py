@@ -30,6 +30,13 @@ def test_round_trip_keeps_config_and_weights(tmp_path):
     assert not list(tmp_path.glob("*.partial"))
 
 
+def test_the_same_checkpoint_saves_to_the_same_bytes(tmp_path):
+    """A shipped file's hash is named in its model card: re-saving the same weights must not change it."""
+    ckpt = _checkpoint()
+    first, second = save_checkpoint(tmp_path / "a.pt", ckpt), save_checkpoint(tmp_path / "b.pt", ckpt)
+    assert first.read_bytes() == second.read_bytes()
+
+
 def test_lifter_only_checkpoint_cannot_sample(tmp_path):
     ckpt = _checkpoint()
     save_checkpoint(tmp_path / "l.pt", Checkpoint(PipelineConfig.for_lifter("mgcn_lw"), ckpt.lifter_state))

@@ -1,4 +1,4 @@
-"""The default checkpoint shipped in the package: present, small, described, and as good as its card says."""
+"""The checkpoints shipped in the package: present, small, described, and as good as their cards say."""
 
 import json
 import re
@@ -7,27 +7,43 @@ import sys
 
 import pytest
 
-from posedeploy.assets import DEFAULT_CHECKPOINT, MODEL_CARD
+from posedeploy.assets import ASSETS, DEFAULT, DEFAULT_CHECKPOINT, SHIPPED, model_card
 from posedeploy.files import sha256_file
 from posedeploy.training.checkpoint import load_checkpoint
 
 
-def card_value(row_start: str) -> float:
+# name -> (lifter, AVG model, the most bytes the file may take)
+EXPECTED = {"mgcn_lw": ("mgcn_lw", "mlp", 5_000_000), "htnet": ("htnet", "gcn", 15_000_000)}
+
+
+def shipped(name: str):
+    path = ASSETS / SHIPPED[name]
+    if name != DEFAULT and not path.is_file():
+        pytest.skip(f"the '{name}' checkpoint is not shipped in this tree")
+    return path
+
+
+def card_value(name: str, row_start: str) -> float:
     """The MPJPE of the model-card table row that starts with ``row_start``."""
-    for line in MODEL_CARD.read_text().splitlines():
+    card = model_card(name)
+    for line in card.read_text().splitlines():
         if line.startswith(f"| {row_start}"):
             return float(line.split("|")[2])
-    raise AssertionError(f"no row '{row_start}' in {MODEL_CARD}")
+    raise AssertionError(f"no row '{row_start}' in {card}")
 
 
-def test_default_checkpoint_is_shipped_small_and_described():
-    assert DEFAULT_CHECKPOINT.is_file() and DEFAULT_CHECKPOINT.stat().st_size < 5_000_000
-    ckpt = load_checkpoint(DEFAULT_CHECKPOINT)
-    assert (ckpt.config.lifter, ckpt.config.avg) == ("mgcn_lw", "mlp")
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_shipped_checkpoint_is_small_and_described(name):
+    assert set(EXPECTED) == set(SHIPPED)
+    path = shipped(name)
+    lifter, avg, max_bytes = EXPECTED[name]
+    assert path.is_file() and path.stat().st_size < max_bytes
+    ckpt = load_checkpoint(path)
+    assert (ckpt.config.lifter, ckpt.config.avg) == (lifter, avg)
     assert ckpt.config.keypoints.startswith("h36m/")
-    card = MODEL_CARD.read_text()
-    assert sha256_file(DEFAULT_CHECKPOINT) in card, "the model card must name the shipped file's hash"
-    assert 0 < card_value("best of 200, adaptive") < card_value("lifter alone") < 200
+    card = model_card(name).read_text()
+    assert sha256_file(path) in card, "the model card must name the shipped file's hash"
+    assert 0 < card_value(name, "best of 200, adaptive") < card_value(name, "lifter alone") < 200
 
 
 def test_export_defaults_to_the_shipped_checkpoint(tmp_path):
@@ -39,16 +55,17 @@ def test_export_defaults_to_the_shipped_checkpoint(tmp_path):
 
 
 @pytest.mark.data
-def test_shipped_model_matches_its_card_on_h36m(h36m_root, tmp_path):
-    """The lifter alone on every 20th test frame lands within 2 mm of the card's all-frames figure."""
-    ckpt = load_checkpoint(DEFAULT_CHECKPOINT)
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_shipped_model_matches_its_card_on_h36m(name, h36m_root, tmp_path):
+    """The lifter alone on every 20th test frame, the checkpoint taken by name, lands within 2 mm of the card."""
+    ckpt = load_checkpoint(shipped(name))
     keypoints = ckpt.config.keypoints.split("/")[1]
-    result = subprocess.run([sys.executable, "-m", "posedeploy.cli", "eval", "--data", h36m_root, "--keypoints",
-                             keypoints, "--hypotheses", "0", "--stride", "20", "--json", tmp_path / "r.json"],
+    result = subprocess.run([sys.executable, "-m", "posedeploy.cli", "eval", "--checkpoint", name, "--data", h36m_root,
+                             "--keypoints", keypoints, "--hypotheses", "0", "--stride", "20", "--json", tmp_path / "r.json"],
                             capture_output=True, text=True, timeout=600)  # fmt: skip
     assert result.returncode == 0, result.stderr
     measured = json.loads((tmp_path / "r.json").read_text())["means"]["single"]["mpjpe"]
-    assert measured == pytest.approx(card_value("lifter alone"), abs=2.0)
+    assert measured == pytest.approx(card_value(name, "lifter alone"), abs=2.0)
     assert re.search(r"mean\s+\d+", result.stdout)
 
 

@@ -15,6 +15,11 @@ DEFAULT_CHECKPOINT = ASSETS / SHIPPED[DEFAULT]
 MODEL_CARD = ASSETS / "MODEL_CARD.md"
 
 
+def model_card(name: str) -> Path:
+    """The model card of a shipped checkpoint: MODEL_CARD.md for the default, MODEL_CARD_<name>.md otherwise."""
+    return MODEL_CARD if name == DEFAULT else ASSETS / f"MODEL_CARD_{name}.md"
+
+
 def default_checkpoint() -> Path:
     return resolve_checkpoint(None)
 

@@ -154,8 +154,10 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
         "meta": checkpoint.meta,
     }
     payload["content_sha256"] = content_hash(payload)
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    # Saved through a file object: given a path, torch names the archive's inner folder after the
+    # (random) temporary file, so the same weights would hash differently on every save.
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(payload, f)
     return path
 
 

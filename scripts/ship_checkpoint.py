@@ -1,13 +1,14 @@
-"""Install a trained checkpoint as the package's default and write its model card.
+"""Install a trained checkpoint as one of the package's shipped checkpoints and write its model card.
 
-    python scripts/ship_default.py --checkpoint runs/h36m3/mgcn_lw_sh/avg_mlp/best.pt --alpha 0.01 \
-        --single runs/h36m3/mgcn_lw_sh/test_single.json --noise runs/h36m3/mgcn_lw_sh/test_s200.json \
-        --keypoints sh --train-commands commands.txt
+    python scripts/ship_checkpoint.py --name mgcn_lw --checkpoint runs/h36m3/mgcn_lw_sh/avg_mlp/best.pt \
+        --alpha 0.01 --single runs/h36m3/mgcn_lw_sh/test_single.json \
+        --noise runs/h36m3/mgcn_lw_sh/test_s200.json --keypoints sh --train-commands commands.txt
 
 Reads two `posedeploy eval --json` reports on S9/S11 — the lifter alone (--hypotheses 0) and the
 three noise rules at the chosen alpha (--noise adaptive,uniform,alpha) — and a text file holding the
-exact commands run, sets alpha (chosen on S8) in the checkpoint, and writes
-posedeploy/assets/mgcn_lw_mlp_h36m.pt and posedeploy/assets/MODEL_CARD.md.
+exact commands run, sets alpha (chosen on S8) in the checkpoint, and writes the checkpoint under its
+shipped name (posedeploy/assets/, e.g. mgcn_lw_mlp_h36m.pt) and its model card (MODEL_CARD.md for
+the default, MODEL_CARD_<name>.md for the others).
 """
 
 from __future__ import annotations
@@ -17,14 +18,18 @@ import dataclasses
 import json
 from pathlib import Path
 
-from posedeploy.assets import DEFAULT_CHECKPOINT, MODEL_CARD
+from posedeploy.assets import ASSETS, DEFAULT, SHIPPED, model_card
 from posedeploy.files import sha256_file
 from posedeploy.training.checkpoint import load_checkpoint, save_checkpoint
 from posedeploy.training.models import build_model, count_parameters
 
+LIFTER_NAMES = {"mgcn_lw": "MGCN-lw (lightweight modulated GCN)", "htnet": "HTNet"}
+AVG_NAMES = {"mlp": "MLP", "gcn": "GCN"}
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--name", choices=sorted(SHIPPED), required=True, help="the shipped name to install as")
     parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--alpha", type=float, required=True, help="the alpha chosen on S8")
     parser.add_argument("--single", type=Path, required=True, help="eval JSON of the lifter alone on S9/S11")
@@ -34,6 +39,7 @@ def main() -> None:
     args = parser.parse_args()
 
     ckpt = load_checkpoint(args.checkpoint)
+    target, card_path = ASSETS / SHIPPED[args.name], model_card(args.name)
     single = json.loads(args.single.read_text())["means"]["single"]
     runs = {r["settings"]["noise"]: r for r in json.loads(args.noise.read_text())["runs"]}
     if any(r["settings"]["alpha"] != args.alpha for r in runs.values()) or set(runs) != {"adaptive", "uniform", "alpha"}:
@@ -46,15 +52,17 @@ def main() -> None:
     lifter_params = count_parameters(build_model("lifter", c.lifter, c.lifter_params))
     avg_params = count_parameters(build_model("avg", c.avg, c.avg_params))
     training = c.training
-    save_checkpoint(DEFAULT_CHECKPOINT, ckpt)
+    save_checkpoint(target, ckpt)
     source = {"gt": "ground-truth 2D (the 3D joints projected through the calibrated cameras, with distortion)",
               "sh": "Stacked Hourglass detections (MPII-pretrained, not fine-tuned; the neck/nose joint a linear "
                     "fit of the 16 detected ones, posedeploy/data/sh_neck_weights.json)"}[args.keypoints]  # fmt: skip
-    card = f"""# Model card: {DEFAULT_CHECKPOINT.name}
+    role = ("The default checkpoint of posedeploy" if args.name == DEFAULT
+            else f"A shipped checkpoint of posedeploy, taken with `--checkpoint {args.name}`")
+    card = f"""# Model card: {target.name}
 
-The default checkpoint of posedeploy: the MGCN-lw lifter ({lifter_params:,} parameters) and its MLP
-Adaptive Variance Generation model ({avg_params:,} parameters), PRPose's lightweight pairing;
-alpha = {c.alpha}. SHA-256 {sha256_file(DEFAULT_CHECKPOINT)}.
+{role}: the {LIFTER_NAMES[c.lifter]} lifter ({lifter_params:,} parameters) and its
+{AVG_NAMES[c.avg]} Adaptive Variance Generation model ({avg_params:,} parameters); alpha = {c.alpha}.
+SHA-256 {sha256_file(target)}.
 
 ## Data
 
@@ -97,8 +105,8 @@ uncertainty. Trained on one studio dataset of 4 subjects: expect larger errors o
 clothes, camera heights and unusual poses; the spread measures the model's own uncertainty about
 its 2D input, not its error on out-of-distribution data.
 """
-    MODEL_CARD.write_text(card)
-    print(f"installed {DEFAULT_CHECKPOINT} ({DEFAULT_CHECKPOINT.stat().st_size / 1e6:.2f} MB) and {MODEL_CARD}")
+    card_path.write_text(card)
+    print(f"installed {target} ({target.stat().st_size / 1e6:.2f} MB) and {card_path}")
 
 
 if __name__ == "__main__":
