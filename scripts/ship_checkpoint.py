@@ -18,6 +18,8 @@ import dataclasses
 import json
 from pathlib import Path
 
+from torch import nn
+
 from posedeploy.assets import ASSETS, DEFAULT, SHIPPED, model_card
 from posedeploy.files import sha256_file
 from posedeploy.training.checkpoint import load_checkpoint, save_checkpoint
@@ -49,7 +51,9 @@ def main() -> None:
     samples = runs["adaptive"]["settings"]["samples"]
     ckpt = dataclasses.replace(ckpt, config=dataclasses.replace(ckpt.config, alpha=args.alpha))
     c = ckpt.config
-    lifter_params = count_parameters(build_model("lifter", c.lifter, c.lifter_params))
+    lifter = build_model("lifter", c.lifter, c.lifter_params)
+    lifter_params = count_parameters(lifter)
+    batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in lifter.modules())
     avg_params = count_parameters(build_model("avg", c.avg, c.avg_params))
     training = c.training
     save_checkpoint(target, ckpt)
@@ -80,10 +84,11 @@ Human3.6M is licensed for research use only; so are weights trained on it.
 ```
 
 Lifter: MPJPE loss, mirror augmentation (a random half of each batch), Adam (amsgrad), the
-learning-rate schedule in the commands above, BatchNorm statistics re-estimated after each epoch,
+learning-rate schedule in the commands above,{" BatchNorm statistics re-estimated after each epoch," if batchnorm else ""}
 best epoch on S8 kept (epoch {training.get("epoch")}, S8 MPJPE {training.get("mpjpe_mm", float("nan")):.2f} mm).
 AVG model: weakly supervised on the frozen lifter's per-joint errors divided by their mean
-(pseudo-label mean {training.get("avg", {}).get("pseudo_label_mean_m", float("nan")) * 1000:.1f} mm), MSE loss.
+({training.get("avg", {}).get("pseudo_labels", {}).get("from", "the lifter's errors")}; pseudo-label mean
+{training.get("avg", {}).get("pseudo_label_mean_m", float("nan")) * 1000:.1f} mm), MSE loss.
 
 ## Accuracy on Human3.6M S9/S11 ({args.keypoints} 2D), mm
 
