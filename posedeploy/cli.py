@@ -374,7 +374,7 @@ def build_command(
 @app.command("parity")
 def parity_command(
     artifacts: Path = typer.Option(Path("artifacts"), help="Artifact directory written by posedeploy export."),
-    checkpoint: Optional[Path] = typer.Option(None, help="The checkpoint it was exported from: a file, or mgcn_lw (default) or htnet."),
+    checkpoint: Optional[Path] = typer.Option(None, help="The checkpoint it was exported from: a file, or mgcn_lw or htnet (default: the one its manifest names)."),
     precision: str = typer.Option("fp32", help="fp32 (pipeline.onnx), fp16 (pipeline.fp16.onnx) or int8 (pipeline.int8.onnx); openvino: also bf16 (it lowers pipeline.onnx itself)."),
     backend: str = typer.Option("onnxruntime", help="onnxruntime, openvino, tensorrt (an engine from posedeploy build), or auto (the fastest here)."),
     provider: str = typer.Option("auto", help="ONNX Runtime provider: auto, cpu, cuda or tensorrt."),
@@ -396,7 +396,7 @@ def parity_command(
 
     source = resolve_data(data)
     test = evenly_spaced(load_dataset(source, "test", keypoints), samples)
-    report = run_parity(resolve_checkpoint(checkpoint), artifacts, test, hypotheses=hypotheses,
+    report = run_parity(None if checkpoint is None else resolve_checkpoint(checkpoint), artifacts, test, hypotheses=hypotheses,
                         precision=precision, seed=seed, provider=provider, free_noise=free_noise,
                         tolerance_mm=tolerance, backend=backend, noise_source=noise_source)  # fmt: skip
     typer.echo(report.format())

@@ -69,6 +69,20 @@ class ParityReport:
         return "\n".join(lines)
 
 
+def source_checkpoint(artifacts) -> Path:
+    """The checkpoint an artifact was exported from: the file its manifest names, or a shipped one with its hash."""
+    from posedeploy.assets import ASSETS, SHIPPED
+
+    recorded = artifacts.manifest["checkpoint"]
+    for path in [Path(recorded["path"]), *(ASSETS / name for name in SHIPPED.values())]:
+        if path.is_file() and sha256_file(path) == recorded["sha256"]:
+            return path
+    raise ArtifactError(
+        f"{artifacts.root} was exported from {recorded['path']} (sha256 {recorded['sha256'][:12]}...), which is not "
+        "here any more: pass that checkpoint with --checkpoint"
+    )
+
+
 def _check_same_checkpoint(checkpoint: Path, artifacts) -> None:
     recorded = artifacts.manifest["checkpoint"]["sha256"]
     if sha256_file(checkpoint) != recorded:
@@ -86,15 +100,15 @@ def _references(checkpoint: Path, device: str):
     return PipelineModule(ckpt.build_lifter(device), ckpt.build_avg(device), ckpt.config.alpha)
 
 
-def run_parity(checkpoint: str | Path, artifacts_dir: str | Path, data: PoseSet, hypotheses: int = 200,
+def run_parity(checkpoint: str | Path | None, artifacts_dir: str | Path, data: PoseSet, hypotheses: int = 200,
                precision: str = "fp32", seed: int = 0, provider: str = "auto", free_noise: bool = False,
                tolerance_mm: float | None = None, device: str = "cpu", backend: str = "onnxruntime",
                noise_source: str = "host") -> ParityReport:  # fmt: skip
     from posedeploy.runtime.lifter import MultiHypothesisLifter, graph_for
     from posedeploy.training.sampler import run_reference
 
-    checkpoint = Path(checkpoint)
     artifacts = read_manifest(artifacts_dir)
+    checkpoint = source_checkpoint(artifacts) if checkpoint is None else Path(checkpoint)
     _check_same_checkpoint(checkpoint, artifacts)
     if tolerance_mm is None:
         tolerance_mm = DEFAULT_TOLERANCE_MM.get(precision, 0.5)

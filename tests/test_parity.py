@@ -3,7 +3,7 @@
 import pytest
 from helpers import random_checkpoint
 
-from posedeploy.assets import DEFAULT_CHECKPOINT
+from posedeploy.assets import ASSETS, DEFAULT_CHECKPOINT, SHIPPED
 from posedeploy.data import evenly_spaced, load_dataset
 from posedeploy.errors import ArtifactError
 from posedeploy.export.onnx_export import export_artifacts
@@ -12,11 +12,12 @@ from posedeploy.parity import run_parity
 
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory):
-    """Both lifters exported with their FP16 graphs: the shipped MGCN-lw checkpoint (random
-    weights if it is absent) and an HTNet + GCN AVG with seeded random weights."""
+    """Both lifters exported with their FP16 graphs: the shipped MGCN-lw and HTNet checkpoints
+    (seeded random weights where one is absent)."""
     root = tmp_path_factory.mktemp("parity")
+    shipped_htnet = ASSETS / SHIPPED["htnet"]
     mgcn = DEFAULT_CHECKPOINT if DEFAULT_CHECKPOINT.is_file() else random_checkpoint(root / "mgcn.pt")
-    htnet = random_checkpoint(root / "htnet.pt", lifter="htnet", seed=3)
+    htnet = shipped_htnet if shipped_htnet.is_file() else random_checkpoint(root / "htnet.pt", lifter="htnet", seed=3)
     out = {}
     for name, ckpt in (("mgcn_lw", mgcn), ("htnet", htnet)):
         export_artifacts(ckpt, root / name, fp16=True)
@@ -63,3 +64,12 @@ def test_artifact_of_another_checkpoint_is_refused(exports, tmp_path, poses):
     other = random_checkpoint(tmp_path / "other.pt", seed=9)
     with pytest.raises(ArtifactError, match="exported from another checkpoint"):
         run_parity(other, exports["mgcn_lw"][1], evenly_spaced(poses, 2), hypotheses=2)
+
+
+def test_the_checkpoint_defaults_to_the_one_the_manifest_names(tmp_path, poses):
+    ckpt = random_checkpoint(tmp_path / "mine.pt", seed=4)
+    export_artifacts(ckpt, tmp_path / "a")
+    assert run_parity(None, tmp_path / "a", evenly_spaced(poses, 2), hypotheses=2).passed
+    ckpt.rename(tmp_path / "moved.pt")
+    with pytest.raises(ArtifactError, match="mine.pt .* not here any more: pass that checkpoint with --checkpoint"):
+        run_parity(None, tmp_path / "a", evenly_spaced(poses, 2), hypotheses=2)
