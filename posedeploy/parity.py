@@ -108,8 +108,11 @@ def run_parity(checkpoint: str | Path | None, artifacts_dir: str | Path, data: P
     from posedeploy.training.sampler import run_reference
 
     artifacts = read_manifest(artifacts_dir)
-    checkpoint = source_checkpoint(artifacts) if checkpoint is None else Path(checkpoint)
-    _check_same_checkpoint(checkpoint, artifacts)
+    if checkpoint is None:
+        checkpoint = source_checkpoint(artifacts)  # found by its hash: nothing left to check
+    else:
+        checkpoint = Path(checkpoint)
+        _check_same_checkpoint(checkpoint, artifacts)
     if tolerance_mm is None:
         tolerance_mm = DEFAULT_TOLERANCE_MM.get(precision, 0.5)
     if not tolerance_mm >= 0:
