@@ -1,7 +1,8 @@
 """Files shipped inside the package: the checkpoints and their model cards.
 
 Wherever a command takes ``--checkpoint``, a shipped checkpoint can be named instead of a path:
-``mgcn_lw`` (the default: MGCN-lw + MLP AVG, fast) or ``htnet`` (HTNet + GCN AVG, once shipped).
+``mgcn_lw`` (the default: MGCN-lw + MLP AVG, fast; committed) or ``htnet`` (HTNet + GCN AVG; 16.7 MB,
+over the repository's limit for tracked files, so installed by scripts/ship_checkpoint.py).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def resolve_checkpoint(checkpoint: str | Path | None) -> Path:
     path = ASSETS / SHIPPED[name]
     if not path.is_file():
         raise CheckpointError(
-            f"the shipped '{name}' checkpoint is not in this installation ({path}); "
-            f"pass a checkpoint file, or one of the shipped: {', '.join(n for n in SHIPPED if (ASSETS / SHIPPED[n]).is_file())}"
+            f"the shipped '{name}' checkpoint is not in this installation ({path}); {model_card(name).name} says how "
+            f"to train and install it. Or pass a checkpoint file, or one of the shipped: "
+            f"{', '.join(n for n in SHIPPED if (ASSETS / SHIPPED[n]).is_file())}"
         )
     return path
