@@ -27,7 +27,7 @@ from posedeploy.training.models import build_model, count_parameters
 
 LIFTER_NAMES = {"mgcn_lw": "MGCN-lw (lightweight modulated GCN)", "htnet": "HTNet"}
 AVG_NAMES = {"mlp": "MLP", "gcn": "GCN"}
-MAX_TRACKED_BYTES = 5 * 2**20  # larger files stay out of git; the card says how to make them
+MAX_TRACKED_BYTES = 5 * 2**20  # the limit for files kept in git
 
 
 def main() -> None:
@@ -57,23 +57,30 @@ def main() -> None:
     batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in lifter.modules())
     avg_params = count_parameters(build_model("avg", c.avg, c.avg_params))
     training = c.training
-    save_checkpoint(target, ckpt)
+    staged = save_checkpoint(target.with_name(target.name + ".staged"), ckpt)
     source = {"gt": "ground-truth 2D (the 3D joints projected through the calibrated cameras, with distortion)",
               "sh": "Stacked Hourglass detections (MPII-pretrained, not fine-tuned; the neck/nose joint a linear "
                     "fit of the 16 detected ones, posedeploy/data/sh_neck_weights.json)"}[args.keypoints]  # fmt: skip
-    untracked = "" if target.stat().st_size <= MAX_TRACKED_BYTES else f"""
+    size = staged.stat().st_size
+    if size > MAX_TRACKED_BYTES:
+        staged.unlink()
+        raise SystemExit(
+            f"{target.name} would be {size / 2**20:.1f} MiB, over the {MAX_TRACKED_BYTES // 2**20} MiB limit for files kept "
+            f"in git: store its weights as int8 (scripts/int8_checkpoint.py), measure that file with posedeploy eval "
+            f"and ship it instead"
+        )
+    staged.replace(target)
+    storage = "" if ckpt.weights == "f32" else """
 
-The file ({target.stat().st_size / 2**20:.1f} MiB) is over the repository's {MAX_TRACKED_BYTES // 2**20} MiB limit for
-tracked files, so it is not committed (.gitignore): the commands below train it, and
-`python scripts/ship_checkpoint.py --name {args.name} ...` (docs/RESULTS.md) installs it where
-`--checkpoint {args.name}` finds it."""
+Weights are stored as int8 with one f32 scale per row (posedeploy/training/weight_storage.py) and
+loaded as f32; the numbers below were measured on this file, as stored."""
     role = ("The default checkpoint of posedeploy" if args.name == DEFAULT
             else f"A shipped checkpoint of posedeploy, taken with `--checkpoint {args.name}`")
     card = f"""# Model card: {target.name}
 
 {role}: the {LIFTER_NAMES[c.lifter]} lifter ({lifter_params:,} parameters) and its
 {AVG_NAMES[c.avg]} Adaptive Variance Generation model ({avg_params:,} parameters); alpha = {c.alpha}.
-SHA-256 {sha256_file(target)}.{untracked}
+SHA-256 {sha256_file(target)}.{storage}
 
 ## Data
 

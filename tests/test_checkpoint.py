@@ -1,11 +1,19 @@
+import dataclasses
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
+from helpers import random_checkpoint
 
 from posedeploy.errors import CheckpointError
 from posedeploy.training.checkpoint import (
     FORMAT_VERSION, Checkpoint, PipelineConfig, content_hash, load_checkpoint, save_checkpoint, state_fingerprint,
 )  # fmt: skip
 from posedeploy.training.models import build_model
+from posedeploy.training.weight_storage import quantize_int8, stored_as_int8
 
 
 def _checkpoint(lifter="mgcn_lw") -> Checkpoint:
@@ -133,3 +141,85 @@ def test_format_1_checkpoints_without_a_hash_still_load(tmp_path):
     torch.save(payload, tmp_path / "v2-without-hash.pt")
     with pytest.raises(CheckpointError, match="damaged or was altered"):
         load_checkpoint(tmp_path / "v2-without-hash.pt")
+
+
+def test_int8_storage_loads_as_f32_within_half_a_step_and_shrinks_the_file(tmp_path):
+    ckpt = _checkpoint("htnet")
+    f32 = save_checkpoint(tmp_path / "f32.pt", ckpt)
+    int8 = save_checkpoint(tmp_path / "int8.pt", dataclasses.replace(ckpt, weights="int8"))
+    loaded = load_checkpoint(int8)
+    assert loaded.weights == "int8" and load_checkpoint(f32).weights == "f32"
+    assert int8.stat().st_size < 0.4 * f32.stat().st_size
+    quantized = 0
+    for part in ("lifter_state", "avg_state"):
+        before, after = getattr(ckpt, part), getattr(loaded, part)
+        assert set(before) == set(after)
+        for name, tensor in before.items():
+            assert after[name].dtype == tensor.dtype
+            if not stored_as_int8(tensor):
+                assert torch.equal(after[name], tensor), name  # biases, norms, small matrices stay exact
+                continue
+            quantized += 1
+            half_step = tensor.abs().amax(dim=-1, keepdim=True) / 254
+            assert bool(((after[name] - tensor).abs() <= half_step * (1 + 1e-4)).all()), name
+    assert quantized > 10
+    x = torch.randn(4, 17, 2)
+    with torch.no_grad():
+        reference, stored = ckpt_lifter(ckpt)(x), loaded.build_lifter()(x)
+    assert float((stored - reference).abs().max()) < 0.05 * float(reference.abs().max())
+
+
+def ckpt_lifter(ckpt):
+    model = build_model("lifter", ckpt.config.lifter)
+    model.load_state_dict(ckpt.lifter_state)
+    return model.eval()
+
+
+def test_int8_checkpoint_resaves_to_the_same_bytes(tmp_path):
+    """Shipping re-saves a checkpoint (to set alpha): the integers and scales must survive the round trip."""
+    # From a checkpoint read from disk, as shipping does: a fresh state_dict pickles differently.
+    trained = load_checkpoint(save_checkpoint(tmp_path / "trained.pt", _checkpoint("htnet")))
+    first = save_checkpoint(tmp_path / "a.pt", dataclasses.replace(trained, weights="int8"))
+    second = save_checkpoint(tmp_path / "b.pt", load_checkpoint(first))
+    assert first.read_bytes() == second.read_bytes()
+
+
+def test_int8_rows_keep_their_own_scale():
+    tensor = torch.stack([torch.linspace(-1e-3, 1e-3, 300), torch.linspace(-50, 50, 300)])
+    values, scale = quantize_int8(tensor)
+    assert values.dtype == torch.int8 and scale.shape == (2, 1)
+    assert int(values.abs().amax()) == 127 and int(values[0].abs().amax()) == 127  # the small row uses every level
+    assert torch.equal(quantize_int8(torch.zeros(3, 2000))[0], torch.zeros(3, 2000, dtype=torch.int8))
+
+
+def test_damaged_int8_storage_is_named(tmp_path):
+    path = save_checkpoint(tmp_path / "c.pt", dataclasses.replace(_checkpoint("htnet"), weights="int8"))
+    payload = torch.load(path, weights_only=True)
+    name = next(iter(payload["scales"]["lifter"]))
+    del payload["scales"]["lifter"][name]
+    payload["content_sha256"] = content_hash(payload)
+    torch.save(payload, tmp_path / "no_scale.pt")
+    with pytest.raises(CheckpointError, match=f"incomplete .*'{name}' is int8 without a scale"):
+        load_checkpoint(tmp_path / "no_scale.pt")
+    payload = torch.load(path, weights_only=True)
+    payload["scales"]["lifter"][name] = payload["scales"]["lifter"][name] * 1.001
+    torch.save(payload, tmp_path / "altered.pt")
+    with pytest.raises(CheckpointError, match="damaged or was altered"):
+        load_checkpoint(tmp_path / "altered.pt")
+    with pytest.raises(CheckpointError, match="weight storage must be one of"):
+        save_checkpoint(tmp_path / "bad.pt", dataclasses.replace(_checkpoint(), weights="int4"))
+    assert not (tmp_path / "bad.pt").exists()
+
+
+def test_int8_checkpoint_script(tmp_path):
+    source = random_checkpoint(tmp_path / "htnet.pt", lifter="htnet", seed=2)
+    script = Path(__file__).resolve().parents[1] / "scripts" / "int8_checkpoint.py"
+    run = lambda *args: subprocess.run([sys.executable, script, *args], capture_output=True, text=True, timeout=300)  # noqa: E731
+    result = run(source, tmp_path / "int8.pt")
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"lifter: largest change .* (\d\.\d+e-0[34])", result.stdout)
+    assert load_checkpoint(tmp_path / "int8.pt").weights == "int8"
+    assert "MiB ->" in result.stdout
+    refused = run(source, source)
+    assert refused.returncode != 0 and "another file" in refused.stderr
+    assert load_checkpoint(source).weights == "f32"

@@ -3,7 +3,7 @@
 import pytest
 from helpers import random_checkpoint
 
-from posedeploy.assets import ASSETS, DEFAULT_CHECKPOINT, SHIPPED
+from posedeploy.assets import ASSETS, SHIPPED
 from posedeploy.data import evenly_spaced, load_dataset
 from posedeploy.errors import ArtifactError
 from posedeploy.export.onnx_export import export_artifacts
@@ -12,14 +12,11 @@ from posedeploy.parity import run_parity
 
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory):
-    """Both lifters exported with their FP16 graphs: the shipped MGCN-lw and HTNet checkpoints
-    (seeded random weights where one is absent)."""
+    """Both lifters exported with their FP16 graphs, from the shipped checkpoints."""
     root = tmp_path_factory.mktemp("parity")
-    shipped_htnet = ASSETS / SHIPPED["htnet"]
-    mgcn = DEFAULT_CHECKPOINT if DEFAULT_CHECKPOINT.is_file() else random_checkpoint(root / "mgcn.pt")
-    htnet = shipped_htnet if shipped_htnet.is_file() else random_checkpoint(root / "htnet.pt", lifter="htnet", seed=3)
     out = {}
-    for name, ckpt in (("mgcn_lw", mgcn), ("htnet", htnet)):
+    for name in ("mgcn_lw", "htnet"):
+        ckpt = ASSETS / SHIPPED[name]
         export_artifacts(ckpt, root / name, fp16=True)
         out[name] = (ckpt, root / name)
     return out

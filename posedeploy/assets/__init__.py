@@ -1,8 +1,8 @@
 """Files shipped inside the package: the checkpoints and their model cards.
 
 Wherever a command takes ``--checkpoint``, a shipped checkpoint can be named instead of a path:
-``mgcn_lw`` (the default: MGCN-lw + MLP AVG, fast; committed) or ``htnet`` (HTNet + GCN AVG; 16.7 MB,
-over the repository's limit for tracked files, so installed by scripts/ship_checkpoint.py).
+``mgcn_lw`` (the default: MGCN-lw + MLP AVG, fast) or ``htnet`` (HTNet + GCN AVG, weights stored as
+int8 to fit the repository's limit for tracked files; loaded as f32).
 """
 
 from __future__ import annotations

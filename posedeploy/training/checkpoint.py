@@ -7,6 +7,8 @@ A checkpoint is a ``torch.save`` of plain dicts, lists, numbers, strings and ten
 of its content (configuration, metadata, every tensor's name, dtype, shape and bytes), checked on
 load, because ``torch.load`` ignores the zip checksums: without it a flipped byte in a weight loads
 silently as a different model. Format version 1 files (before the hash) still load, unchecked.
+Weights are stored in f32, or in int8 with per-row scales (:mod:`weight_storage`, format version 3,
+which older readers refuse instead of loading the integers as weights); either loads as f32.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from posedeploy.errors import CheckpointError
 from posedeploy.files import atomic_path
 from posedeploy.skeleton import JOINT_NAMES
 from posedeploy.training.models import DEFAULT_AVG, build_model, default_params
+from posedeploy.training.weight_storage import STORAGES, pack_state, unpack_state
 
 FORMAT = "posedeploy.checkpoint"
-FORMAT_VERSION = 2  # 2: content_sha256
+FORMAT_VERSION = 3  # 2: content_sha256; 3: int8 weight storage (f32 files are still written as 2)
 NORMALISATION = "screen: x / w * 2 - [1, h / w]"
 # The noise scale PRPose uses on Human3.6M (normalised screen units per unit of AVG output).
 DEFAULT_ALPHA = 0.005
@@ -65,6 +68,7 @@ class Checkpoint:
     lifter_state: dict
     avg_state: dict | None = None
     meta: dict = field(default_factory=dict)
+    weights: str = "f32"  # how save_checkpoint stores the weights: f32 or int8 (loaded as f32 either way)
 
     @property
     def has_avg(self) -> bool:
@@ -137,6 +141,14 @@ def content_hash(payload: dict) -> str:
             tensor = state[key].detach().cpu().contiguous()
             digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
             digest.update(tensor.numpy().tobytes())
+    if payload.get("scales") is not None:  # int8 storage; absent from (and so not changing) the hash of f32 files
+        digest.update(f"weights:{payload.get('weights')}".encode())
+        for part in ("lifter", "avg"):
+            scales = payload["scales"].get(part) or {}
+            digest.update(f"scales/{part}:{len(scales)}".encode())
+            for key in sorted(scales):
+                digest.update(key.encode())
+                digest.update(scales[key].detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
 
 
@@ -144,15 +156,23 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
     """Check the weights are finite, then write atomically; returns the path."""
     path = Path(path)
     check_finite(checkpoint, f"not writing {path}")
+    if checkpoint.weights not in STORAGES:
+        raise CheckpointError(f"not writing {path}: weight storage must be one of {STORAGES}, got {checkpoint.weights!r}")
     payload = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": 2,
         "posedeploy_version": __version__,
         "config": asdict(checkpoint.config),
         "lifter": {k: v.detach().cpu() for k, v in checkpoint.lifter_state.items()},
         "avg": None if checkpoint.avg_state is None else {k: v.detach().cpu() for k, v in checkpoint.avg_state.items()},
         "meta": checkpoint.meta,
     }
+    if checkpoint.weights == "int8":
+        scales = {}
+        payload["lifter"], scales["lifter"] = pack_state(payload["lifter"])
+        if payload["avg"] is not None:
+            payload["avg"], scales["avg"] = pack_state(payload["avg"])
+        payload.update(format_version=FORMAT_VERSION, weights="int8", scales=scales)
     payload["content_sha256"] = content_hash(payload)
     # Saved through a file object: given a path, torch names the archive's inner folder after the
     # (random) temporary file, so the same weights would hash differently on every save.
@@ -204,14 +224,21 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
                 f"{path} is damaged or was altered: its content does not match the SHA-256 it carries "
                 f"({str(recorded)[:12]}... recorded, {actual[:12]}... now); use an intact copy"
             )
+    weights = payload.get("weights", "f32")
     try:
         config = PipelineConfig(**payload["config"])
         lifter_state = dict(payload["lifter"])
         avg_state = None if payload.get("avg") is None else dict(payload["avg"])
-    except (KeyError, TypeError) as exc:
+        if weights == "int8":
+            scales = payload["scales"]
+            lifter_state = unpack_state(lifter_state, scales["lifter"])
+            avg_state = None if avg_state is None else unpack_state(avg_state, scales["avg"])
+        elif weights != "f32":
+            raise ValueError(f"unknown weight storage {weights!r}")
+    except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path} is an incomplete posedeploy checkpoint: {exc}") from None
     if list(config.joints) != list(JOINT_NAMES):
         raise CheckpointError(f"{path} was trained on another joint layout ({len(config.joints)} joints)")
-    checkpoint = Checkpoint(config, lifter_state, avg_state, dict(payload.get("meta") or {}))
+    checkpoint = Checkpoint(config, lifter_state, avg_state, dict(payload.get("meta") or {}), weights)
     check_finite(checkpoint, str(path))
     return checkpoint
