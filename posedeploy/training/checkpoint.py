@@ -31,7 +31,8 @@ from posedeploy.training.models import DEFAULT_AVG, build_model, default_params
 from posedeploy.training.weight_storage import STORAGES, pack_state, unpack_state
 
 FORMAT = "posedeploy.checkpoint"
-FORMAT_VERSION = 3  # 2: content_sha256; 3: int8 weight storage (f32 files are still written as 2)
+FORMAT_VERSION = 3  # 2: content_sha256; 3: int8 weight storage
+F32_FORMAT_VERSION = 2  # f32 files need nothing newer, so readers of version 2 still load them
 NORMALISATION = "screen: x / w * 2 - [1, h / w]"
 # The noise scale PRPose uses on Human3.6M (normalised screen units per unit of AVG output).
 DEFAULT_ALPHA = 0.005
@@ -160,7 +161,7 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
         raise CheckpointError(f"not writing {path}: weight storage must be one of {STORAGES}, got {checkpoint.weights!r}")
     payload = {
         "format": FORMAT,
-        "format_version": 2,
+        "format_version": F32_FORMAT_VERSION,
         "posedeploy_version": __version__,
         "config": asdict(checkpoint.config),
         "lifter": {k: v.detach().cpu() for k, v in checkpoint.lifter_state.items()},
