@@ -22,10 +22,10 @@ def tiny():
     return load_dataset("synthetic", "train", synthetic_size=1024), load_dataset("synthetic", "test", synthetic_size=256)
 
 
-def _train_lifter(tiny, out, epochs, resume=False, lr=2e-3, batch_size=128):
+def _train_lifter(tiny, out, epochs, resume=False, lr=2e-3, batch_size=128, weight_decay=0.0):
     torch.manual_seed(0)
     task = LifterTask("mgcn_lw", *tiny)
-    settings = TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, seed=1)
+    settings = TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, seed=1, weight_decay=weight_decay)
     return fit(task, settings, out, CPU, resume=resume)
 
 
@@ -61,6 +61,32 @@ def test_resume_refuses_other_settings_or_missing_state(tiny, tmp_path):
         _train_lifter(tiny, tmp_path, epochs=2, resume=True, lr=1e-2)
     with pytest.raises(CheckpointError, match="nothing to resume"):
         _train_lifter(tiny, tmp_path / "empty", epochs=2, resume=True)
+
+
+def _weight_norm(path):
+    weights = torch.load(path, weights_only=True)["model"]
+    return torch.sqrt(sum((v.float() ** 2).sum() for k, v in weights.items() if k.endswith("weight")))
+
+
+def test_weight_decay_shrinks_the_weights_and_must_not_change_on_resume(tiny, tmp_path):
+    # 64 steps at lr 2e-3 with decay 0.9 multiply every weight by (1 - 1.8e-3) ** 64 = 0.89
+    _train_lifter(tiny, tmp_path / "plain", epochs=1, batch_size=16)
+    _train_lifter(tiny, tmp_path / "decayed", epochs=1, batch_size=16, weight_decay=0.9)
+    assert _weight_norm(tmp_path / "decayed" / "last.pt") < 0.95 * _weight_norm(tmp_path / "plain" / "last.pt")
+    with pytest.raises(CheckpointError, match="settings differ .*weight_decay 0.9 -> 0.1"):
+        _train_lifter(tiny, tmp_path / "decayed", epochs=2, batch_size=16, resume=True, weight_decay=0.1)
+    with pytest.raises(InputError, match="weight decay must be in"):
+        _train_lifter(tiny, tmp_path / "bad", epochs=1, weight_decay=-0.1)
+
+
+def test_a_state_from_before_weight_decay_resumes_only_without_it(tiny, tmp_path):
+    _train_lifter(tiny, tmp_path, epochs=1)
+    state = torch.load(tmp_path / "last.pt", weights_only=True)
+    del state["settings"]["weight_decay"]  # as written before the setting existed
+    torch.save(state, tmp_path / "last.pt")
+    with pytest.raises(CheckpointError, match="weight_decay 0.0 -> 0.1"):
+        _train_lifter(tiny, tmp_path, epochs=2, resume=True, weight_decay=0.1)
+    assert _train_lifter(tiny, tmp_path, epochs=2, resume=True)["epochs"] == 2
 
 
 def test_avg_pseudo_labels_are_cached_per_lifter_and_keypoints(tiny, tmp_path):

@@ -1,6 +1,7 @@
 """The training loop shared by the lifter and the AVG model.
 
-Adam (amsgrad) with one of three learning-rate schedules: ``epoch`` (HTNet and PRPose's AVG): the
+Adam (amsgrad; with ``weight_decay`` > 0 the decay is decoupled from the gradient, as in AdamW,
+on every parameter) with one of three learning-rate schedules: ``epoch`` (HTNet and PRPose's AVG): the
 rate is multiplied by ``lr_decay`` after every epoch and by ``lr_decay_large`` instead after every
 ``large_decay_every``-th; ``samples`` (Modulated GCN): a staircase, multiplied by ``sample_decay``
 every ``decay_every_samples`` training samples (the official 0.96 per 100,000 steps of 64), so
@@ -51,6 +52,7 @@ class TrainSettings:
     decay_every_samples: int = 6_400_000
     cosine_floor: float = 0.01
     clip_grad_norm: float | None = None
+    weight_decay: float = 0.0
     seed: int = 0
     patience: int | None = None  # stop after this many epochs without a better validation metric
 
@@ -67,6 +69,8 @@ class TrainSettings:
             raise InputError(f"learning-rate schedule must be one of {', '.join(SCHEDULES)}, got '{self.schedule}'")
         if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
             raise InputError(f"gradient clipping norm must be > 0, got {self.clip_grad_norm}")
+        if not (0 <= self.weight_decay < 1):
+            raise InputError(f"weight decay must be in [0, 1), got {self.weight_decay}")
 
     def lr_at(self, epoch: int, samples_seen: int, samples_per_epoch: int) -> float:
         """The learning rate in (1-based) ``epoch`` after ``samples_seen`` training samples in all."""
@@ -82,6 +86,7 @@ class TrainSettings:
 
 
 SCHEDULES = ("epoch", "samples", "cosine")
+SETTINGS_BEFORE_THEY_EXISTED = {"weight_decay": 0.0}
 
 
 class TrainTask(ABC):
@@ -154,8 +159,9 @@ def _read_state(path: Path, task: TrainTask, settings: TrainSettings) -> dict:
     # How long to train may change on resume, not how; a cosine schedule is shaped by its length.
     free = ("patience",) if settings.schedule == "cosine" else ("epochs", "patience")
     wanted = {k: v for k, v in asdict(settings).items() if k not in free}
-    # a setting added after the state was written had no effect on it: take it as agreed
-    saved = {k: state["settings"].get(k, v) for k, v in wanted.items()}
+    # A setting added after the state was written had no effect on it: take it as agreed, unless
+    # the state's run is known to have had a value for it (no weight decay before there was one).
+    saved = {k: state["settings"].get(k, SETTINGS_BEFORE_THEY_EXISTED.get(k, v)) for k, v in wanted.items()}
     if saved != wanted:
         diff = ", ".join(f"{k} {saved[k]} -> {wanted[k]}" for k in wanted if saved[k] != wanted[k])
         allowed = " and ".join(f"--{k}" for k in free)
@@ -180,7 +186,8 @@ def fit(task: TrainTask, settings: TrainSettings, out_dir: str | Path, ctx: Cont
 
 def _fit(task: TrainTask, settings: TrainSettings, out_dir: Path, ctx: Context, resume: bool) -> dict:
     model = task.model.to(ctx.device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, amsgrad=True)
+    # AdamW with no decay takes exactly Adam's steps, so runs without --weight-decay are unchanged.
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, amsgrad=True, weight_decay=settings.weight_decay)
     start_epoch, best, best_epoch, history = 1, math.inf, 0, []
     if resume:
         if not (out_dir / LAST).is_file():
