@@ -75,8 +75,9 @@ def test_weight_decay_shrinks_the_weights_and_must_not_change_on_resume(tiny, tm
     assert _weight_norm(tmp_path / "decayed" / "last.pt") < 0.95 * _weight_norm(tmp_path / "plain" / "last.pt")
     with pytest.raises(CheckpointError, match="settings differ .*weight_decay 0.9 -> 0.1"):
         _train_lifter(tiny, tmp_path / "decayed", epochs=2, batch_size=16, resume=True, weight_decay=0.1)
-    with pytest.raises(InputError, match="weight decay must be in"):
-        _train_lifter(tiny, tmp_path / "bad", epochs=1, weight_decay=-0.1)
+    for bad in (-0.1, 500.0):  # 500 x lr 2e-3 = 1: every step would zero the weights
+        with pytest.raises(InputError, match="weight decay must be >= 0 and below 1 / learning rate"):
+            _train_lifter(tiny, tmp_path / "bad", epochs=1, weight_decay=bad)
 
 
 def test_a_state_from_before_weight_decay_resumes_only_without_it(tiny, tmp_path):

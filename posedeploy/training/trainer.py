@@ -69,8 +69,10 @@ class TrainSettings:
             raise InputError(f"learning-rate schedule must be one of {', '.join(SCHEDULES)}, got '{self.schedule}'")
         if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
             raise InputError(f"gradient clipping norm must be > 0, got {self.clip_grad_norm}")
-        if not (0 <= self.weight_decay < 1):
-            raise InputError(f"weight decay must be in [0, 1), got {self.weight_decay}")
+        if not (self.weight_decay >= 0 and self.lr * self.weight_decay < 1):
+            # each step multiplies the weights by 1 - lr x decay: at 1 or more they vanish or flip sign
+            raise InputError(f"weight decay must be >= 0 and below 1 / learning rate ({1 / self.lr:.3g}), "
+                             f"got {self.weight_decay}")
 
     def lr_at(self, epoch: int, samples_seen: int, samples_per_epoch: int) -> float:
         """The learning rate in (1-based) ``epoch`` after ``samples_seen`` training samples in all."""
