@@ -12,6 +12,7 @@ archive cannot inflate into more than its members say) and stay under a size lim
 from __future__ import annotations
 
 import pickle
+import tokenize
 import warnings
 import zipfile
 from pathlib import Path
@@ -43,12 +44,16 @@ MAX_ARRAY_BYTES = 1 << 30
 
 def _read_header(f) -> tuple[tuple[int, ...], np.dtype, int]:
     version = np.lib.format.read_magic(f)
-    if version == (1, 0):
-        shape, _fortran, dtype = np.lib.format.read_array_header_1_0(f)
-    elif version in ((2, 0), (3, 0)):
-        shape, _fortran, dtype = np.lib.format.read_array_header_2_0(f)
-    else:
-        raise ValueError(f"unsupported .npy format version {version}")
+    try:
+        if version == (1, 0):
+            shape, _fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version in ((2, 0), (3, 0)):
+            shape, _fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ValueError(f"unsupported .npy format version {version}")
+    except (SyntaxError, tokenize.TokenError) as exc:
+        # numpy parses the header as a Python literal and lets the parser's own errors through
+        raise ValueError(f"unparsable array header ({type(exc).__name__}: {exc})") from None
     return shape, dtype, f.tell()
 
 

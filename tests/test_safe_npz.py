@@ -98,6 +98,23 @@ def test_a_pickled_non_array_and_garbage_are_refused(tmp_path):
 
 
 
+@pytest.mark.parametrize("header", [
+    "{'descr': '|O', 'fortran_order': False, 'shape': (), |",  # numpy's tokenizer fails: EOF in a statement
+    "{'descr': '<f4', 'fortran_order': False, 'shape': (2,) ]}",  # the parser fails: SyntaxError
+])  # fmt: skip
+def test_an_unparsable_array_header_is_refused(tmp_path, header):
+    header = header.ljust(63) + "\n"
+    member = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode("latin1") + bytes(8)
+    path = tmp_path / "bad.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("positions_2d.npy", member)
+    with pytest.raises(InputError, match="not a valid npz archive .*unparsable array header"):
+        load_npz(path)
+    (tmp_path / "bad.npy").write_bytes(member)
+    with pytest.raises(InputError, match="not a valid .npy array .*unparsable array header"):
+        safe_npz.load_npy(tmp_path / "bad.npy")
+
+
 def test_declared_sizes_are_checked_before_reading(tmp_path, monkeypatch):
     header = io.BytesIO()
     np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (2**40, 17, 2)})

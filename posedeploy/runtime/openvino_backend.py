@@ -74,8 +74,9 @@ class OpenVINOBackend(Backend):
         framework = model.get_rt_info()["framework"] if model.has_rt_info("framework") else {}
         self.metadata = {key: value.astype(str) for key, value in framework.items()}
         # A CPU without bf16/f16 arithmetic computes in f32 whatever was asked: report what it does.
-        computed = self._compiled.get_property("INFERENCE_PRECISION_HINT").to_dtype().name
-        self._precision = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}.get(computed, computed)
+        # By OpenVINO's own type name: numpy has no bfloat16, so Type.bf16.to_dtype() says float16.
+        computed = self._compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+        self._precision = {"f32": "fp32", "f16": "fp16", "bf16": "bf16"}.get(computed, computed)
         if precision == "int8":
             self._precision = "int8"
         self._inputs = tuple(_spec(p) for p in model.inputs)
