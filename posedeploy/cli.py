@@ -80,6 +80,7 @@ def train_lifter(
     patience: Optional[int] = typer.Option(None, help="Stop after this many epochs without a better validation MPJPE."),
     seed: int = typer.Option(0, min=0, help="Seed of shuffling, augmentation and initialisation."),
     resume: bool = typer.Option(False, help="Continue the run in OUT from its last.pt."),
+    init: Optional[str] = typer.Option(None, help="Start from this lifter checkpoint's weights (a file or a shipped name) with a fresh optimizer and schedule: fine-tuning, or a warm restart of a finished run. Give it again with --resume."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda if available)."),
 ) -> None:
     """Train a single-hypothesis lifter (MPJPE loss, mirror augmentation) on the 'train' split, choosing
@@ -89,7 +90,8 @@ def train_lifter(
     from posedeploy.data import load_dataset
     from posedeploy.training import distributed
     from posedeploy.training.folds import parse_fold, without_fold
-    from posedeploy.training.lifter_training import LifterTask
+    from posedeploy.assets import resolve_checkpoint
+    from posedeploy.training.lifter_training import LifterTask, StartingPoint
     from posedeploy.training.trainer import TrainSettings, fit
 
     recipe = RECIPES.get(lifter, RECIPES["mgcn_lw"])
@@ -100,6 +102,11 @@ def train_lifter(
         weight_decay=weight_decay,
     )  # fmt: skip
     settings.validate()  # before minutes of data loading
+    # Read before minutes of data loading. A resumed run names its --init again, as it does its other
+    # settings: last.pt's identity holds the starting point's digest and refuses another one.
+    start = StartingPoint.read(resolve_checkpoint(init)) if init is not None else None
+    if start is not None:
+        start.check(lifter)
     ctx = distributed.setup(_device(device))
     try:
         train = load_dataset(data, "train", keypoints, stride=stride)
@@ -107,7 +114,7 @@ def train_lifter(
             train = without_fold(train, parse_fold(fold))
         val = load_dataset(data, "val", keypoints, stride=val_stride)
         torch.manual_seed(seed)
-        task = LifterTask(lifter, train, val, augment=augment)
+        task = LifterTask(lifter, train, val, augment=augment, init=start)
         if ctx.is_main:
             typer.echo(f"training {lifter} on {len(train):,} samples ({train.source}), validating on {len(val):,}", err=True)
         summary = fit(task, settings, out, ctx, resume=resume)

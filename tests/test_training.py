@@ -11,7 +11,7 @@ from posedeploy.errors import CheckpointError, InputError
 from posedeploy.training.avg_training import AVGTask
 from posedeploy.training.checkpoint import load_checkpoint, state_fingerprint
 from posedeploy.training.distributed import Context
-from posedeploy.training.lifter_training import LifterTask
+from posedeploy.training.lifter_training import LifterTask, StartingPoint
 from posedeploy.training.trainer import TrainSettings, fit
 
 CPU = Context()
@@ -22,9 +22,9 @@ def tiny():
     return load_dataset("synthetic", "train", synthetic_size=1024), load_dataset("synthetic", "test", synthetic_size=256)
 
 
-def _train_lifter(tiny, out, epochs, resume=False, lr=2e-3, batch_size=128, weight_decay=0.0):
+def _train_lifter(tiny, out, epochs, resume=False, lr=2e-3, batch_size=128, weight_decay=0.0, init=None):
     torch.manual_seed(0)
-    task = LifterTask("mgcn_lw", *tiny)
+    task = LifterTask("mgcn_lw", *tiny, init=init)
     settings = TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, seed=1, weight_decay=weight_decay)
     return fit(task, settings, out, CPU, resume=resume)
 
@@ -61,6 +61,35 @@ def test_resume_refuses_other_settings_or_missing_state(tiny, tmp_path):
         _train_lifter(tiny, tmp_path, epochs=2, resume=True, lr=1e-2)
     with pytest.raises(CheckpointError, match="nothing to resume"):
         _train_lifter(tiny, tmp_path / "empty", epochs=2, resume=True)
+
+
+def test_init_starts_from_a_checkpoints_weights_with_a_fresh_schedule(tiny, tmp_path):
+    _train_lifter(tiny, tmp_path / "first", epochs=3, batch_size=32)
+    start = StartingPoint.read(tmp_path / "first" / "best.pt")
+    task = LifterTask("mgcn_lw", *tiny, init=start)
+    for key, value in load_checkpoint(tmp_path / "first" / "best.pt").lifter_state.items():
+        torch.testing.assert_close(task.model.state_dict()[key], value, rtol=0, atol=0)
+
+    scratch = _train_lifter(tiny, tmp_path / "scratch", epochs=1, batch_size=32)
+    tuned = _train_lifter(tiny, tmp_path / "tuned", epochs=1, batch_size=32, init=start)
+    assert tuned["history"][0]["lr"] == 2e-3  # the schedule starts over
+    assert tuned["best"] < scratch["best"]
+    record = load_checkpoint(tmp_path / "tuned" / "best.pt").config.training["init"]
+    assert record["sha256"] == start.sha256 and record["keypoints"] == "synthetic/gt" and record["epoch"] >= 1
+
+    # A resume names the same starting point again; none, or another, is a different run.
+    assert _train_lifter(tiny, tmp_path / "tuned", epochs=2, batch_size=32, init=start, resume=True)["epochs"] == 2
+    with pytest.raises(CheckpointError, match=f"something else \\(init {start.sha256} -> \\(none\\)\\)"):
+        _train_lifter(tiny, tmp_path / "tuned", epochs=3, batch_size=32, resume=True)
+    other = StartingPoint.read(tmp_path / "scratch" / "best.pt")
+    with pytest.raises(CheckpointError, match=f"init {start.sha256} -> {other.sha256}"):
+        _train_lifter(tiny, tmp_path / "tuned", epochs=3, batch_size=32, init=other, resume=True)
+
+
+def test_init_refuses_another_lifter(tiny, tmp_path):
+    _train_lifter(tiny, tmp_path, epochs=1)
+    with pytest.raises(InputError, match="holds a 'mgcn_lw' lifter; this run trains 'htnet'"):
+        LifterTask("htnet", *tiny, init=StartingPoint.read(tmp_path / "best.pt"))
 
 
 def _weight_norm(path):

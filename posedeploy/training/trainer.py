@@ -154,10 +154,11 @@ def _read_state(path: Path, task: TrainTask, settings: TrainSettings) -> dict:
     state = safe_torch_load(path, "training state")
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise CheckpointError(f"cannot resume from {path}: not a posedeploy training state")
-    if state["identity"] != task.identity():
-        raise CheckpointError(
-            f"cannot resume from {path}: it trains {state['identity']}, this run trains {task.identity()}"
-        )
+    saved, wanted = state["identity"], task.identity()
+    if saved != wanted:
+        diff = ", ".join(f"{k} {saved.get(k, '(none)')} -> {wanted.get(k, '(none)')}"
+                         for k in {**saved, **wanted} if saved.get(k) != wanted.get(k))  # fmt: skip
+        raise CheckpointError(f"cannot resume from {path}: it trains something else ({diff})")
     # How long to train may change on resume, not how; a cosine schedule is shaped by its length.
     free = ("patience",) if settings.schedule == "cosine" else ("epochs", "patience")
     wanted = {k: v for k, v in asdict(settings).items() if k not in free}
