@@ -73,6 +73,7 @@ def train_lifter(
     schedule: Optional[str] = typer.Option(None, help="Learning-rate decay: epoch (x0.95, x0.5 every 5th; htnet), samples (x0.96 per 6.4M samples; mgcn_lw) or cosine (to 1% over --epochs)."),
     clip_grad_norm: Optional[float] = typer.Option(None, help="Clip the gradient norm (default: 1 mgcn_lw, none htnet)."),
     weight_decay: float = typer.Option(0.0, help="Decoupled (AdamW) weight decay per step, times the learning rate (default: none)."),
+    ema: Optional[float] = typer.Option(None, help="Validate and write an exponential moving average of the weights with this decay per step (e.g. 0.9998; default: the weights themselves)."),
     stride: int = typer.Option(1, help="Use every STRIDE-th training frame."),
     val_stride: int = typer.Option(1, help="Validate on every VAL_STRIDE-th validation frame."),
     augment: bool = typer.Option(True, help="Mirror a random half of every batch."),
@@ -99,7 +100,7 @@ def train_lifter(
         epochs=epochs, batch_size=batch_size or recipe["batch_size"], lr=recipe["lr"] if lr is None else lr, seed=seed,
         patience=patience, schedule=schedule or recipe["schedule"],
         clip_grad_norm=clip_grad_norm if clip_grad_norm is not None else recipe["clip_grad_norm"],
-        weight_decay=weight_decay,
+        weight_decay=weight_decay, ema=ema,
     )  # fmt: skip
     settings.validate()  # before minutes of data loading
     # Read before minutes of data loading. A resumed run names its --init again, as it does its other

@@ -13,6 +13,7 @@ from posedeploy.training.checkpoint import load_checkpoint, state_fingerprint
 from posedeploy.training.distributed import Context
 from posedeploy.training.lifter_training import LifterTask, StartingPoint
 from posedeploy.training.trainer import TrainSettings, fit
+from posedeploy.training.weight_average import WeightAverage
 
 CPU = Context()
 
@@ -22,10 +23,10 @@ def tiny():
     return load_dataset("synthetic", "train", synthetic_size=1024), load_dataset("synthetic", "test", synthetic_size=256)
 
 
-def _train_lifter(tiny, out, epochs, resume=False, lr=2e-3, batch_size=128, weight_decay=0.0, init=None):
+def _train_lifter(tiny, out, epochs, resume=False, lr=2e-3, batch_size=128, weight_decay=0.0, init=None, ema=None):
     torch.manual_seed(0)
     task = LifterTask("mgcn_lw", *tiny, init=init)
-    settings = TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, seed=1, weight_decay=weight_decay)
+    settings = TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, seed=1, weight_decay=weight_decay, ema=ema)
     return fit(task, settings, out, CPU, resume=resume)
 
 
@@ -90,6 +91,45 @@ def test_init_refuses_another_lifter(tiny, tmp_path):
     _train_lifter(tiny, tmp_path, epochs=1)
     with pytest.raises(InputError, match="holds a 'mgcn_lw' lifter; this run trains 'htnet'"):
         LifterTask("htnet", *tiny, init=StartingPoint.read(tmp_path / "best.pt"))
+
+
+def test_weight_average_follows_its_formula():
+    model = torch.nn.Linear(1, 1, bias=False)
+    average = WeightAverage(model, decay=0.9)
+    expected = model.weight.item()
+    for step, value in enumerate([1.0, 2.0, 3.0, 4.0]):
+        with torch.no_grad():
+            model.weight.fill_(value)
+        average.update(model)
+        decay = min(0.9, (1 + step) / (10 + step))  # 0.1, 0.18, ...: the ramp, below 0.9 here
+        expected = decay * expected + (1 - decay) * value
+    assert average.averaged(model).weight.item() == pytest.approx(expected)
+    assert model.weight.item() == 4.0  # the trained model itself is untouched
+
+
+def test_averaged_weights_are_what_is_validated_written_and_resumed(tiny, tmp_path):
+    straight = _train_lifter(tiny, tmp_path / "straight", epochs=3, batch_size=32, ema=0.99)
+    _train_lifter(tiny, tmp_path / "resumed", epochs=2, batch_size=32, ema=0.99)
+    resumed = _train_lifter(tiny, tmp_path / "resumed", epochs=3, batch_size=32, ema=0.99, resume=True)
+    assert resumed["best"] == straight["best"]
+    a = torch.load(tmp_path / "straight" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)
+    assert a["ema"]["steps"] == b["ema"]["steps"] == 3 * len(tiny[0]) // 32
+    for x, y in zip(a["ema"]["params"], b["ema"]["params"]):
+        torch.testing.assert_close(x, y, rtol=0, atol=0)
+    # best.pt holds the average, not the weights the optimizer left (after one epoch, best.pt is that epoch's).
+    _train_lifter(tiny, tmp_path / "one", epochs=1, batch_size=32, ema=0.99)
+    state = torch.load(tmp_path / "one" / "last.pt", weights_only=True)
+    best = load_checkpoint(tmp_path / "one" / "best.pt").lifter_state
+    names = [name for name, _ in LifterTask("mgcn_lw", *tiny).model.named_parameters()]
+    for name, averaged in zip(names, state["ema"]["params"]):
+        torch.testing.assert_close(best[name], averaged, rtol=0, atol=0)
+    assert any(not torch.equal(best[name], state["model"][name]) for name in names)
+    with pytest.raises(CheckpointError, match="settings differ .*ema 0.99 -> None"):
+        _train_lifter(tiny, tmp_path / "resumed", epochs=4, batch_size=32, resume=True)
+    for bad in (0.0, 1.0, 1.5):
+        with pytest.raises(InputError, match="weight-average decay must be between 0 and 1"):
+            _train_lifter(tiny, tmp_path / "bad", epochs=1, ema=bad)
 
 
 def _weight_norm(path):

@@ -8,7 +8,8 @@ every ``decay_every_samples`` training samples (the official 0.96 per 100,000 st
 that the rate per sample seen does not depend on the batch size or on the dataset's frame rate;
 ``cosine``: half a cosine from ``lr`` down to ``cosine_floor`` x ``lr`` over the run's ``epochs``,
 for data too small for the staircase to decay within a run (10 Hz Human3.6M).
-Optionally the gradient norm is clipped. After each
+Optionally the gradient norm is clipped, and an exponential moving average of the weights
+(``ema``) is kept, which is then what is validated and written. After each
 epoch the BatchNorm statistics are re-estimated with the epoch's final weights, the model is
 validated, the best one is written as a posedeploy checkpoint (``best.pt``)
 and the whole training state as ``last.pt``, from which ``resume`` continues. Both files are
@@ -34,6 +35,7 @@ from posedeploy.files import atomic_path, folder_lock
 from posedeploy.progress import log, progress
 from posedeploy.training.checkpoint import Checkpoint, safe_torch_load, save_checkpoint
 from posedeploy.training.distributed import Context, all_reduce_mean
+from posedeploy.training.weight_average import WeightAverage
 
 STATE_FORMAT = "posedeploy.training-state"
 BEST, LAST, LOG = "best.pt", "last.pt", "log.jsonl"
@@ -53,6 +55,7 @@ class TrainSettings:
     cosine_floor: float = 0.01
     clip_grad_norm: float | None = None
     weight_decay: float = 0.0
+    ema: float | None = None  # validate and keep an exponential moving average of the weights with this decay per step
     seed: int = 0
     patience: int | None = None  # stop after this many epochs without a better validation metric
 
@@ -73,6 +76,8 @@ class TrainSettings:
             # each step multiplies the weights by 1 - lr x decay: at 1 or more they vanish or flip sign
             raise InputError(f"weight decay must be >= 0 and below 1 / learning rate ({1 / self.lr:.3g}), "
                              f"got {self.weight_decay}")
+        if self.ema is not None and not 0 < self.ema < 1:
+            raise InputError(f"weight-average decay must be between 0 and 1 (e.g. 0.9998), got {self.ema}")
 
     def lr_at(self, epoch: int, samples_seen: int, samples_per_epoch: int) -> float:
         """The learning rate in (1-based) ``epoch`` after ``samples_seen`` training samples in all."""
@@ -88,7 +93,7 @@ class TrainSettings:
 
 
 SCHEDULES = ("epoch", "samples", "cosine")
-SETTINGS_BEFORE_THEY_EXISTED = {"weight_decay": 0.0}
+SETTINGS_BEFORE_THEY_EXISTED = {"weight_decay": 0.0, "ema": None}
 
 
 class TrainTask(ABC):
@@ -191,6 +196,7 @@ def _fit(task: TrainTask, settings: TrainSettings, out_dir: Path, ctx: Context, 
     model = task.model.to(ctx.device)
     # AdamW with no decay takes exactly Adam's steps, so runs without --weight-decay are unchanged.
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, amsgrad=True, weight_decay=settings.weight_decay)
+    average = WeightAverage(model, settings.ema) if settings.ema is not None else None
     start_epoch, best, best_epoch, history = 1, math.inf, 0, []
     if resume:
         if not (out_dir / LAST).is_file():
@@ -198,6 +204,8 @@ def _fit(task: TrainTask, settings: TrainSettings, out_dir: Path, ctx: Context, 
         state = _read_state(out_dir / LAST, task, settings)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if average is not None:
+            average.load_state_dict(state["ema"])
         start_epoch, best, best_epoch, history = state["epoch"] + 1, state["best"], state["best_epoch"], state["history"]
         if ctx.is_main:
             _write_log(out_dir, history)  # last.pt's history is the record: a kill after it was saved lost no epoch
@@ -232,6 +240,8 @@ def _fit(task: TrainTask, settings: TrainSettings, out_dir: Path, ctx: Context, 
                 if settings.clip_grad_norm is not None:
                     nn.utils.clip_grad_norm_(model.parameters(), settings.clip_grad_norm)
                 optimizer.step()
+                if average is not None:
+                    average.update(model)
                 total_loss += loss.item() * len(idx)
                 seen += len(idx)
                 advance(1)
@@ -242,10 +252,12 @@ def _fit(task: TrainTask, settings: TrainSettings, out_dir: Path, ctx: Context, 
                 f"written — lower the learning rate (now {lr:.2g}), or resume from {out_dir / LAST} if it exists"
             )
         if ctx.is_main:
-            recalibrate_batchnorm(model, task, settings.batch_size, gen)
-            model.eval()
+            # The weights judged and written: the running average when there is one.
+            judged = average.averaged(model) if average is not None else model
+            recalibrate_batchnorm(judged, task, settings.batch_size, gen)
+            judged.eval()
             with torch.no_grad():
-                metric = task.validate(model)
+                metric = task.validate(judged)
             if not math.isfinite(metric):
                 raise TrainingError(f"{task.name}: validation {task.metric} is {metric} after epoch {epoch}; "
                                     f"nothing of this epoch was written")  # fmt: skip
@@ -253,13 +265,14 @@ def _fit(task: TrainTask, settings: TrainSettings, out_dir: Path, ctx: Context, 
             if improved:
                 best, best_epoch = metric, epoch
                 summary = {"epoch": epoch, task.metric: metric, "train_loss": train_loss}
-                save_checkpoint(out_dir / BEST, task.checkpoint(model, summary))
+                save_checkpoint(out_dir / BEST, task.checkpoint(judged, summary))
             record = {"epoch": epoch, "lr": lr, "train_loss": train_loss, task.metric: metric,
                       "seconds": round(time.monotonic() - started, 1)}  # fmt: skip
             history.append(record)
             state = {
                 "format": STATE_FORMAT, "identity": task.identity(), "settings": asdict(settings),
                 "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "ema": average.state_dict() if average is not None else None,
                 "best": best, "best_epoch": best_epoch, "history": history,
             }  # fmt: skip
             with atomic_path(out_dir / LAST) as tmp:
