@@ -88,10 +88,10 @@ def train_lifter(
     the best epoch on the held-out 'val' split (Human3.6M: train S1 S5 S6 S7, val S8)."""
     import torch
 
+    from posedeploy.assets import resolve_checkpoint
     from posedeploy.data import load_dataset
     from posedeploy.training import distributed
     from posedeploy.training.folds import parse_fold, without_fold
-    from posedeploy.assets import resolve_checkpoint
     from posedeploy.training.lifter_training import LifterTask, StartingPoint
     from posedeploy.training.trainer import TrainSettings, fit
 

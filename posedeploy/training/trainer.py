@@ -10,7 +10,7 @@ that the rate per sample seen does not depend on the batch size or on the datase
 for data too small for the staircase to decay within a run (10 Hz Human3.6M).
 Optionally the gradient norm is clipped, and an exponential moving average of the weights
 (``ema``) is kept, which is then what is validated and written. After each
-epoch the BatchNorm statistics are re-estimated with the epoch's final weights, the model is
+epoch the BatchNorm statistics are re-estimated with the epoch's final (or averaged) weights, the model is
 validated, the best one is written as a posedeploy checkpoint (``best.pt``)
 and the whole training state as ``last.pt``, from which ``resume`` continues. Both files are
 written atomically, so an interrupted run leaves the previous complete ones.
