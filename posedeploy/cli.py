@@ -73,7 +73,7 @@ def train_lifter(
     schedule: Optional[str] = typer.Option(None, help="Learning-rate decay: epoch (x0.95, x0.5 every 5th; htnet), samples (x0.96 per 6.4M samples; mgcn_lw) or cosine (to 1% over --epochs)."),
     clip_grad_norm: Optional[float] = typer.Option(None, help="Clip the gradient norm (default: 1 mgcn_lw, none htnet)."),
     weight_decay: float = typer.Option(0.0, help="Decoupled (AdamW) weight decay per step, times the learning rate (default: none)."),
-    ema: Optional[float] = typer.Option(None, help="Validate and write an exponential moving average of the weights with this decay per step (e.g. 0.9998; default: the weights themselves)."),
+    ema: Optional[float] = typer.Option(None, help="Validate and write an exponential moving average of the weights with this decay per step (e.g. 0.9998, reached after ~5,000 steps; default: the weights themselves)."),
     stride: int = typer.Option(1, help="Use every STRIDE-th training frame."),
     val_stride: int = typer.Option(1, help="Validate on every VAL_STRIDE-th validation frame."),
     augment: bool = typer.Option(True, help="Mirror a random half of every batch."),
@@ -81,7 +81,7 @@ def train_lifter(
     patience: Optional[int] = typer.Option(None, help="Stop after this many epochs without a better validation MPJPE."),
     seed: int = typer.Option(0, min=0, help="Seed of shuffling, augmentation and initialisation."),
     resume: bool = typer.Option(False, help="Continue the run in OUT from its last.pt."),
-    init: Optional[str] = typer.Option(None, help="Start from this lifter checkpoint's weights (a file or a shipped name) with a fresh optimizer and schedule: fine-tuning, or a warm restart of a finished run. Give it again with --resume."),
+    init: Optional[str] = typer.Option(None, help="Start from this lifter checkpoint's weights (a file or a shipped name) with a fresh optimizer and schedule: fine-tuning, or a warm restart of a finished run. A resumed run remembers it."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda if available)."),
 ) -> None:
     """Train a single-hypothesis lifter (MPJPE loss, mirror augmentation) on the 'train' split, choosing
@@ -92,8 +92,9 @@ def train_lifter(
     from posedeploy.data import load_dataset
     from posedeploy.training import distributed
     from posedeploy.training.folds import parse_fold, without_fold
+    from posedeploy.errors import CheckpointError
     from posedeploy.training.lifter_training import LifterTask, StartingPoint
-    from posedeploy.training.trainer import TrainSettings, fit
+    from posedeploy.training.trainer import TrainSettings, fit, saved_identity
 
     recipe = RECIPES.get(lifter, RECIPES["mgcn_lw"])
     settings = TrainSettings(
@@ -103,19 +104,28 @@ def train_lifter(
         weight_decay=weight_decay, ema=ema,
     )  # fmt: skip
     settings.validate()  # before minutes of data loading
-    # Read before minutes of data loading. A resumed run names its --init again, as it does its other
-    # settings: last.pt's identity holds the starting point's digest and refuses another one.
-    start = StartingPoint.read(resolve_checkpoint(init)) if init is not None else None
-    if start is not None:
-        start.check(lifter)
+    held_out = list(parse_fold(fold)) if fold else None
+    # The starting point is checked before minutes of data loading; a resumed run takes it from its
+    # last.pt (its weights are long replaced there), so --init is optional then, and must agree.
+    start, start_record = None, saved_identity(out).get("init") if resume else None
+    if init is not None:
+        start = StartingPoint.read(resolve_checkpoint(init), label=init)
+        start.check(lifter, held_out, out)
+        if resume and (start_record or {}).get("sha256") != start.sha256:
+            was = f"started from {start_record['path']}" if start_record else "not started from a checkpoint"
+            raise CheckpointError(f"the run in {out} was {was}, not from --init {init} (another file, or changed "
+                                  f"since): resume it without --init")  # fmt: skip
+        start_record = start_record or start.describe()
     ctx = distributed.setup(_device(device))
     try:
         train = load_dataset(data, "train", keypoints, stride=stride)
-        if fold:
-            train = without_fold(train, parse_fold(fold))
+        if held_out:
+            train = without_fold(train, held_out)
         val = load_dataset(data, "val", keypoints, stride=val_stride)
         torch.manual_seed(seed)
-        task = LifterTask(lifter, train, val, augment=augment, init=start)
+        task = LifterTask(lifter, train, val, augment=augment, init=start_record)
+        if start is not None and not resume:
+            start.load_into(task.model)
         if ctx.is_main:
             typer.echo(f"training {lifter} on {len(train):,} samples ({train.source}), validating on {len(val):,}", err=True)
         summary = fit(task, settings, out, ctx, resume=resume)

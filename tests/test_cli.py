@@ -183,6 +183,8 @@ def test_usage_errors_are_one_line_with_exit_code_2():
     (("eval", "--device", "tpu9", "--hypotheses", "0"), "device must be cpu, cuda or cuda:N"),
     (("run", "--input", "x.npy", "--out", "y.npz", "--max-missing", "-1"), "'--max-missing'"),
     (("train", "lifter", "--lr", "0", "--epochs", "1"), "learning rate must be > 0"),
+    (("train", "lifter", "--ema", "1", "--epochs", "1"), "weight-average decay (--ema) must be between 0 and 1"),
+    (("train", "lifter", "--init", "htnet", "--epochs", "1"), "holds a 'htnet' lifter; this run trains 'mgcn_lw' (pass --lifter htnet)"),
 ])  # fmt: skip
 def test_bad_option_values_are_refused_in_one_line(args, message, tmp_path):
     result = run_cli(*args, cwd=tmp_path)
@@ -216,3 +218,18 @@ def test_predict_refuses_pixels_taken_for_normalised_coordinates(checkpoints, tm
                      "--image-size", 1000, 1000, "--hypotheses", 3)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert np.load(tmp_path / "o.npz")["hypotheses"].shape == (2, 3, 17, 3)
+
+
+def test_an_init_run_resumes_without_repeating_init_and_refuses_another(tmp_path):
+    small = ("train", "lifter", "--data", "synthetic", "--stride", "20", "--val-stride", "20")
+    for args in ((*small, "--epochs", "1", "--out", "a"), (*small, "--epochs", "1", "--out", "c", "--seed", "1"),
+                 (*small, "--epochs", "1", "--out", "b", "--init", "a/best.pt"),
+                 (*small, "--epochs", "2", "--out", "b", "--resume")):  # fmt: skip
+        result = run_cli(*args, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    state = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
+    assert state["epoch"] == 2 and state["identity"]["init"]["path"] == "a/best.pt"
+    assert_one_line_error(run_cli(*small, "--epochs", "3", "--out", "b", "--resume", "--init", "c/best.pt", cwd=tmp_path),
+                          "the run in b was started from a/best.pt, not from --init c/best.pt")
+    assert_one_line_error(run_cli(*small, "--epochs", "3", "--out", "c", "--resume", "--init", "a/best.pt", cwd=tmp_path),
+                          "the run in c was not started from a checkpoint, not from --init a/best.pt")

@@ -25,7 +25,9 @@ def tiny():
 
 def _train_lifter(tiny, out, epochs, resume=False, lr=2e-3, batch_size=128, weight_decay=0.0, init=None, ema=None):
     torch.manual_seed(0)
-    task = LifterTask("mgcn_lw", *tiny, init=init)
+    task = LifterTask("mgcn_lw", *tiny, init=init.describe() if init else None)
+    if init and not resume:
+        init.load_into(task.model)
     settings = TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, seed=1, weight_decay=weight_decay, ema=ema)
     return fit(task, settings, out, CPU, resume=resume)
 
@@ -64,47 +66,62 @@ def test_resume_refuses_other_settings_or_missing_state(tiny, tmp_path):
         _train_lifter(tiny, tmp_path / "empty", epochs=2, resume=True)
 
 
-def test_init_starts_from_a_checkpoints_weights_with_a_fresh_schedule(tiny, tmp_path):
+def test_init_starts_from_a_checkpoints_weights(tiny, tmp_path):
     _train_lifter(tiny, tmp_path / "first", epochs=3, batch_size=32)
     start = StartingPoint.read(tmp_path / "first" / "best.pt")
-    task = LifterTask("mgcn_lw", *tiny, init=start)
+    model = LifterTask("mgcn_lw", *tiny).model
+    start.load_into(model)
     for key, value in load_checkpoint(tmp_path / "first" / "best.pt").lifter_state.items():
-        torch.testing.assert_close(task.model.state_dict()[key], value, rtol=0, atol=0)
+        torch.testing.assert_close(model.state_dict()[key], value, rtol=0, atol=0)
 
     scratch = _train_lifter(tiny, tmp_path / "scratch", epochs=1, batch_size=32)
     tuned = _train_lifter(tiny, tmp_path / "tuned", epochs=1, batch_size=32, init=start)
-    assert tuned["history"][0]["lr"] == 2e-3  # the schedule starts over
     assert tuned["best"] < scratch["best"]
     record = load_checkpoint(tmp_path / "tuned" / "best.pt").config.training["init"]
-    assert record["sha256"] == start.sha256 and record["keypoints"] == "synthetic/gt" and record["epoch"] >= 1
+    assert record == start.describe()
+    assert record["sha256"] == start.sha256 and record["keypoints"] == "synthetic/gt" and record["fold"] is None
 
-    # A resume names the same starting point again; none, or another, is a different run.
+    # The starting point is part of the run's identity: a resume from another one is refused.
     assert _train_lifter(tiny, tmp_path / "tuned", epochs=2, batch_size=32, init=start, resume=True)["epochs"] == 2
-    with pytest.raises(CheckpointError, match=f"something else \\(init {start.sha256} -> \\(none\\)\\)"):
-        _train_lifter(tiny, tmp_path / "tuned", epochs=3, batch_size=32, resume=True)
     other = StartingPoint.read(tmp_path / "scratch" / "best.pt")
-    with pytest.raises(CheckpointError, match=f"init {start.sha256} -> {other.sha256}"):
+    with pytest.raises(CheckpointError, match=f"something else \\(init .*{start.sha256}.* -> .*{other.sha256}"):
         _train_lifter(tiny, tmp_path / "tuned", epochs=3, batch_size=32, init=other, resume=True)
 
 
-def test_init_refuses_another_lifter(tiny, tmp_path):
+def test_init_refuses_another_lifter_a_training_state_and_a_seen_fold(tiny, tmp_path):
     _train_lifter(tiny, tmp_path, epochs=1)
-    with pytest.raises(InputError, match="holds a 'mgcn_lw' lifter; this run trains 'htnet'"):
-        LifterTask("htnet", *tiny, init=StartingPoint.read(tmp_path / "best.pt"))
+    start = StartingPoint.read(tmp_path / "best.pt")
+    with pytest.raises(CheckpointError, match="holds a 'mgcn_lw' lifter; this run trains 'htnet' \\(pass --lifter mgcn_lw\\)"):
+        start.check("htnet", None)
+    with pytest.raises(CheckpointError, match="trained on every training subject: a run without fold 0/2"):
+        start.check("mgcn_lw", [0, 2])
+    with pytest.raises(CheckpointError, match="is a training state: pass the run's best.pt"):
+        StartingPoint.read(tmp_path / "last.pt")
+    with pytest.raises(InputError, match="is in --out"):
+        start.check("mgcn_lw", None, tmp_path)
+    start.check("mgcn_lw", None, tmp_path / "elsewhere")
 
 
 def test_weight_average_follows_its_formula():
     model = torch.nn.Linear(1, 1, bias=False)
-    average = WeightAverage(model, decay=0.9)
+    average = WeightAverage(model, decay=0.2)
     expected = model.weight.item()
     for step, value in enumerate([1.0, 2.0, 3.0, 4.0]):
         with torch.no_grad():
             model.weight.fill_(value)
         average.update(model)
-        decay = min(0.9, (1 + step) / (10 + step))  # 0.1, 0.18, ...: the ramp, below 0.9 here
+        decay = min(0.2, (1 + step) / (10 + step))  # the ramp (0.1, 0.18), then the cap
         expected = decay * expected + (1 - decay) * value
     assert average.averaged(model).weight.item() == pytest.approx(expected)
     assert model.weight.item() == 4.0  # the trained model itself is untouched
+
+    # A saved average (read onto the CPU as float32) comes back next to the model's parameters.
+    wide = torch.nn.Linear(1, 1, bias=False).double()
+    restored = WeightAverage(wide, decay=0.5)
+    restored.load_state_dict(average.state_dict(), wide)
+    assert restored.params[0].dtype == torch.float64 and restored.steps == 4
+    with pytest.raises(CheckpointError, match="weight average does not match"):
+        restored.load_state_dict(average.state_dict(), torch.nn.Linear(2, 1))
 
 
 def test_averaged_weights_are_what_is_validated_written_and_resumed(tiny, tmp_path):
@@ -128,7 +145,7 @@ def test_averaged_weights_are_what_is_validated_written_and_resumed(tiny, tmp_pa
     with pytest.raises(CheckpointError, match="settings differ .*ema 0.99 -> None"):
         _train_lifter(tiny, tmp_path / "resumed", epochs=4, batch_size=32, resume=True)
     for bad in (0.0, 1.0, 1.5):
-        with pytest.raises(InputError, match="weight-average decay must be between 0 and 1"):
+        with pytest.raises(InputError, match="weight-average decay \\(--ema\\) must be between 0 and 1"):
             _train_lifter(tiny, tmp_path / "bad", epochs=1, ema=bad)
 
 

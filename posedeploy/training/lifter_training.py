@@ -11,12 +11,12 @@ import torch
 from torch import nn
 
 from posedeploy.data import PoseSet
-from posedeploy.errors import InputError
+from posedeploy.errors import CheckpointError, InputError
 from posedeploy.metrics import mean_by_action, mpjpe
 from posedeploy.training.checkpoint import Checkpoint, PipelineConfig, load_checkpoint
 from posedeploy.training.models import DEFAULT_AVG, build_model, default_params
 from posedeploy.training.sampler import Mirror, PipelineModule, run_single
-from posedeploy.training.trainer import TrainTask
+from posedeploy.training.trainer import LAST, TrainTask
 
 
 @dataclass(frozen=True)
@@ -25,32 +25,54 @@ class StartingPoint:
     restart with a fresh optimizer and schedule), identified by its file's digest."""
 
     path: Path
+    label: str  # as the user named it: a file, or a shipped checkpoint's name
     checkpoint: Checkpoint
     sha256: str
 
     @classmethod
-    def read(cls, path: str | Path) -> "StartingPoint":
+    def read(cls, path: str | Path, label: str | None = None) -> "StartingPoint":
         path = Path(path)
+        if path.name == LAST:
+            raise CheckpointError(f"--init {path} is a training state: pass the run's best.pt, or continue the run "
+                                  f"with --resume")  # fmt: skip
+        digest = _sha256(path)
         checkpoint = load_checkpoint(path)
-        return cls(path, checkpoint, hashlib.sha256(path.read_bytes()).hexdigest())
+        if _sha256(path) != digest:  # replaced while it was read: the digest would not name these weights
+            raise CheckpointError(f"{path} changed while it was read; try again once it is no longer being written")
+        return cls(path, label or str(path), checkpoint, digest)
 
-    def check(self, lifter: str) -> None:
-        """That this run's ``lifter`` can start from these weights."""
-        config = self.checkpoint.config
-        if config.lifter != lifter:
-            raise InputError(f"--init {self.path} holds a '{config.lifter}' lifter; this run trains '{lifter}'")
-        if config.lifter_params != default_params("lifter", lifter):
-            raise InputError(f"--init {self.path}: its {lifter} has parameters {config.lifter_params}, this run "
-                             f"builds {default_params('lifter', lifter)}")  # fmt: skip
-
-    def load_into(self, model: nn.Module, lifter: str) -> None:
-        self.check(lifter)
+    def load_into(self, model: nn.Module) -> None:
         model.load_state_dict(self.checkpoint.build_lifter().state_dict())
 
+    def check(self, lifter: str, fold: list[int] | None, out_dir: Path | None = None) -> None:
+        """That a run of ``lifter`` (without ``fold``, writing to ``out_dir``) can start here."""
+        config = self.checkpoint.config
+        if config.lifter != lifter:
+            raise CheckpointError(f"--init {self.label} holds a '{config.lifter}' lifter; this run trains '{lifter}' "
+                                  f"(pass --lifter {config.lifter})")  # fmt: skip
+        if config.lifter_params != default_params("lifter", lifter):
+            raise CheckpointError(f"--init {self.label}: its {lifter} has parameters {config.lifter_params}, this run "
+                                  f"builds {default_params('lifter', lifter)}")  # fmt: skip
+        # A fold lifter's errors count as held-out only if no weights it started from saw that fold.
+        started_without = config.training.get("fold")
+        if fold is not None and (started_without is None or list(started_without) != list(fold)):
+            seen = "every training subject" if started_without is None else f"all but fold {started_without[0]}/{started_without[1]}"
+            raise CheckpointError(f"--init {self.label} was trained on {seen}: a run without fold {fold[0]}/{fold[1]} "
+                                  f"started from it has seen that fold")  # fmt: skip
+        if out_dir is not None and self.path.resolve().parent == Path(out_dir).resolve():
+            raise InputError(f"--init {self.label} is in --out {out_dir}, where this run writes its best.pt: copy it "
+                             f"elsewhere first")  # fmt: skip
+
     def describe(self) -> dict:
-        training = self.checkpoint.config.training
-        return {"path": str(self.path), "sha256": self.sha256, "keypoints": self.checkpoint.config.keypoints,
-                **{k: training[k] for k in ("epoch", "mpjpe_mm") if k in training}}  # fmt: skip
+        """The record a run keeps of where it started (in its identity and its checkpoints)."""
+        config = self.checkpoint.config
+        return {"path": self.label, "sha256": self.sha256, "keypoints": config.keypoints,
+                "fold": config.training.get("fold"), "weights": self.checkpoint.weights,
+                **{k: config.training[k] for k in ("epoch", "mpjpe_mm") if k in config.training}}  # fmt: skip
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def mpjpe_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -60,15 +82,15 @@ def mpjpe_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 class LifterTask(TrainTask):
     metric = "mpjpe_mm"
 
-    def __init__(self, lifter: str, train: PoseSet, val: PoseSet, augment: bool = True, init: StartingPoint | None = None):
+    def __init__(self, lifter: str, train: PoseSet, val: PoseSet, augment: bool = True, init: dict | None = None):
+        """``init``: the record (``StartingPoint.describe``) of the checkpoint the run started from; its
+        weights are loaded by the caller, and not at all when the run resumes."""
         if lifter not in DEFAULT_AVG:
             raise InputError(f"unknown lifter '{lifter}'; expected one of {', '.join(DEFAULT_AVG)}")
         self.name = f"lifter/{lifter}"
         self.lifter, self.train_source, self.mirror_augment = lifter, train.source, augment
         self.model = build_model("lifter", lifter)
         self.init = init
-        if init is not None:
-            init.load_into(self.model, lifter)
         self.inputs = torch.from_numpy(train.keypoints)
         self.targets = torch.from_numpy(train.poses_3d)
         self.val = val
@@ -78,7 +100,7 @@ class LifterTask(TrainTask):
     def identity(self) -> dict:
         identity = {"task": self.name, "data": self.train_source, "samples": len(self.inputs), "augment": self.mirror_augment}
         if self.init is not None:  # absent otherwise, so that states written before --init still resume
-            identity["init"] = self.init.sha256
+            identity["init"] = self.init
         return identity
 
     def _flips(self, n: int, gen: torch.Generator) -> torch.Tensor:
@@ -102,6 +124,6 @@ class LifterTask(TrainTask):
         config = PipelineConfig(
             lifter=self.lifter, lifter_params=default_params("lifter", self.lifter), keypoints=self.train_source,
             training={"stage": "lifter", "val_source": self.val.source, "val_split": self.val.meta.get("split"),
-                      "fold": self.fold, **({"init": self.init.describe()} if self.init else {}), **summary},
+                      "fold": self.fold, **({"init": self.init} if self.init else {}), **summary},
         )  # fmt: skip
         return Checkpoint(config, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()})

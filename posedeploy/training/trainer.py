@@ -77,7 +77,7 @@ class TrainSettings:
             raise InputError(f"weight decay must be >= 0 and below 1 / learning rate ({1 / self.lr:.3g}), "
                              f"got {self.weight_decay}")
         if self.ema is not None and not 0 < self.ema < 1:
-            raise InputError(f"weight-average decay must be between 0 and 1 (e.g. 0.9998), got {self.ema}")
+            raise InputError(f"weight-average decay (--ema) must be between 0 and 1 (e.g. 0.9998), got {self.ema}")
 
     def lr_at(self, epoch: int, samples_seen: int, samples_per_epoch: int) -> float:
         """The learning rate in (1-based) ``epoch`` after ``samples_seen`` training samples in all."""
@@ -177,6 +177,20 @@ def _read_state(path: Path, task: TrainTask, settings: TrainSettings) -> dict:
     return state
 
 
+def _last_state(out_dir: Path) -> Path:
+    if not (out_dir / LAST).is_file():
+        raise CheckpointError(f"nothing to resume: {out_dir / LAST} does not exist")
+    return out_dir / LAST
+
+
+def saved_identity(out_dir: str | Path) -> dict:
+    """The identity of the run in ``out_dir`` (what ``resume`` will hold it to)."""
+    state = safe_torch_load(_last_state(Path(out_dir)), "training state")
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise CheckpointError(f"cannot resume from {Path(out_dir) / LAST}: not a posedeploy training state")
+    return state["identity"]
+
+
 def _write_log(out_dir: Path, history: list[dict]) -> None:
     """log.jsonl: one line per epoch, rewritten whole (and atomically) from the run's history."""
     with atomic_path(out_dir / LOG) as tmp:
@@ -199,13 +213,11 @@ def _fit(task: TrainTask, settings: TrainSettings, out_dir: Path, ctx: Context, 
     average = WeightAverage(model, settings.ema) if settings.ema is not None else None
     start_epoch, best, best_epoch, history = 1, math.inf, 0, []
     if resume:
-        if not (out_dir / LAST).is_file():
-            raise CheckpointError(f"nothing to resume: {out_dir / LAST} does not exist")
-        state = _read_state(out_dir / LAST, task, settings)
+        state = _read_state(_last_state(out_dir), task, settings)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if average is not None:
-            average.load_state_dict(state["ema"])
+            average.load_state_dict(state.get("ema"), model)
         start_epoch, best, best_epoch, history = state["epoch"] + 1, state["best"], state["best_epoch"], state["history"]
         if ctx.is_main:
             _write_log(out_dir, history)  # last.pt's history is the record: a kill after it was saved lost no epoch

@@ -3,8 +3,9 @@ written when training runs with ``ema``.
 
 At a constant learning rate the graph lifters' validation error swings by several millimetres from
 one epoch to the next; the average over the last few thousand steps sits between those swings.
-The decay ramps up from 0 as (1 + t) / (10 + t), so the first steps do not leave the random
-initialisation in the average for epochs.
+The decay at step t is min(decay, (1 + t) / (10 + t)): 0.1 at the first step, rising, so that the
+random initialisation does not linger in the average for epochs; a decay d is reached after about
+d / (1 - d) steps (5,000 for 0.9998).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import copy
 
 import torch
 from torch import nn
+
+from posedeploy.errors import CheckpointError
 
 
 class WeightAverage:
@@ -38,6 +41,11 @@ class WeightAverage:
     def state_dict(self) -> dict:
         return {"decay": self.decay, "steps": self.steps, "params": self.params}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict, model: nn.Module) -> None:
+        """Restore a saved average (read onto the CPU) next to ``model``'s parameters, wherever they are."""
+        params = list(model.parameters())
+        saved = state.get("params") if isinstance(state, dict) else None
+        if not isinstance(saved, list) or [tuple(p.shape) for p in saved] != [tuple(p.shape) for p in params]:
+            raise CheckpointError("the training state's weight average does not match this model's parameters")
         self.decay, self.steps = state["decay"], state["steps"]
-        self.params = [p.clone() for p in state["params"]]
+        self.params = [p.to(device=q.device, dtype=q.dtype, copy=True) for p, q in zip(saved, params)]
