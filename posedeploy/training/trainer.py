@@ -155,10 +155,24 @@ def recalibrate_batchnorm(model: nn.Module, task: TrainTask, batch_size: int, ge
     model.train(was_training)
 
 
-def _read_state(path: Path, task: TrainTask, settings: TrainSettings) -> dict:
+def _load_state(out_dir: Path) -> tuple[Path, dict]:
+    """``out_dir``'s last.pt, which ``resume`` continues from."""
+    path = out_dir / LAST
+    if not path.is_file():
+        raise CheckpointError(f"nothing to resume: {path} does not exist")
     state = safe_torch_load(path, "training state")
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise CheckpointError(f"cannot resume from {path}: not a posedeploy training state")
+    return path, state
+
+
+def saved_identity(out_dir: str | Path) -> dict:
+    """The identity of the run in ``out_dir`` (what ``resume`` will hold it to)."""
+    return _load_state(Path(out_dir))[1]["identity"]
+
+
+def _read_state(out_dir: Path, task: TrainTask, settings: TrainSettings) -> dict:
+    path, state = _load_state(out_dir)
     saved, wanted = state["identity"], task.identity()
     if saved != wanted:
         diff = ", ".join(f"{k} {saved.get(k, '(none)')} -> {wanted.get(k, '(none)')}"
@@ -175,20 +189,6 @@ def _read_state(path: Path, task: TrainTask, settings: TrainSettings) -> dict:
         allowed = " and ".join(f"--{k}" for k in free)
         raise CheckpointError(f"cannot resume from {path}: settings differ ({diff}); only {allowed} may change")
     return state
-
-
-def _last_state(out_dir: Path) -> Path:
-    if not (out_dir / LAST).is_file():
-        raise CheckpointError(f"nothing to resume: {out_dir / LAST} does not exist")
-    return out_dir / LAST
-
-
-def saved_identity(out_dir: str | Path) -> dict:
-    """The identity of the run in ``out_dir`` (what ``resume`` will hold it to)."""
-    state = safe_torch_load(_last_state(Path(out_dir)), "training state")
-    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-        raise CheckpointError(f"cannot resume from {Path(out_dir) / LAST}: not a posedeploy training state")
-    return state["identity"]
 
 
 def _write_log(out_dir: Path, history: list[dict]) -> None:
@@ -213,7 +213,7 @@ def _fit(task: TrainTask, settings: TrainSettings, out_dir: Path, ctx: Context, 
     average = WeightAverage(model, settings.ema) if settings.ema is not None else None
     start_epoch, best, best_epoch, history = 1, math.inf, 0, []
     if resume:
-        state = _read_state(_last_state(out_dir), task, settings)
+        state = _read_state(out_dir, task, settings)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if average is not None:
