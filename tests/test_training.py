@@ -95,6 +95,9 @@ def test_init_refuses_another_lifter_a_training_state_and_a_seen_fold(tiny, tmp_
         start.check("htnet", None)
     with pytest.raises(CheckpointError, match="trained on every training subject: a run without fold 0/2"):
         start.check("mgcn_lw", [0, 2])
+    for missing in (tmp_path / "nope.pt", tmp_path):
+        with pytest.raises(CheckpointError, match="checkpoint not found"):
+            StartingPoint.read(missing)
     with pytest.raises(CheckpointError, match="is a training state: pass the run's best.pt"):
         StartingPoint.read(tmp_path / "last.pt")
     with pytest.raises(InputError, match="is in --out"):

@@ -35,6 +35,8 @@ class StartingPoint:
         if path.name == LAST:
             raise CheckpointError(f"--init {path} is a training state: pass the run's best.pt, or continue the run "
                                   f"with --resume")  # fmt: skip
+        if not path.is_file():
+            raise CheckpointError(f"checkpoint not found: {path}")
         digest = _sha256(path)
         checkpoint = load_checkpoint(path)
         if _sha256(path) != digest:  # replaced while it was read: the digest would not name these weights
