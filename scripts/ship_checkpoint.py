@@ -109,10 +109,11 @@ AVG model: weakly supervised on the frozen lifter's per-joint errors divided by 
 | | MPJPE | P-MPJPE |
 |---|---|---|
 | lifter alone (mirror test-time augmentation), all frames | {single["mpjpe"]:.1f} | {single["p_mpjpe"]:.1f} |
-| best of 200, adaptive noise, every {stride}th frame ({samples:,}) | {a["best"]["mpjpe"]:.1f} | {a["best"]["p_mpjpe"]:.1f} |
+| lifter alone, every {stride}th frame ({samples:,}) | {a["single"]["mpjpe"]:.1f} | {a["single"]["p_mpjpe"]:.1f} |
+| best of 200, adaptive noise, same frames | {a["best"]["mpjpe"]:.1f} | {a["best"]["p_mpjpe"]:.1f} |
 | best of 200, uniform noise (same mean sigma), same frames | {u["best"]["mpjpe"]:.1f} | {u["best"]["p_mpjpe"]:.1f} |
 | best of 200, sigma = alpha on every joint, same frames | {fixed["best"]["mpjpe"]:.1f} | {fixed["best"]["p_mpjpe"]:.1f} |
-| aggregated (mean of 200), adaptive noise | {a["mean"]["mpjpe"]:.1f} | {a["mean"]["p_mpjpe"]:.1f} |
+| aggregated (mean of 200), adaptive noise, same frames | {a["mean"]["mpjpe"]:.1f} | {a["mean"]["p_mpjpe"]:.1f} |
 
 Protocol: per-sample errors, averaged per action, then over the 15 actions. Commands and per-action
 tables: docs/RESULTS.md.
