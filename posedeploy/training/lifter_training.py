@@ -3,7 +3,6 @@ augmentation, validation by the mirror-averaged MPJPE per action (Protocol #1)."
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from torch import nn
 
 from posedeploy.data import PoseSet
 from posedeploy.errors import CheckpointError, InputError
+from posedeploy.files import sha256_file
 from posedeploy.metrics import mean_by_action, mpjpe
 from posedeploy.training.checkpoint import Checkpoint, PipelineConfig, load_checkpoint
 from posedeploy.training.models import DEFAULT_AVG, build_model, default_params
@@ -37,9 +37,9 @@ class StartingPoint:
                                   f"with --resume")  # fmt: skip
         if not path.is_file():
             raise CheckpointError(f"checkpoint not found: {path}")
-        digest = _sha256(path)
+        digest = sha256_file(path)
         checkpoint = load_checkpoint(path)
-        if _sha256(path) != digest:  # replaced while it was read: the digest would not name these weights
+        if sha256_file(path) != digest:  # replaced while it was read: the digest would not name these weights
             raise CheckpointError(f"{path} changed while it was read; try again once it is no longer being written")
         return cls(path, label or str(path), checkpoint, digest)
 
@@ -71,10 +71,6 @@ class StartingPoint:
         return {"path": self.label, "sha256": self.sha256, "keypoints": config.keypoints,
                 "fold": config.training.get("fold"), "weights": self.checkpoint.weights,
                 **{k: config.training[k] for k in ("epoch", "mpjpe_mm") if k in config.training}}  # fmt: skip
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def mpjpe_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
