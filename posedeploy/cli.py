@@ -77,6 +77,8 @@ def train_lifter(
     stride: int = typer.Option(1, help="Use every STRIDE-th training frame."),
     val_stride: int = typer.Option(1, help="Validate on every VAL_STRIDE-th validation frame."),
     augment: bool = typer.Option(True, help="Mirror a random half of every batch."),
+    input_noise: float = typer.Option(0.0, help="Add Gaussian noise of this standard deviation to every training 2D coordinate, in normalised screen units (0.002 = 1 px of a 1000-px-wide image; default: none)."),
+    dropout: float = typer.Option(0.0, help="Drop each hidden feature of mgcn_lw's graph convolution blocks with this probability while training (default: none)."),
     fold: Optional[str] = typer.Option(None, help="K/N: train without the subjects of fold K of N (for held-out AVG pseudo-labels)."),
     patience: Optional[int] = typer.Option(None, help="Stop after this many epochs without a better validation MPJPE."),
     seed: int = typer.Option(0, min=0, help="Seed of shuffling, augmentation and initialisation."),
@@ -93,7 +95,7 @@ def train_lifter(
     from posedeploy.training import distributed
     from posedeploy.training.folds import parse_fold, without_fold
     from posedeploy.errors import CheckpointError
-    from posedeploy.training.lifter_training import LifterTask, StartingPoint
+    from posedeploy.training.lifter_training import LifterTask, StartingPoint, check_regularisers
     from posedeploy.training.trainer import TrainSettings, fit, saved_identity
 
     recipe = RECIPES.get(lifter, RECIPES["mgcn_lw"])
@@ -104,6 +106,7 @@ def train_lifter(
         weight_decay=weight_decay, ema=ema,
     )  # fmt: skip
     settings.validate()  # before minutes of data loading
+    check_regularisers(lifter, input_noise, dropout)
     held_out = list(parse_fold(fold)) if fold else None
     # The starting point is checked before minutes of data loading; a resumed run takes it from its
     # last.pt (its weights are long replaced there), so --init is optional then, and must agree.
@@ -123,7 +126,7 @@ def train_lifter(
             train = without_fold(train, held_out)
         val = load_dataset(data, "val", keypoints, stride=val_stride)
         torch.manual_seed(seed)
-        task = LifterTask(lifter, train, val, augment=augment, init=start_record)
+        task = LifterTask(lifter, train, val, augment=augment, init=start_record, input_noise=input_noise, dropout=dropout)
         if start is not None and not resume:
             start.load_into(task.model)
         if ctx.is_main:

@@ -185,6 +185,9 @@ def test_usage_errors_are_one_line_with_exit_code_2():
     (("train", "lifter", "--lr", "0", "--epochs", "1"), "learning rate must be > 0"),
     (("train", "lifter", "--ema", "1", "--epochs", "1"), "weight-average decay (--ema) must be between 0 and 1"),
     (("train", "lifter", "--init", "htnet", "--epochs", "1"), "holds a 'htnet' lifter; this run trains 'mgcn_lw' (pass --lifter htnet)"),
+    (("train", "lifter", "--dropout", "0.2", "--lifter", "htnet"), "--dropout applies to the graph-convolution lifters (mgcn_lw)"),
+    (("train", "lifter", "--dropout", "1"), "dropout must be >= 0 and < 1, got 1.0"),
+    (("train", "lifter", "--input-noise", "nan"), "input noise must be >= 0 and < 1"),
 ])  # fmt: skip
 def test_bad_option_values_are_refused_in_one_line(args, message, tmp_path):
     result = run_cli(*args, cwd=tmp_path)

@@ -1,5 +1,6 @@
 """Supervised training of a single-hypothesis lifter: MPJPE on root-relative 3D, mirror
-augmentation, validation by the mirror-averaged MPJPE per action (Protocol #1)."""
+augmentation (optionally Gaussian jitter of the 2D input and dropout in a graph lifter), validation
+by the mirror-averaged MPJPE per action (Protocol #1)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from posedeploy.files import sha256_file
 from posedeploy.metrics import mean_by_action, mpjpe
 from posedeploy.training.checkpoint import Checkpoint, PipelineConfig, load_checkpoint
 from posedeploy.training.models import DEFAULT_AVG, build_model, default_params
+from posedeploy.training.models.graph_conv import set_dropout
 from posedeploy.training.sampler import Mirror, PipelineModule, run_single
 from posedeploy.training.trainer import LAST, TrainTask
 
@@ -73,6 +75,22 @@ class StartingPoint:
                 **{k: config.training[k] for k in ("epoch", "mpjpe_mm") if k in config.training}}  # fmt: skip
 
 
+# The lifters built of graph convolution blocks, which --dropout sets (HTNet has its own dropout).
+GRAPH_LIFTERS = ("mgcn_lw",)
+
+
+def check_regularisers(lifter: str, input_noise: float, dropout: float) -> None:
+    """That ``input_noise`` and ``dropout`` (see ``LifterTask``) are usable for ``lifter``."""
+    if not 0 <= input_noise < 1:  # also rejects NaN
+        raise InputError(f"input noise must be >= 0 and < 1 (normalised screen units; 0.002 = 1 px of a 1000-px "
+                         f"image), got {input_noise}")  # fmt: skip
+    if not 0 <= dropout < 1:
+        raise InputError(f"dropout must be >= 0 and < 1, got {dropout}")
+    if dropout and lifter not in GRAPH_LIFTERS:
+        raise InputError(f"--dropout applies to the graph-convolution lifters ({', '.join(GRAPH_LIFTERS)}); "
+                         f"{lifter} has its own dropout in its model definition")  # fmt: skip
+
+
 def mpjpe_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(pred - target, dim=-1).mean()
 
@@ -80,14 +98,21 @@ def mpjpe_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 class LifterTask(TrainTask):
     metric = "mpjpe_mm"
 
-    def __init__(self, lifter: str, train: PoseSet, val: PoseSet, augment: bool = True, init: dict | None = None):
+    def __init__(self, lifter: str, train: PoseSet, val: PoseSet, augment: bool = True, init: dict | None = None,
+                 input_noise: float = 0.0, dropout: float = 0.0):  # fmt: skip
         """``init``: the record (``StartingPoint.describe``) of the checkpoint the run started from; its
-        weights are loaded by the caller, and not at all when the run resumes."""
+        weights are loaded by the caller, and not at all when the run resumes. ``input_noise``: the
+        standard deviation of Gaussian jitter added to every training 2D coordinate, in normalised
+        screen units (0.002 is 1 px of a 1000-px-wide image). ``dropout``: the probability of
+        dropping a hidden feature in each graph convolution block while training (mgcn_lw)."""
         if lifter not in DEFAULT_AVG:
             raise InputError(f"unknown lifter '{lifter}'; expected one of {', '.join(DEFAULT_AVG)}")
+        check_regularisers(lifter, input_noise, dropout)
         self.name = f"lifter/{lifter}"
         self.lifter, self.train_source, self.mirror_augment = lifter, train.source, augment
         self.model = build_model("lifter", lifter)
+        self.input_noise, self.dropout = input_noise, dropout
+        set_dropout(self.model, dropout)
         self.init = init
         self.inputs = torch.from_numpy(train.keypoints)
         self.targets = torch.from_numpy(train.poses_3d)
@@ -97,8 +122,13 @@ class LifterTask(TrainTask):
 
     def identity(self) -> dict:
         identity = {"task": self.name, "data": self.train_source, "samples": len(self.inputs), "augment": self.mirror_augment}
-        if self.init is not None:  # absent otherwise, so that states written before --init still resume
+        # Each absent when unused, so that states written before these options existed still resume.
+        if self.init is not None:
             identity["init"] = self.init
+        if self.input_noise:
+            identity["input_noise"] = self.input_noise
+        if self.dropout:
+            identity["dropout"] = self.dropout
         return identity
 
     def _flips(self, n: int, gen: torch.Generator) -> torch.Tensor:
@@ -108,9 +138,11 @@ class LifterTask(TrainTask):
         return torch.where(self._flips(len(x), gen)[:, None, None], self.mirror2d(x), x)
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        # Mirror a random half of the batch, 2D and 3D alike.
+        # Mirror a random half of the batch, 2D and 3D alike; jitter the 2D.
         flip = self._flips(len(x), gen).to(x.device)[:, None, None]
         x = torch.where(flip, self.mirror2d.to(x.device)(x), x)
+        if self.input_noise:
+            x = x + self.input_noise * torch.randn(x.shape, generator=gen).to(x.device)
         y = torch.where(flip, self.mirror3d.to(y.device)(y), y)
         return mpjpe_loss(model(x), y)
 
@@ -122,6 +154,8 @@ class LifterTask(TrainTask):
         config = PipelineConfig(
             lifter=self.lifter, lifter_params=default_params("lifter", self.lifter), keypoints=self.train_source,
             training={"stage": "lifter", "val_source": self.val.source, "val_split": self.val.meta.get("split"),
-                      "fold": self.fold, **({"init": self.init} if self.init else {}), **summary},
+                      "fold": self.fold, **({"init": self.init} if self.init else {}),
+                      **{k: v for k, v in (("input_noise", self.input_noise), ("dropout", self.dropout)) if v},
+                      **summary},
         )  # fmt: skip
         return Checkpoint(config, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
