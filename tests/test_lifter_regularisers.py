@@ -96,3 +96,20 @@ def test_unusable_values_are_refused(tiny, kwargs, message):
     lifter = kwargs.pop("lifter", "mgcn_lw")
     with pytest.raises(InputError, match=message):
         LifterTask(lifter, *tiny, **kwargs)
+
+
+def test_batchnorm_statistics_are_re_estimated_without_dropout(tiny):
+    # Precise BN must see the network as evaluation runs it: with dropout left on, the variances
+    # would be those of the dropped activations.
+    from posedeploy.training.trainer import recalibrate_batchnorm
+
+    weights, stats = build_model("lifter", "mgcn_lw").state_dict(), []
+    for p in (0.0, 0.5):
+        task = LifterTask("mgcn_lw", *tiny, dropout=p)
+        task.model.load_state_dict(weights)
+        task.model.train()
+        recalibrate_batchnorm(task.model, task, 64, torch.Generator().manual_seed(0))
+        assert task.model.training and task.model.gcn.gconv_input[0].training  # modes restored
+        stats.append({k: v for k, v in task.model.state_dict().items() if "running" in k})
+    for key in stats[0]:
+        torch.testing.assert_close(stats[1][key], stats[0][key], rtol=0, atol=0)

@@ -110,7 +110,8 @@ class TrainTask(ABC):
         """Loss of one batch (augmentation, if any, happens here)."""
 
     def augment(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        """The inputs as training sees them (used to re-estimate BatchNorm statistics)."""
+        """The inputs as training sees them, less any noise added for regularisation (used to
+        re-estimate BatchNorm statistics for clean inputs)."""
         return x
 
     @abstractmethod
@@ -145,7 +146,11 @@ def recalibrate_batchnorm(model: nn.Module, task: TrainTask, batch_size: int, ge
         m.reset_running_stats()
         m.momentum = None  # cumulative average
     was_training = model.training
-    model.train()
+    # Only the BatchNorms in training mode: dropout stays off, so that the statistics are those of
+    # the network that is evaluated (with dropout on, their variance would be inflated).
+    model.eval()
+    for m in norms:
+        m.train()
     device = next(model.parameters()).device
     order = torch.randperm(len(task.inputs), generator=gen)[: RECALIBRATION_BATCHES * batch_size]
     for start in range(0, len(order), batch_size):
