@@ -81,6 +81,7 @@ def train_lifter(
     dropout: float = typer.Option(0.0, help="Drop each hidden feature of mgcn_lw's graph convolution blocks with this probability while training (default: none)."),
     fold: Optional[str] = typer.Option(None, help="K/N: train without the subjects of fold K of N (for held-out AVG pseudo-labels)."),
     patience: Optional[int] = typer.Option(None, help="Stop after this many epochs without a better validation MPJPE."),
+    refit: bool = typer.Option(False, help="Train on the 'train' and 'val' splits together (Human3.6M: S1 S5 S6 S7 S8) for exactly --epochs epochs and keep the last: the final model, once an earlier run validated on 'val' has chosen the epochs. The 'val' error it prints is in-sample."),
     seed: int = typer.Option(0, min=0, help="Seed of shuffling, augmentation and initialisation."),
     resume: bool = typer.Option(False, help="Continue the run in OUT from its last.pt."),
     init: Optional[str] = typer.Option(None, help="Start from this lifter checkpoint's weights (a file or a shipped name) with a fresh optimizer and schedule: fine-tuning, or a warm restart of a finished run. A resumed run remembers it."),
@@ -94,7 +95,7 @@ def train_lifter(
     from posedeploy.data import load_dataset
     from posedeploy.training import distributed
     from posedeploy.training.folds import parse_fold, without_fold
-    from posedeploy.errors import CheckpointError
+    from posedeploy.errors import CheckpointError, InputError
     from posedeploy.training.lifter_training import LifterTask, StartingPoint, check_regularisers
     from posedeploy.training.trainer import TrainSettings, fit, saved_identity
 
@@ -107,6 +108,9 @@ def train_lifter(
     )  # fmt: skip
     settings.validate()  # before minutes of data loading
     check_regularisers(lifter, input_noise, dropout)
+    if refit and (patience is not None or fold is not None):
+        raise InputError(f"--refit trains on every training subject for a fixed number of epochs; it takes neither "
+                         f"{'--patience' if patience is not None else '--fold'} (choose the epochs on a run without --refit)")  # fmt: skip
     held_out = list(parse_fold(fold)) if fold else None
     # The starting point is checked before minutes of data loading; a resumed run takes it from its
     # last.pt (its weights are long replaced there), so --init is optional then, and must agree.
@@ -125,8 +129,11 @@ def train_lifter(
         if held_out:
             train = without_fold(train, held_out)
         val = load_dataset(data, "val", keypoints, stride=val_stride)
+        if refit:
+            train = train.join(val if val_stride == stride else load_dataset(data, "val", keypoints, stride=stride))
         torch.manual_seed(seed)
-        task = LifterTask(lifter, train, val, augment=augment, init=start_record, input_noise=input_noise, dropout=dropout)
+        task = LifterTask(lifter, train, val, augment=augment, init=start_record, input_noise=input_noise, dropout=dropout,
+                          refit=refit)  # fmt: skip
         if start is not None and not resume:
             start.load_into(task.model)
         if ctx.is_main:

@@ -188,6 +188,7 @@ def test_usage_errors_are_one_line_with_exit_code_2():
     (("train", "lifter", "--dropout", "0.2", "--lifter", "htnet"), "--dropout applies to the graph-convolution lifters (mgcn_lw)"),
     (("train", "lifter", "--dropout", "1"), "dropout must be >= 0 and < 1, got 1.0"),
     (("train", "lifter", "--input-noise", "nan"), "input noise must be >= 0 and < 1"),
+    (("train", "lifter", "--refit", "--patience", "3"), "--refit trains on every training subject for a fixed number of epochs; it takes neither --patience"),
 ])  # fmt: skip
 def test_bad_option_values_are_refused_in_one_line(args, message, tmp_path):
     result = run_cli(*args, cwd=tmp_path)

@@ -113,3 +113,29 @@ def test_batchnorm_statistics_are_re_estimated_without_dropout(tiny):
         stats.append({k: v for k, v in task.model.state_dict().items() if "running" in k})
     for key in stats[0]:
         torch.testing.assert_close(stats[1][key], stats[0][key], rtol=0, atol=0)
+
+
+def test_joined_splits_keep_every_sample_and_name_both(tiny):
+    train, val = tiny
+    train.meta["split"], val.meta["split"] = "train", "val"
+    both = train.join(val)
+    assert len(both) == len(train) + len(val) and both.meta["split"] == "train+val"
+    assert (both.keypoints[len(train):] == val.keypoints).all() and (both.subjects[:len(train)] == train.subjects).all()
+    other = load_dataset("synthetic", "val", "noisy", synthetic_size=8)
+    with pytest.raises(InputError, match="cannot join poses of synthetic/gt and of synthetic/noisy"):
+        train.join(other)
+
+
+def test_a_refit_writes_every_epoch_and_says_so(tiny, tmp_path):
+    # The validation data is inside the training data: nothing to choose with, so best.pt is the
+    # last epoch whatever its (in-sample) error.
+    train, val = tiny
+    torch.manual_seed(0)
+    task = LifterTask("mgcn_lw", train.join(val), val, refit=True)
+    assert not task.selects and task.identity()["refit"] is True
+    worsening = iter([40.0, 50.0, 60.0])
+    task.validate = lambda model: next(worsening)
+    summary = fit(task, TrainSettings(epochs=3, batch_size=64, lr=1e-3), tmp_path, Context())
+    assert summary["best_epoch"] == 3 and summary["best"] == 60.0
+    training = load_checkpoint(tmp_path / "best.pt").config.training
+    assert training["refit"] is True and training["epoch"] == 3

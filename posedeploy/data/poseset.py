@@ -58,6 +58,19 @@ class PoseSet:
             image_sizes=None if self.image_sizes is None else self.image_sizes[index],
         )
 
+    def join(self, other: "PoseSet") -> "PoseSet":
+        """This set's samples followed by ``other``'s (of the same source, e.g. two splits)."""
+        if other.source != self.source:
+            raise InputError(f"cannot join poses of {self.source} and of {other.source}")
+        if (self.intrinsics is None) != (other.intrinsics is None) or (self.image_sizes is None) != (other.image_sizes is None):
+            raise InputError("cannot join a set with camera intrinsics and image sizes to one without")
+        columns = {name: np.concatenate([getattr(self, name), getattr(other, name)])
+                   for name in ("keypoints", "poses_3d", "actions", "subjects", "cameras", "frames", "intrinsics",
+                                "image_sizes") if getattr(self, name) is not None}  # fmt: skip
+        splits = [s.meta["split"] for s in (self, other) if "split" in s.meta]
+        meta = {**self.meta, **({"split": "+".join(splits)} if splits else {})}
+        return PoseSet(**columns, source=self.source, meta=meta)
+
     def every(self, step: int) -> "PoseSet":
         """An evenly spaced subsample: every ``step``-th sample, in order."""
         if step < 1:

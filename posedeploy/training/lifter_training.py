@@ -99,12 +99,14 @@ class LifterTask(TrainTask):
     metric = "mpjpe_mm"
 
     def __init__(self, lifter: str, train: PoseSet, val: PoseSet, augment: bool = True, init: dict | None = None,
-                 input_noise: float = 0.0, dropout: float = 0.0):  # fmt: skip
+                 input_noise: float = 0.0, dropout: float = 0.0, refit: bool = False):  # fmt: skip
         """``init``: the record (``StartingPoint.describe``) of the checkpoint the run started from; its
         weights are loaded by the caller, and not at all when the run resumes. ``input_noise``: the
         standard deviation of Gaussian jitter added to every training 2D coordinate, in normalised
         screen units (0.002 is 1 px of a 1000-px-wide image). ``dropout``: the probability of
-        dropping a hidden feature in each graph convolution block while training (mgcn_lw)."""
+        dropping a hidden feature in each graph convolution block while training (mgcn_lw).
+        ``refit``: ``val`` is part of ``train`` (the final model, its epoch count chosen before), so
+        its error is only reported and every epoch is written."""
         if lifter not in DEFAULT_AVG:
             raise InputError(f"unknown lifter '{lifter}'; expected one of {', '.join(DEFAULT_AVG)}")
         check_regularisers(lifter, input_noise, dropout)
@@ -112,11 +114,13 @@ class LifterTask(TrainTask):
         self.lifter, self.train_source, self.mirror_augment = lifter, train.source, augment
         self.model = build_model("lifter", lifter)
         self.input_noise, self.dropout = input_noise, dropout
+        self.refit, self.selects = refit, not refit
         set_dropout(self.model, dropout)
         self.init = init
         self.inputs = torch.from_numpy(train.keypoints)
         self.targets = torch.from_numpy(train.poses_3d)
         self.val = val
+        self.train_split = train.meta.get("split")
         self.fold = train.meta.get("fold")  # [K, N]: trained without fold K of N (posedeploy.training.folds)
         self.mirror2d, self.mirror3d = Mirror(2), Mirror(3)
 
@@ -129,6 +133,8 @@ class LifterTask(TrainTask):
             identity["input_noise"] = self.input_noise
         if self.dropout:
             identity["dropout"] = self.dropout
+        if self.refit:
+            identity["refit"] = True
         return identity
 
     def _flips(self, n: int, gen: torch.Generator) -> torch.Tensor:
@@ -155,7 +161,8 @@ class LifterTask(TrainTask):
             lifter=self.lifter, lifter_params=default_params("lifter", self.lifter), keypoints=self.train_source,
             training={"stage": "lifter", "val_source": self.val.source, "val_split": self.val.meta.get("split"),
                       "fold": self.fold, **({"init": self.init} if self.init else {}),
-                      **{k: v for k, v in (("input_noise", self.input_noise), ("dropout", self.dropout)) if v},
+                      **{k: v for k, v in (("input_noise", self.input_noise), ("dropout", self.dropout),
+                                           ("refit", self.refit), ("train_split", self.train_split)) if v},
                       **summary},
         )  # fmt: skip
         return Checkpoint(config, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()})

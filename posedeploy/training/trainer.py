@@ -11,7 +11,8 @@ for data too small for the staircase to decay within a run (10 Hz Human3.6M).
 Optionally the gradient norm is clipped, and an exponential moving average of the weights
 (``ema``) is kept, which is then what is validated and written. After each
 epoch the BatchNorm statistics are re-estimated with the epoch's final (or averaged) weights, the model is
-validated, the best one is written as a posedeploy checkpoint (``best.pt``)
+validated, the best one (the last in a refit, which has no held-out data to choose with) is written
+as a posedeploy checkpoint (``best.pt``)
 and the whole training state as ``last.pt``, from which ``resume`` continues. Both files are
 written atomically, so an interrupted run leaves the previous complete ones.
 """
@@ -104,6 +105,9 @@ class TrainTask(ABC):
     inputs: torch.Tensor  # (N, ...) training inputs, indexed on the first axis
     targets: torch.Tensor
     metric: str  # the validation metric's name, lower is better
+    # Whether validation chooses the epoch written as best.pt. A refit (the validation data among the
+    # training data) has nothing to choose with: every epoch is written, so best.pt is the last.
+    selects: bool = True
 
     @abstractmethod
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -278,7 +282,7 @@ def _fit(task: TrainTask, settings: TrainSettings, out_dir: Path, ctx: Context, 
             if not math.isfinite(metric):
                 raise TrainingError(f"{task.name}: validation {task.metric} is {metric} after epoch {epoch}; "
                                     f"nothing of this epoch was written")  # fmt: skip
-            improved = metric < best
+            improved = metric < best or not task.selects
             if improved:
                 best, best_epoch = metric, epoch
                 summary = {"epoch": epoch, task.metric: metric, "train_loss": train_loss}
@@ -297,7 +301,7 @@ def _fit(task: TrainTask, settings: TrainSettings, out_dir: Path, ctx: Context, 
             _write_log(out_dir, history)
             log(
                 f"epoch {epoch}/{settings.epochs}  lr {lr:.2e}  train loss {train_loss:.4f}  "
-                f"val {task.metric} {metric:.2f}{' *' if improved else ''}  "
+                f"val {task.metric} {metric:.2f}{' *' if improved else ''}{'' if task.selects else ' (in-sample)'}  "
                 f"(best {best:.2f} @ {best_epoch})  {record['seconds']:.0f} s"
             )
         ctx.barrier()
