@@ -140,7 +140,8 @@ def train_lifter(
             typer.echo(f"training {lifter} on {len(train):,} samples ({train.source}), validating on {len(val):,}", err=True)
         summary = fit(task, settings, out, ctx, resume=resume)
         if ctx.is_main:
-            typer.echo(f"best {summary['metric']} {summary['best']:.2f} at epoch {summary['best_epoch']}: {out / 'best.pt'}")
+            which = "last (refit; in-sample)" if refit else "best"
+            typer.echo(f"{which} {summary['metric']} {summary['best']:.2f} at epoch {summary['best_epoch']}: {out / 'best.pt'}")
     finally:
         distributed.teardown(ctx)
 
