@@ -116,10 +116,13 @@ def test_batchnorm_statistics_are_re_estimated_without_dropout(tiny):
 
 
 def test_joined_splits_keep_every_sample_and_name_both(tiny):
-    train, val = tiny
+    train, val = (part.take(slice(None)) for part in tiny)  # copies: their meta is changed below
     train.meta["split"], val.meta["split"] = "train", "val"
     both = train.join(val)
     assert len(both) == len(train) + len(val) and both.meta["split"] == "train+val"
+    train.meta["subjects"], val.meta["subjects"], val.meta["stride"] = ["S1", "S5"], ["S8"], 7
+    both = train.join(val)
+    assert both.meta["subjects"] == ["S1", "S5", "S8"] and "stride" not in both.meta  # the strides differ
     assert (both.keypoints[len(train):] == val.keypoints).all() and (both.subjects[:len(train)] == train.subjects).all()
     other = load_dataset("synthetic", "val", "noisy", synthetic_size=8)
     with pytest.raises(InputError, match="cannot join poses of synthetic/gt and of synthetic/noisy"):

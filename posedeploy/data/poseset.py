@@ -67,8 +67,11 @@ class PoseSet:
         columns = {name: np.concatenate([getattr(self, name), getattr(other, name)])
                    for name in ("keypoints", "poses_3d", "actions", "subjects", "cameras", "frames", "intrinsics",
                                 "image_sizes") if getattr(self, name) is not None}  # fmt: skip
-        splits = [s.meta["split"] for s in (self, other) if "split" in s.meta]
-        meta = {**self.meta, **({"split": "+".join(splits)} if splits else {})}
+        # What both halves agree on holds for the whole; their splits and subjects add up.
+        meta = {k: v for k, v in self.meta.items() if other.meta.get(k, None) == v}
+        for key, add in (("split", lambda a, b: f"{a}+{b}"), ("subjects", lambda a, b: list(dict.fromkeys([*a, *b])))):
+            if key in self.meta and key in other.meta:
+                meta[key] = add(self.meta[key], other.meta[key])
         return PoseSet(**columns, source=self.source, meta=meta)
 
     def every(self, step: int) -> "PoseSet":
