@@ -114,7 +114,7 @@ class LifterTask(TrainTask):
         self.lifter, self.train_source, self.mirror_augment = lifter, train.source, augment
         self.model = build_model("lifter", lifter)
         self.input_noise, self.dropout = input_noise, dropout
-        self.refit, self.selects = refit, not refit
+        self.refit = refit
         set_dropout(self.model, dropout)
         self.init = init
         self.inputs = torch.from_numpy(train.keypoints)
@@ -126,16 +126,18 @@ class LifterTask(TrainTask):
 
     def identity(self) -> dict:
         identity = {"task": self.name, "data": self.train_source, "samples": len(self.inputs), "augment": self.mirror_augment}
-        # Each absent when unused, so that states written before these options existed still resume.
+        # Absent when unused, so that states written before these options existed still resume.
         if self.init is not None:
             identity["init"] = self.init
-        if self.input_noise:
-            identity["input_noise"] = self.input_noise
-        if self.dropout:
-            identity["dropout"] = self.dropout
-        if self.refit:
-            identity["refit"] = True
-        return identity
+        return {**identity, **self._choices()}
+
+    @property
+    def selects(self) -> bool:
+        return not self.refit
+
+    def _choices(self) -> dict:
+        """The optional training choices this run made (none: empty)."""
+        return {k: v for k, v in (("input_noise", self.input_noise), ("dropout", self.dropout), ("refit", self.refit)) if v}
 
     def _flips(self, n: int, gen: torch.Generator) -> torch.Tensor:
         return torch.rand(n, generator=gen) < 0.5 if self.mirror_augment else torch.zeros(n, dtype=torch.bool)
@@ -161,8 +163,7 @@ class LifterTask(TrainTask):
             lifter=self.lifter, lifter_params=default_params("lifter", self.lifter), keypoints=self.train_source,
             training={"stage": "lifter", "val_source": self.val.source, "val_split": self.val.meta.get("split"),
                       "fold": self.fold, **({"init": self.init} if self.init else {}),
-                      **{k: v for k, v in (("input_noise", self.input_noise), ("dropout", self.dropout),
-                                           ("refit", self.refit), ("train_split", self.train_split)) if v},
+                      **self._choices(), **({"train_split": self.train_split} if self.train_split else {}),
                       **summary},
         )  # fmt: skip
         return Checkpoint(config, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
