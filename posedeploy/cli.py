@@ -189,6 +189,10 @@ def train_avg(
     ctx = distributed.setup(_device(device))
     try:
         lifter_ckpt = load_checkpoint(lifter_path)
+        if lifter_ckpt.config.training.get("refit") and ctx.is_main:
+            typer.echo(f"note: {lifter_path} was refitted with 'val' among its training data: the 'val' "
+                       f"pseudo-labels are in-sample errors, so they cannot choose this AVG model's epoch fairly; "
+                       f"fix --epochs on a lifter trained without 'val'", err=True)  # fmt: skip
         keypoints = keypoints or _keypoints_for(data, lifter_ckpt.config.keypoints)
         train = load_dataset(data, "train", keypoints, stride=stride)
         val = load_dataset(data, "val", keypoints, stride=val_stride)

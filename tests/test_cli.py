@@ -237,3 +237,13 @@ def test_an_init_run_resumes_without_repeating_init_and_refuses_another(tmp_path
                           "the run in b was started from a/best.pt, not from --init c/best.pt")
     assert_one_line_error(run_cli(*small, "--epochs", "3", "--out", "c", "--resume", "--init", "a/best.pt", cwd=tmp_path),
                           "the run in c was not started from a checkpoint, not from --init a/best.pt")
+
+
+def test_an_avg_model_for_a_refitted_lifter_is_told_its_validation_is_in_sample(tmp_path):
+    small = ("--data", "synthetic", "--stride", "50", "--val-stride", "20", "--epochs", "1")
+    result = run_cli("train", "lifter", *small, "--refit", "--out", "lifter", cwd=tmp_path)
+    assert result.returncode == 0 and "(in-sample)" in result.stderr, result.stderr
+    assert "last (refit; in-sample) mpjpe_mm" in result.stdout
+    result = run_cli("train", "avg", "--checkpoint", "lifter/best.pt", *small, "--out", "avg", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "was refitted with 'val' among its training data" in result.stderr
