@@ -311,6 +311,9 @@ def evaluate_command(
     from posedeploy.training.sampler import NOISE_MODES
 
     ckpt = _load(checkpoint)
+    if split == "val" and ckpt.config.training.get("refit"):
+        typer.echo(f"note: {checkpoint or 'the default checkpoint'}'s lifter was refitted with 'val' among its "
+                   f"training data: these 'val' numbers are in-sample, fit to choose nothing", err=True)  # fmt: skip
     noises = [n.strip() for n in noise.split(",") if n.strip()]
     unknown = [n for n in noises if n not in NOISE_MODES]
     if unknown or not noises:

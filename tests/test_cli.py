@@ -239,7 +239,7 @@ def test_an_init_run_resumes_without_repeating_init_and_refuses_another(tmp_path
                           "the run in c was not started from a checkpoint, not from --init a/best.pt")
 
 
-def test_an_avg_model_for_a_refitted_lifter_is_told_its_validation_is_in_sample(tmp_path):
+def test_an_avg_model_and_an_evaluation_on_val_are_told_a_refitted_lifter_saw_val(tmp_path):
     small = ("--data", "synthetic", "--stride", "50", "--val-stride", "20", "--epochs", "1")
     result = run_cli("train", "lifter", *small, "--refit", "--out", "lifter", cwd=tmp_path)
     assert result.returncode == 0 and "(in-sample)" in result.stderr, result.stderr
@@ -247,3 +247,7 @@ def test_an_avg_model_for_a_refitted_lifter_is_told_its_validation_is_in_sample(
     result = run_cli("train", "avg", "--checkpoint", "lifter/best.pt", *small, "--out", "avg", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "was refitted with 'val' among its training data" in result.stderr
+    evaluate = ("eval", "--checkpoint", "avg/best.pt", "--data", "synthetic", "--stride", "50", "--hypotheses", "0")
+    on_val, on_test = (run_cli(*evaluate, "--split", split, cwd=tmp_path) for split in ("val", "test"))
+    assert on_val.returncode == 0 and "these 'val' numbers are in-sample" in on_val.stderr, on_val.stderr
+    assert on_test.returncode == 0 and "in-sample" not in on_test.stderr, on_test.stderr
