@@ -130,7 +130,7 @@ def train_lifter(
             train = without_fold(train, held_out)
         val = load_dataset(data, "val", keypoints, stride=val_stride)
         if refit:
-            train = train.join(val if val_stride == stride else load_dataset(data, "val", keypoints, stride=stride))
+            train = _joined_with_val(train, val, data, keypoints, stride, val_stride)
         torch.manual_seed(seed)
         task = LifterTask(lifter, train, val, augment=augment, init=start_record, input_noise=input_noise, dropout=dropout,
                           refit=refit)  # fmt: skip
@@ -163,6 +163,7 @@ def train_avg(
     fold_lifter: list[Path] = typer.Option([], help="Lifters trained with --fold K/N, one per fold (repeatable): "
                                            "pseudo-labels from the one that did not see each subject."),
     patience: Optional[int] = typer.Option(None, help="Stop after this many epochs without a better validation MSE."),
+    refit: bool = typer.Option(False, help="For a lifter trained with --refit: train on the 'train' and 'val' pseudo-labels together for exactly --epochs epochs and keep the last (the epochs chosen on the run without 'val')."),
     seed: int = typer.Option(0, min=0, help="Seed of shuffling and initialisation."),
     resume: bool = typer.Option(False, help="Continue the run in OUT from its last.pt."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda if available)."),
@@ -184,29 +185,47 @@ def train_avg(
     if lifter_path.resolve().parent == out.resolve():
         raise InputError(f"--out {out} is the folder of the lifter checkpoint {lifter_path}: training there would "
                          f"replace it; write the AVG run to its own folder")  # fmt: skip
+    if refit and (patience is not None or fold_lifter):
+        raise InputError(f"--refit trains on every training subject for a fixed number of epochs; it takes neither "
+                         f"{'--patience' if patience is not None else '--fold-lifter'} (choose the epochs on a run without --refit)")  # fmt: skip
     settings = TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, patience=patience)
     settings.validate()
+    lifter_ckpt = load_checkpoint(lifter_path)
+    lifter_refitted = bool(lifter_ckpt.config.training.get("refit"))
+    if refit and not lifter_refitted:
+        raise InputError(f"--refit is for a lifter trained with --refit; {lifter_path} was not: its 'val' errors are "
+                         f"held out, unlike its 'train' ones. Train without --refit and choose the epoch on 'val'")  # fmt: skip
     ctx = distributed.setup(_device(device))
     try:
-        lifter_ckpt = load_checkpoint(lifter_path)
-        if lifter_ckpt.config.training.get("refit") and ctx.is_main:
+        if lifter_refitted and not refit and ctx.is_main:
             typer.echo(f"note: {lifter_path} was refitted with 'val' among its training data: the 'val' "
                        f"pseudo-labels are in-sample errors, so they cannot choose this AVG model's epoch fairly; "
-                       f"fix --epochs on a lifter trained without 'val'", err=True)  # fmt: skip
+                       f"fix --epochs on a lifter trained without 'val' and pass --refit", err=True)  # fmt: skip
         keypoints = keypoints or _keypoints_for(data, lifter_ckpt.config.keypoints)
         train = load_dataset(data, "train", keypoints, stride=stride)
         val = load_dataset(data, "val", keypoints, stride=val_stride)
+        if refit:
+            train = _joined_with_val(train, val, data, keypoints, stride, val_stride)
         torch.manual_seed(seed)
         task = AVGTask(lifter_ckpt, train, val, avg=avg, alpha=alpha, cache_dir=cache_dir or default_cache_dir(),
-                       device=ctx.device, fold_lifters=[load_checkpoint(resolve_checkpoint(f)) for f in fold_lifter])  # fmt: skip
+                       device=ctx.device, fold_lifters=[load_checkpoint(resolve_checkpoint(f)) for f in fold_lifter],
+                       refit=refit)  # fmt: skip
         if ctx.is_main:
             typer.echo(f"training AVG '{task.config.avg}' on {len(task.inputs):,} pseudo-labels ({train.source}; "
                        f"errors of {task.pseudo_labels['from']})", err=True)  # fmt: skip
         summary = fit(task, settings, out, ctx, resume=resume)
         if ctx.is_main:
-            typer.echo(f"best {summary['metric']} {summary['best']:.4f} at epoch {summary['best_epoch']}: {out / 'best.pt'}")
+            which = "last (refit; in-sample)" if refit else "best"
+            typer.echo(f"{which} {summary['metric']} {summary['best']:.4f} at epoch {summary['best_epoch']}: {out / 'best.pt'}")
     finally:
         distributed.teardown(ctx)
+
+
+def _joined_with_val(train, val, data: str, keypoints: str, stride: int, val_stride: int):
+    """A refit's training data: 'train' and 'val' together, both at the training stride."""
+    from posedeploy.data import load_dataset
+
+    return train.join(val if val_stride == stride else load_dataset(data, "val", keypoints, stride=stride))
 
 
 def _load(checkpoint: Optional[Path]):

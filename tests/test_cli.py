@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from posedeploy.training.checkpoint import Checkpoint, PipelineConfig, save_checkpoint
+from posedeploy.training.checkpoint import Checkpoint, PipelineConfig, load_checkpoint, save_checkpoint
 from posedeploy.training.models import build_model
 
 
@@ -189,6 +189,8 @@ def test_usage_errors_are_one_line_with_exit_code_2():
     (("train", "lifter", "--dropout", "1"), "dropout must be >= 0 and < 1, got 1.0"),
     (("train", "lifter", "--input-noise", "nan"), "input noise must be >= 0 and < 1"),
     (("train", "lifter", "--refit", "--patience", "3"), "--refit trains on every training subject for a fixed number of epochs; it takes neither --patience"),
+    (("train", "avg", "--checkpoint", "mgcn_lw", "--refit", "--patience", "3"), "--refit trains on every training subject for a fixed number of epochs; it takes neither --patience"),
+    (("train", "avg", "--checkpoint", "mgcn_lw", "--refit"), "--refit is for a lifter trained with --refit;"),
 ])  # fmt: skip
 def test_bad_option_values_are_refused_in_one_line(args, message, tmp_path):
     result = run_cli(*args, cwd=tmp_path)
@@ -247,6 +249,13 @@ def test_an_avg_model_and_an_evaluation_on_val_are_told_a_refitted_lifter_saw_va
     result = run_cli("train", "avg", "--checkpoint", "lifter/best.pt", *small, "--out", "avg", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "was refitted with 'val' among its training data" in result.stderr
+    result = run_cli("train", "avg", "--checkpoint", "lifter/best.pt", *small[:-1], "2", "--refit", "--out", "avg_refit",
+                     cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0 and "was refitted" not in result.stderr, result.stderr
+    assert "last (refit; in-sample) mse" in result.stdout and "at epoch 2:" in result.stdout
+    joined, alone = (torch.load(tmp_path / run / "last.pt", weights_only=True)["identity"] for run in ("avg_refit", "avg"))
+    assert joined["refit"] is True and "refit" not in alone and joined["samples"] > alone["samples"]
+    assert load_checkpoint(tmp_path / "avg_refit" / "best.pt").config.training["avg"]["refit"] is True
     evaluate = ("eval", "--checkpoint", "avg/best.pt", "--data", "synthetic", "--stride", "50", "--hypotheses", "0")
     on_val, on_test = (run_cli(*evaluate, "--split", split, cwd=tmp_path) for split in ("val", "test"))
     assert on_val.returncode == 0 and "these 'val' numbers are in-sample" in on_val.stderr, on_val.stderr

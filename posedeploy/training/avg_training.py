@@ -28,13 +28,15 @@ class AVGTask(TrainTask):
 
     def __init__(self, lifter_checkpoint: Checkpoint, train: PoseSet, val: PoseSet, avg: str | None = None,
                  alpha: float | None = None, cache_dir: Path | None = None, device: str | torch.device = "cpu",
-                 fold_lifters: list[Checkpoint] | None = None):  # fmt: skip
+                 fold_lifters: list[Checkpoint] | None = None, refit: bool = False):  # fmt: skip
+        """``refit``: ``train`` holds ``val`` too (for a lifter refitted on both), so ``val`` is only
+        reported and every epoch is written."""
         config = lifter_checkpoint.config.with_avg(avg, alpha)
         if config.avg not in AVGS:
             raise InputError(f"unknown AVG model '{config.avg}'; expected one of {', '.join(AVGS)}")
         if not config.alpha > 0:
             raise InputError(f"alpha must be > 0, got {config.alpha}")
-        self.config, self.lifter_checkpoint = config, lifter_checkpoint
+        self.config, self.lifter_checkpoint, self.refit = config, lifter_checkpoint, refit
         self.fingerprint = lifter_checkpoint.lifter_fingerprint()
         self.name = f"avg/{config.avg}"
         self.train_source, self.val_source, self.val_split = train.source, val.source, val.meta.get("split")
@@ -57,8 +59,14 @@ class AVGTask(TrainTask):
         self.model = build_model("avg", config.avg, config.avg_params)
 
     def identity(self) -> dict:
-        return {"task": self.name, "lifter": self.fingerprint, "data": self.train_source, "samples": len(self.inputs),
-                "pseudo_labels": self.pseudo_labels}  # fmt: skip
+        identity = {"task": self.name, "lifter": self.fingerprint, "data": self.train_source, "samples": len(self.inputs),
+                    "pseudo_labels": self.pseudo_labels}  # fmt: skip
+        # Absent when unused, so that states written before the option existed still resume.
+        return {**identity, "refit": True} if self.refit else identity
+
+    @property
+    def selects(self) -> bool:
+        return not self.refit
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         return nn.functional.mse_loss(model(x), y)
@@ -75,7 +83,8 @@ class AVGTask(TrainTask):
         self.config.training = {
             **self.lifter_checkpoint.config.training,
             "avg": {"train_source": self.train_source, "val_source": self.val_source, "val_split": self.val_split,
-                    "pseudo_label_mean_m": self.error_mean, "pseudo_labels": self.pseudo_labels, **summary},
+                    "pseudo_label_mean_m": self.error_mean, "pseudo_labels": self.pseudo_labels,
+                    **({"refit": True} if self.refit else {}), **summary},
         }  # fmt: skip
         avg_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         return Checkpoint(self.config, self.lifter_checkpoint.lifter_state, avg_state,
