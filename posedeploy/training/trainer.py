@@ -299,11 +299,10 @@ def _fit(task: TrainTask, settings: TrainSettings, out_dir: Path, ctx: Context, 
             with atomic_path(out_dir / LAST) as tmp:
                 torch.save(state, tmp)
             _write_log(out_dir, history)
-            log(
-                f"epoch {epoch}/{settings.epochs}  lr {lr:.2e}  train loss {train_loss:.4f}  "
-                f"val {task.metric} {metric:.2f}{' *' if improved else ''}{'' if task.selects else ' (in-sample)'}  "
-                f"(best {best:.2f} @ {best_epoch})  {record['seconds']:.0f} s"
-            )
+            # A task that does not select keeps every epoch: neither a star nor a "best" would mean anything.
+            kept = f"{' *' if improved else ''}  (best {best:.2f} @ {best_epoch})" if task.selects else " (in-sample)"
+            log(f"epoch {epoch}/{settings.epochs}  lr {lr:.2e}  train loss {train_loss:.4f}  "
+                f"val {task.metric} {metric:.2f}{kept}  {record['seconds']:.0f} s")  # fmt: skip
         ctx.barrier()
         if settings.patience is not None and epoch - best_epoch >= settings.patience:
             if ctx.is_main:
