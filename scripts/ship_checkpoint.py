@@ -85,6 +85,7 @@ held-out S8 (commands below), and the last epoch was kept"""
         subjects = """Trained on subjects S1 S5 S6 S7 (all four cameras, all actions); the best epoch, the AVG model's best epoch and alpha were chosen
 on the held-out S8"""
         kept = f"best epoch on S8 kept (epoch {training.get('epoch')}, S8 MPJPE {training.get('mpjpe_mm', float('nan')):.2f} mm)"
+    n_subjects = "5" if refit else "4"
     avg_kept = ", the last epoch kept" if training.get("avg", {}).get("refit") else ""
     role = ("The default checkpoint of posedeploy" if args.name == DEFAULT
             else f"A shipped checkpoint of posedeploy, taken with `--checkpoint {args.name}`")
@@ -131,7 +132,7 @@ tables: docs/RESULTS.md.
 ## Intended use and limits
 
 Single-person, single-frame 3D lifting of H36M-17 2D keypoints from one camera, with a per-joint
-uncertainty. Trained on one studio dataset of 4 subjects: expect larger errors on other people,
+uncertainty. Trained on one studio dataset of {n_subjects} subjects: expect larger errors on other people,
 clothes, camera heights and unusual poses; the spread measures the model's own uncertainty about
 its 2D input, not its error on out-of-distribution data.
 """

@@ -57,6 +57,7 @@ def test_a_model_card_says_the_epoch_was_chosen_on_the_held_out_subject(reports,
     assert "Trained on subjects S1 S5 S6 S7 (all four cameras" in card and "S8" not in card.split("Trained on")[1][:40]
     assert "best epoch on S8 kept (epoch 7, S8 MPJPE 63.50 mm)" in card and "refit" not in card
     assert "posedeploy train lifter --the-commands-run" in card
+    assert "dataset of 4 subjects" in card
 
 
 def test_a_refitted_model_card_says_s8_was_trained_on_and_its_error_is_in_sample(reports, monkeypatch):
@@ -64,3 +65,4 @@ def test_a_refitted_model_card_says_s8_was_trained_on_and_its_error_is_in_sample
     assert "Trained on subjects S1 S5 S6 S7 S8 (all four cameras, all actions; a refit)" in card
     assert "the last epoch kept (a refit: epoch 7; its S8 MPJPE, 63.50 mm, is in-sample)" in card
     assert "MSE loss, the last epoch kept." in card and "best epoch on S8" not in card
+    assert "dataset of 5 subjects" in card
