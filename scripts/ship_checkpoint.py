@@ -21,6 +21,7 @@ from pathlib import Path
 from torch import nn
 
 from posedeploy.assets import ASSETS, DEFAULT, SHIPPED, model_card
+from posedeploy.data.h36m import SPLITS
 from posedeploy.files import sha256_file
 from posedeploy.training.checkpoint import load_checkpoint, save_checkpoint
 from posedeploy.training.models import build_model, count_parameters
@@ -75,17 +76,18 @@ def main() -> None:
 Weights are stored as int8 with one f32 scale per row (posedeploy/training/weight_storage.py) and
 loaded as f32; the numbers below were measured on this file, as stored."""
     refit = bool(training.get("refit"))
+    train, val = " ".join(SPLITS["train"]), " ".join(SPLITS["val"])
+    trained_on = SPLITS["train"] + SPLITS["val"] if refit else SPLITS["train"]
     if refit:
-        subjects = """Trained on subjects S1 S5 S6 S7 S8 (all four cameras, all actions; a refit): the recipe, the
-epoch counts and alpha were fixed beforehand on runs trained on S1 S5 S6 S7 and validated on the
-held-out S8 (commands below), and the last epoch was kept"""
+        subjects = f"""Trained on subjects {" ".join(trained_on)} (all four cameras, all actions; a refit): the recipe, the
+epoch counts and alpha were fixed beforehand on runs trained on {train} and validated on the
+held-out {val} (commands below), and the last epoch was kept"""
         kept = (f"the last epoch kept (a refit: epoch {training.get('epoch')}; its S8 MPJPE, "
                 f"{training.get('mpjpe_mm', float('nan')):.2f} mm, is in-sample)")
     else:
-        subjects = """Trained on subjects S1 S5 S6 S7 (all four cameras, all actions); the best epoch, the AVG model's best epoch and alpha were chosen
-on the held-out S8"""
+        subjects = f"""Trained on subjects {train} (all four cameras, all actions); the best epoch, the AVG model's best epoch and alpha were chosen
+on the held-out {val}"""
         kept = f"best epoch on S8 kept (epoch {training.get('epoch')}, S8 MPJPE {training.get('mpjpe_mm', float('nan')):.2f} mm)"
-    n_subjects = "5" if refit else "4"
     avg_kept = ", the last epoch kept" if training.get("avg", {}).get("refit") else ""
     role = ("The default checkpoint of posedeploy" if args.name == DEFAULT
             else f"A shipped checkpoint of posedeploy, taken with `--checkpoint {args.name}`")
@@ -132,7 +134,7 @@ tables: docs/RESULTS.md.
 ## Intended use and limits
 
 Single-person, single-frame 3D lifting of H36M-17 2D keypoints from one camera, with a per-joint
-uncertainty. Trained on one studio dataset of {n_subjects} subjects: expect larger errors on other people,
+uncertainty. Trained on one studio dataset of {len(trained_on)} subjects: expect larger errors on other people,
 clothes, camera heights and unusual poses; the spread measures the model's own uncertainty about
 its 2D input, not its error on out-of-distribution data.
 """
