@@ -134,30 +134,37 @@ _FIELDS = {
 _FILE_FIELDS = {"sha256": str, "bytes": int, "precision": str}
 
 
-def _check_fields(path: Path, manifest: dict) -> None:
+def check_fields(path: Path, manifest: dict, fields: dict, remedy: str) -> None:
     """Refuse a manifest whose fields are missing or of the wrong type (edited or damaged), here
-    rather than as a KeyError wherever the field is first used."""
+    rather than as a KeyError wherever the field is first used. ``fields``: section -> {key: type}
+    (a section in brackets is optional), or a top-level key -> type; numbers must be > 0."""
 
     def bad(what: str) -> ArtifactError:
-        return ArtifactError(f"{path}: {what}; the manifest was edited or damaged, re-run posedeploy export")
+        return ArtifactError(f"{path}: {what}; the manifest was edited or damaged, {remedy}")
 
-    def check(section: dict, fields: dict, where: str) -> None:
-        for key, types in fields.items():
+    def check(section: dict, wanted: dict, where: str) -> None:
+        for key, types in wanted.items():
             value = section.get(key)
             if isinstance(value, bool) or not isinstance(value, types) or (isinstance(value, _NUMBER) and not value > 0):
-                raise bad(f"'{where}.{key}' is {json.dumps(value)[:40]}, not a valid value")
+                raise bad(f"'{where}{key}' is {json.dumps(value)[:40]}, not a valid value")
 
-    for name, fields in _FIELDS.items():
+    for name, wanted in fields.items():
         optional, name = name.startswith("["), name.strip("[]")
         if optional and name not in manifest:
             continue
-        if not isinstance(manifest.get(name), dict):
+        if not isinstance(wanted, dict):
+            check(manifest, {name: wanted}, "")
+        elif not isinstance(manifest.get(name), dict):
             raise bad(f"its '{name}' section is missing or not a mapping")
-        check(manifest[name], fields, name)
+        else:
+            check(manifest[name], wanted, f"{name}.")
+
+
+def _check_fields(path: Path, manifest: dict) -> None:
+    remedy = "re-run posedeploy export"
+    check_fields(path, manifest, _FIELDS, remedy)
     files = manifest.get("files")
     if not isinstance(files, dict) or not files:
-        raise bad("its 'files' section is missing or empty")
+        raise ArtifactError(f"{path}: its 'files' section is missing or empty; the manifest was edited or damaged, {remedy}")
     for filename, entry in files.items():
-        if not isinstance(entry, dict):
-            raise bad(f"'files.{filename}' is not a mapping")
-        check(entry, _FILE_FIELDS, f"files.{filename}")
+        check_fields(path, {f"files.{filename}": entry}, {f"files.{filename}": _FILE_FIELDS}, remedy)

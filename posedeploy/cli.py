@@ -13,6 +13,7 @@ from typing import Optional
 import typer
 
 from posedeploy.errors import PoseDeployError
+from posedeploy.extras import EXTRA_OF, require, require_runtime
 
 app = typer.Typer(
     help="Multi-hypothesis 3D human pose lifting with adaptive noise sampling (PRPose): "
@@ -33,25 +34,9 @@ RECIPES = {
 
 
 def _device(device: Optional[str]) -> str:
-    """The PyTorch device: given (cpu, cuda, cuda:N, checked here), or cuda when there is one."""
-    import re
+    from posedeploy.training.device import resolve_device
 
-    import torch
-
-    from posedeploy.errors import DeviceError, InputError
-
-    if not device:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    match = re.fullmatch(r"cpu|cuda(?::(\d+))?", device)
-    if match is None:
-        raise InputError(f"device must be cpu, cuda or cuda:N, got '{device}'")
-    if device != "cpu":
-        if not torch.cuda.is_available():
-            raise DeviceError(f"--device {device}: this PyTorch sees no CUDA GPU (torch {torch.__version__}); use --device cpu")
-        index = int(match.group(1) or 0)
-        if index >= torch.cuda.device_count():
-            raise DeviceError(f"--device {device}: there are {torch.cuda.device_count()} CUDA GPU(s)")
-    return device
+    return resolve_device(device)
 
 
 def _keypoints_for(data: str, source: str) -> str:
@@ -89,6 +74,7 @@ def train_lifter(
 ) -> None:
     """Train a single-hypothesis lifter (MPJPE loss, mirror augmentation) on the 'train' split, choosing
     the best epoch on the held-out 'val' split (Human3.6M: train S1 S5 S6 S7, val S8)."""
+    require("posedeploy train lifter", "torch")
     import torch
 
     from posedeploy.assets import resolve_checkpoint
@@ -101,8 +87,8 @@ def train_lifter(
 
     recipe = RECIPES.get(lifter, RECIPES["mgcn_lw"])
     settings = TrainSettings(
-        epochs=epochs, batch_size=batch_size or recipe["batch_size"], lr=recipe["lr"] if lr is None else lr, seed=seed,
-        patience=patience, schedule=schedule or recipe["schedule"],
+        epochs=epochs, batch_size=recipe["batch_size"] if batch_size is None else batch_size, lr=recipe["lr"] if lr is None else lr, seed=seed,
+        patience=patience, schedule=recipe["schedule"] if schedule is None else schedule,
         clip_grad_norm=clip_grad_norm if clip_grad_norm is not None else recipe["clip_grad_norm"],
         weight_decay=weight_decay, ema=ema,
     )  # fmt: skip
@@ -170,6 +156,7 @@ def train_avg(
 ) -> None:
     """Train the AVG model on the frozen lifter's per-joint errors (weak supervision, cached pseudo-labels),
     choosing the best epoch on the held-out 'val' split."""
+    require("posedeploy train avg", "torch")
     import torch
 
     from posedeploy.assets import resolve_checkpoint
@@ -260,6 +247,7 @@ def import_checkpoint(
     alpha: float = typer.Option(0.005, help="Noise scale (0.005 is PRPose's Human3.6M setting)."),
 ) -> None:
     """Convert the official PRPose checkpoints into a posedeploy checkpoint."""
+    require("posedeploy import-checkpoint", "torch")
     from posedeploy.files import refuse_overwrite
     from posedeploy.training.checkpoint import save_checkpoint
     from posedeploy.training.official import import_official
@@ -283,6 +271,7 @@ def predict(
     device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda if available)."),
 ) -> None:
     """Run the PyTorch reference pipeline and write the contract outputs."""
+    require("posedeploy predict", "torch")
     import numpy as np
 
     from posedeploy.contract import normalise_keypoints
@@ -296,6 +285,7 @@ def predict(
     dev = _device(device)
     pipeline = PipelineModule(ckpt.build_lifter(dev), ckpt.build_avg(dev), ckpt.config.alpha)
     result = run_reference(pipeline, kp, noise=given, hypotheses=hypotheses, seed=seed, max_poses=max_poses)
+    result.check_finite()  # NaN poses are an error, not an output
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **result.as_dict())
@@ -312,7 +302,7 @@ def evaluate_command(
     hypotheses: int = typer.Option(200, help="S hypotheses per pose; 0 evaluates the lifter alone."),
     noise: str = typer.Option("adaptive", help="Comma-separated: adaptive (AVG sigma), uniform (its mean on every joint), alpha (alpha on every joint)."),
     alpha: Optional[str] = typer.Option(None, help="Comma-separated noise scales to sweep (default: the checkpoint's)."),
-    best_of: str = typer.Option("1,5,10,50,200", help="S values of the best-of-S curve (first S of the same draw)."),
+    best_of: Optional[str] = typer.Option(None, help="Comma-separated S values of the best-of-S curve, each 1..S (first S of the same draw; default: 1,5,10,50,200 up to S)."),
     actions: Optional[str] = typer.Option(None, help="Comma-separated Human3.6M actions (default: all 15)."),
     stride: int = typer.Option(1, help="Evaluate every STRIDE-th frame of each sequence (evenly spaced)."),
     seed: int = typer.Option(0, min=0, help="Seed of the sampling noise (the same draws in every run)."),
@@ -322,10 +312,11 @@ def evaluate_command(
 ) -> None:
     """Per-action MPJPE / P-MPJPE / PCK / AUC: lifter alone, best-of-S and aggregated pose; several
     noise rules or alphas: a comparison with paired differences and bootstrap standard errors."""
+    require("posedeploy eval", "torch")
     from posedeploy.data import load_dataset
     from posedeploy.errors import InputError
     from posedeploy.files import write_json
-    from posedeploy.training.evaluation import evaluate, format_report
+    from posedeploy.training.evaluation import MAX_ALPHAS, best_of_curve, check_alpha, evaluate, format_report
     from posedeploy.training.noise_comparison import comparison_report, format_comparison
     from posedeploy.training.sampler import NOISE_MODES
 
@@ -335,19 +326,24 @@ def evaluate_command(
                    f"training data: these 'val' numbers are in-sample, fit to choose nothing", err=True)  # fmt: skip
     noises = [n.strip() for n in noise.split(",") if n.strip()]
     unknown = [n for n in noises if n not in NOISE_MODES]
-    if unknown or not noises:
-        raise InputError(f"noise must be some of {', '.join(NOISE_MODES)}, got '{noise}'")
+    if unknown or not noises or len(set(noises)) != len(noises):
+        raise InputError(f"noise must be some of {', '.join(NOISE_MODES)}, each once, got '{noise[:80]}'")
     try:
         alphas = [float(a) for a in alpha.split(",") if a.strip()] if alpha else [ckpt.config.alpha]
     except ValueError:
-        raise InputError(f"alpha must be comma-separated numbers, got '{alpha}'") from None
+        raise InputError(f"alpha must be comma-separated numbers, got '{alpha[:80]}'") from None
+    alphas = [check_alpha(a) for a in alphas]
+    if len(set(alphas)) != len(alphas) or len(alphas) > MAX_ALPHAS:
+        raise InputError(f"alpha must list at most {MAX_ALPHAS} different values, got {len(alphas)} ({len(set(alphas))} different)")
+    curve = tuple(_int_list(best_of, "best-of")) if best_of else None
+    best_of_curve(curve, hypotheses)  # before minutes of data loading
     chosen = [a.strip() for a in actions.split(",") if a.strip()] if actions else None
     test = load_dataset(data, split, keypoints, actions=chosen, stride=stride)
     runs = [(n, a) for a in alphas for n in noises] if hypotheses > 0 else [(noises[0], alphas[0])]
     reports = []
     for n, a in runs:
         report = evaluate(ckpt, test, hypotheses=hypotheses, noise=n, seed=seed, device=_device(device),
-                          max_poses=max_poses, alpha=a, best_of=tuple(_int_list(best_of, "best-of")))  # fmt: skip
+                          max_poses=max_poses, alpha=a, best_of=curve)  # fmt: skip
         report.settings["checkpoint"] = str(checkpoint) if checkpoint else "default"
         report.settings["split"] = split
         reports.append(report)
@@ -373,6 +369,7 @@ def export_command(
     calibration_keypoints: Optional[str] = typer.Option(None, help="With --int8: gt or sh (default: what the checkpoint was trained on)."),
 ) -> None:
     """Export avg.onnx, lifter.onnx and the fused pipeline.onnx (+ FP16, INT8, Triton) with a manifest."""
+    require("posedeploy export", "torch", "onnx", "onnxruntime")
     from posedeploy.assets import resolve_checkpoint
     from posedeploy.errors import InputError
     from posedeploy.export.onnx_export import export_artifacts
@@ -446,6 +443,8 @@ def parity_command(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON."),
 ) -> None:
     """Compare a deployed artifact with the PyTorch reference; exit 1 when over tolerance."""
+    require("posedeploy parity", "torch")
+    require_runtime("posedeploy parity")
     from posedeploy.assets import resolve_checkpoint
     from posedeploy.data import evenly_spaced, load_dataset, resolve_data
     from posedeploy.files import write_json
@@ -531,6 +530,7 @@ def run_command(
     plot_every: int = typer.Option(1, help="With --plot: every N-th frame."),
 ) -> None:
     """Lift a file of 2D keypoints to 3D poses with per-joint uncertainty (and pictures)."""
+    require_runtime("posedeploy run")
     from posedeploy.files import refuse_overwrite
     from posedeploy.run import run_file
 
@@ -554,6 +554,7 @@ def deploy_command(
     backend: str = typer.Option("auto", help="Runtime of the lifted sequence: auto (the fastest installed, measured), onnxruntime, openvino or tensorrt."),
 ) -> None:
     """The main job: export (FP32, FP16) -> engine -> parity -> bench -> a lifted sequence -> DIR/REPORT.md."""
+    require("posedeploy deploy", "torch", "onnx", "onnxruntime")
     from posedeploy.deploy import REPORT_MD, DeploySettings, deploy
 
     settings = DeploySettings(hypotheses=hypotheses, parity_samples=parity_samples,
@@ -589,6 +590,13 @@ def main() -> None:
     except (KeyboardInterrupt, typer.Abort):
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    except ModuleNotFoundError as exc:  # an optional package a code path needs that no check above caught
+        top = (exc.name or "").partition(".")[0]
+        if top not in EXTRA_OF:
+            raise
+        typer.echo(f"error: this needs the '{top}' package, which is not installed; install it with: "
+                   f"pip install 'posedeploy[{EXTRA_OF[top]}]'", err=True)  # fmt: skip
+        sys.exit(1)
     except OSError as exc:  # a file that cannot be read or written, outside the paths that say more
         where = f": {exc.filename}" if exc.filename else ""
         typer.echo(f"error: {exc.strerror or exc}{where}", err=True)

@@ -28,9 +28,17 @@ OUTPUTS: tuple[str, ...] = ("sigma", "hypotheses", "pose", "spread")
 VIEWS = 2  # the pose and its mirror image
 
 
+def as_array(value: object, name: str) -> np.ndarray:
+    """``value`` as a numpy array; a ragged nest of lists (rows of different lengths) is refused."""
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"{name} must be an array of numbers, not a ragged list ({str(exc).splitlines()[0][:100]})") from None
+
+
 def check_keypoints(keypoints: np.ndarray) -> np.ndarray:
     """Validate normalised (B, 17, 2) keypoints; returns them as float32."""
-    keypoints = np.asarray(keypoints)
+    keypoints = as_array(keypoints, "keypoints")
     if keypoints.ndim != 3:
         raise InputError(f"keypoints must have shape (B, 17, 2), got {keypoints.shape}")
     check_joints(keypoints, "keypoints", 2)
@@ -47,11 +55,13 @@ def check_keypoints(keypoints: np.ndarray) -> np.ndarray:
 # Normalised coordinates lie within a few units of 0; values this large are pixels.
 PIXEL_HINT = 8.0
 MAX_IMAGE_SIDE = 100_000
+# Normalised x lies in [-1, 1]; a person in pixels never fits in the 2 x 2 pixels by the image corner.
+NORMALISED_RANGE = 2.0
 
 
 def normalise_keypoints(keypoints: np.ndarray, image_size: tuple[float, float] | None) -> np.ndarray:
     """(B, 17, 2) or (17, 2) keypoints, pixels with ``image_size`` = (w, h) or already normalised."""
-    keypoints = np.asarray(keypoints)
+    keypoints = as_array(keypoints, "keypoints")
     if keypoints.ndim == 2:
         keypoints = keypoints[None]
     keypoints = check_keypoints(keypoints)
@@ -69,6 +79,14 @@ def normalise_keypoints(keypoints: np.ndarray, image_size: tuple[float, float] |
         raise InputError(f"image size must be two numbers (width, height), got {image_size!r}") from None
     if not (1 <= w <= MAX_IMAGE_SIDE and 1 <= h <= MAX_IMAGE_SIDE):
         raise InputError(f"image size must be between 1 and {MAX_IMAGE_SIDE:,} pixels a side, got {image_size}")
+    if max(w, h) > PIXEL_HINT:
+        tiny = np.flatnonzero(np.abs(keypoints).max(axis=(1, 2)) <= NORMALISED_RANGE)
+        if len(tiny):
+            raise InputError(
+                f"{len(tiny)} of {len(keypoints)} pose(s) (first at index {tiny[0]}) lie within {NORMALISED_RANGE:g} "
+                f"pixels of the corner of the {w:g} x {h:g} image: they look normalised already; give them without "
+                f"an image size, or give pixels"
+            )
     normalised = normalize_screen_coordinates(keypoints.astype(np.float64), w, h)
     largest = float(np.abs(normalised).max())
     if largest > PIXEL_HINT:
@@ -79,15 +97,23 @@ def normalise_keypoints(keypoints: np.ndarray, image_size: tuple[float, float] |
     return normalised.astype(np.float32)
 
 
+# Standard normal draws beyond 40 have probability below 1e-300; a larger value is not noise of
+# this contract, and a value beyond float32's range would become inf in the graph.
+MAX_NOISE = 1000.0
+
+
 def check_noise(noise: np.ndarray, batch: int) -> np.ndarray:
     """Validate (B, S, 2, 17, 2) noise for ``batch`` poses; returns it as float32."""
-    noise = np.asarray(noise)
+    noise = as_array(noise, "noise")
     if noise.ndim != 5 or noise.shape[0] != batch or noise.shape[2:] != (VIEWS, NUM_JOINTS, 2) or noise.shape[1] < 1:
         raise InputError(f"noise must have shape ({batch}, S, {VIEWS}, {NUM_JOINTS}, 2) with S >= 1, got {noise.shape}")
     if not np.issubdtype(noise.dtype, np.floating):
         raise InputError(f"noise must be floating point, got dtype {noise.dtype}")
     if not np.isfinite(noise).all():
         raise InputError("noise contains NaN or inf")
+    largest = float(np.abs(noise).max())
+    if largest > MAX_NOISE:  # also what float32 would turn into inf
+        raise InputError(f"noise must be standard normal draws (|value| <= {MAX_NOISE:g}), got a value of {largest:.3g}")
     return noise.astype(np.float32, copy=False)
 
 
@@ -96,6 +122,13 @@ def check_hypotheses(hypotheses) -> int:
     if isinstance(hypotheses, bool) or not isinstance(hypotheses, (int, np.integer)) or hypotheses < 1:
         raise InputError(f"number of hypotheses must be a whole number >= 1, got {hypotheses!r}")
     return int(hypotheses)
+
+
+def check_seed(seed: object) -> int | None:
+    """A seed of numpy's generators: None (fresh entropy) or a whole number >= 0."""
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise InputError(f"seed must be a whole number >= 0 or None, got {seed!r}")
+    return None if seed is None else int(seed)
 
 
 MAX_HYPOTHESES = 100_000  # per pose and request, in every command and the runtime

@@ -9,13 +9,12 @@ with one report.
     DIR/report.json     the same for machines
 
 The folder is assembled under a temporary name beside DIR and renamed into place at the end, so an
-interrupted or failed deploy leaves DIR as it was (absent, or an earlier deploy's result).
+interrupted or failed deploy leaves DIR as it was (absent, or an earlier deploy's result); an
+earlier deploy is replaced only if DIR holds nothing else (see deploy_folder.py).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import tempfile
 import time
@@ -26,14 +25,12 @@ from pathlib import Path
 import numpy as np
 
 from posedeploy import __version__, metrics
+from posedeploy.deploy_folder import FORMAT, REPORT_JSON, REPORT_MD, check_replaceable, deploy_lock, new_stage, recover, replace
 from posedeploy.errors import InputError, MissingDependencyError, PoseDeployError
-from posedeploy.files import current_umask, sha256_file, write_json
+from posedeploy.files import sha256_file, write_json
 from posedeploy.progress import log
 
-FORMAT = "posedeploy.deploy"
-FORMAT_VERSION = 1
-REPORT_JSON = "report.json"
-REPORT_MD = "REPORT.md"
+FORMAT_VERSION = 2  # 2: REPORT.md listed in 'files' with its hash
 PRECISIONS = ("fp32", "fp16")
 STEPS = ("export", "engine", "parity", "bench", "sequence")
 
@@ -57,7 +54,7 @@ class DeploySettings:
             raise InputError(f"parity samples must be 1-100000, got {self.parity_samples}")
         if self.picture_every < 1:
             raise InputError(f"picture interval must be >= 1 frame, got {self.picture_every}")
-        from posedeploy.runtime.lifter import AUTO, BACKENDS
+        from posedeploy.runtime.loading import AUTO, BACKENDS
 
         if self.backend not in (AUTO, *BACKENDS):
             raise InputError(f"unknown backend '{self.backend}'; expected {AUTO} or one of {', '.join(BACKENDS)}")
@@ -69,24 +66,10 @@ class DeploySettings:
                              f"{', '.join(RTX_TARGETS)}")  # fmt: skip
 
 
-def _is_deploy_folder(path: Path) -> bool:
-    try:
-        return json.loads((path / REPORT_JSON).read_text()).get("format") == FORMAT
-    except (OSError, ValueError, AttributeError, RecursionError):
-        return False
-
-
 def check_output(out: Path) -> None:
-    """Refuse an output that is a file, a folder holding something other than an earlier deploy,
-    or a place this user cannot write; before any work is done."""
+    """Refuse an output that is a file or a place this user cannot write, before any work is done."""
     if out.exists() and not out.is_dir():
         raise InputError(f"{out} exists and is not a folder; deploy writes a folder")
-    if out.is_dir() and any(out.iterdir()) and not _is_deploy_folder(out):
-        held = sorted(p.name for p in out.iterdir())
-        raise InputError(
-            f"{out} already holds {len(held)} entr{'y' if len(held) == 1 else 'ies'} ({', '.join(held[:3])}"
-            f"{', ...' if len(held) > 3 else ''}) and is not an earlier deploy; choose a new or empty folder"
-        )
     parent = out.resolve().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -94,17 +77,6 @@ def check_output(out: Path) -> None:
         probe.close()
     except OSError as exc:
         raise InputError(f"cannot write into {parent}: {exc.strerror or exc}") from None
-
-
-def _replace_folder(stage: Path, out: Path) -> None:
-    """Move the finished ``stage`` to ``out``, swapping out an earlier deploy if there is one."""
-    if out.exists():
-        trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-        os.replace(out, trash / out.name)
-        os.replace(stage, out)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(stage, out)
 
 
 def _export(checkpoint: Path, artifacts: Path) -> dict:
@@ -234,6 +206,14 @@ def _sequence(artifacts: Path, out: Path, s: DeploySettings) -> dict:
             **scores, "pictures": pictures, "pictures_skipped": skipped}  # fmt: skip
 
 
+def _entry(path: Path) -> dict:
+    return {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+
+
+def _listing(stage: Path) -> dict[str, dict]:
+    return {str(p.relative_to(stage)): _entry(p) for p in sorted(stage.rglob("*")) if p.is_file()}
+
+
 def _run_step(report: dict, name: str, index: int, fn) -> dict:
     log(f"deploy [{index}/{len(STEPS)}] {name}")
     started = time.monotonic()
@@ -252,14 +232,21 @@ def _run_step(report: dict, name: str, index: int, fn) -> dict:
 
 def deploy(checkpoint: Path | None, out: Path, settings: DeploySettings | None = None) -> dict:
     """Run every step into ``out``; returns the report (also written as DIR/report.json)."""
-    from posedeploy.assets import resolve_checkpoint
-    from posedeploy.bench.harness import machine_summary
-    from posedeploy.training.checkpoint import load_checkpoint
-
     s = settings or DeploySettings()
     s.validate()
     out = Path(out)
     check_output(out)
+    with deploy_lock(out):
+        recover(out)  # a deploy killed while swapping folders: the earlier result back first
+        check_replaceable(out)
+        return _deploy(checkpoint, out, s)
+
+
+def _deploy(checkpoint: Path | None, out: Path, s: DeploySettings) -> dict:
+    from posedeploy.assets import resolve_checkpoint
+    from posedeploy.bench.harness import machine_summary
+    from posedeploy.training.checkpoint import load_checkpoint
+
     checkpoint = resolve_checkpoint(checkpoint)
     ckpt = load_checkpoint(checkpoint)
     ckpt.build_avg()  # a lifter-only checkpoint is refused here, before anything is written
@@ -271,7 +258,7 @@ def deploy(checkpoint: Path | None, out: Path, settings: DeploySettings | None =
                        "avg": ckpt.config.avg, "alpha": ckpt.config.alpha, "trained_on": ckpt.config.keypoints},
         "settings": asdict(s), "machine": machine_summary(), "steps": {},
     }  # fmt: skip
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.resolve().parent))
+    stage = new_stage(out)
     try:
         artifacts = stage / "artifacts"
         export = _run_step(report, "export", 1, lambda: _export(checkpoint, artifacts))
@@ -281,16 +268,17 @@ def deploy(checkpoint: Path | None, out: Path, settings: DeploySettings | None =
         _run_step(report, "parity", 3, lambda: _parity(checkpoint, artifacts, engine, s))
         _run_step(report, "bench", 4, lambda: _bench(checkpoint, artifacts, engine, s))
         _run_step(report, "sequence", 5, lambda: _sequence(artifacts, stage / "sequence", s))
-        report["files"] = {str(p.relative_to(stage)): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
-                           for p in sorted(stage.rglob("*")) if p.is_file() and not p.name.startswith(".")}  # fmt: skip
+        report["files"] = _listing(stage)
         report["passed"] = all(step["status"] in ("done", "skipped") for step in report["steps"].values())
         report["seconds"] = round(time.monotonic() - started, 1)
         from posedeploy.deploy_report import render_markdown
 
-        stage.chmod(0o777 & ~current_umask())  # mkdtemp made it private; the result is an ordinary folder
-        write_json(stage / REPORT_JSON, report)  # strict JSON, like every report
         (stage / REPORT_MD).write_text(render_markdown(report))
-        _replace_folder(stage, out)
+        # Every file this deploy wrote is listed with its hash (report.json by its name): what a later
+        # deploy may replace.
+        report["files"][REPORT_MD] = _entry(stage / REPORT_MD)
+        write_json(stage / REPORT_JSON, report)  # strict JSON, like every report
+        replace(stage, out)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise

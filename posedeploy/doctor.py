@@ -38,12 +38,15 @@ def diagnose() -> dict:
     from posedeploy.runtime.onnxruntime_backend import installed_ort_distributions
 
     report["onnxruntime_distributions"] = installed_ort_distributions()
-    providers = []
+    providers: list[str] = []
     ort_version = report["packages"]["onnxruntime"]
     if ort_version and not str(ort_version).startswith("broken") and len(report["onnxruntime_distributions"]) == 1:
         import onnxruntime
 
-        providers = onnxruntime.get_available_providers()
+        try:
+            providers = list(onnxruntime.get_available_providers())
+        except Exception as exc:  # noqa: BLE001 - a broken install fails here with any error type
+            report["packages"]["onnxruntime"] = f"broken ({type(exc).__name__} listing its providers)"
     report["onnxruntime_providers"] = providers
     torch_cuda = None
     if report["packages"]["torch"] and not str(report["packages"]["torch"]).startswith("broken"):
@@ -76,7 +79,9 @@ def _capabilities(r: dict) -> tuple[dict[str, bool], list[str]]:
         advice.append("training, evaluation and export need PyTorch: pip install 'posedeploy[train]' (or [export])")
     elif not ok("onnx"):
         advice.append("export needs onnx: pip install 'posedeploy[export]'")
-    if not r["onnxruntime_providers"]:
+    if str(p.get("onnxruntime")).startswith("broken"):
+        advice.append("onnxruntime is installed but broken: pip install --force-reinstall 'posedeploy[cpu]' (or [gpu])")
+    elif not r["onnxruntime_providers"]:
         advice.append("the runtime needs ONNX Runtime: pip install 'posedeploy[cpu]' (or [gpu] on an NVIDIA GPU)")
     if gpu and "CUDAExecutionProvider" not in r["onnxruntime_providers"]:
         advice.append("this machine has a GPU: pip install 'posedeploy[gpu]' for ONNX Runtime on CUDA")

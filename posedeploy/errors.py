@@ -47,12 +47,15 @@ class DeviceError(PoseDeployError):
 class MissingDependencyError(PoseDeployError, ImportError):
     """An optional dependency is needed for this command but is not installed."""
 
-    def __init__(self, package: str, extra: str, purpose: str):
+    def __init__(self, package: str | list[str], extra: str, purpose: str, also: str = ""):
+        packages = [package] if isinstance(package, str) else list(package)
+        names = " and ".join(f"'{p}'" for p in packages)
         super().__init__(
-            f"{purpose} needs the '{package}' package, which is not installed; "
-            f"install it with: pip install 'posedeploy[{extra}]'"
+            f"{purpose} needs the {names} package{'s' if len(packages) > 1 else ''}, which "
+            f"{'are' if len(packages) > 1 else 'is'} not installed; install "
+            f"{'them' if len(packages) > 1 else 'it'} with: pip install 'posedeploy[{extra}]'" + (f" {also}" if also else "")
         )
-        self.package = package
+        self.package = packages[0]
         self.extra = extra
 
 

@@ -131,12 +131,19 @@ LOCK_NAME = ".posedeploy.lock"
 def folder_lock(folder: str | Path, what: str) -> Iterator[None]:
     """Hold ``folder``'s writer lock for the block: a second posedeploy writing into the same folder
     (another export, another training run) fails at once instead of interleaving its files."""
+    folder = make_folder(folder)
+    with file_lock(folder / LOCK_NAME, str(folder), f"{what} into another folder"):
+        yield
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, held: str, instead: str) -> Iterator[None]:
+    """Hold the lock file ``path`` for the block; a second holder fails at once with
+    "{held} is being written by {pid}; wait for it, or {instead}". The file is removed after."""
     import fcntl
 
     from posedeploy.errors import InputError
 
-    folder = make_folder(folder)
-    path = folder / LOCK_NAME
     with open(path, "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -146,7 +153,7 @@ def folder_lock(folder: str | Path, what: str) -> Iterator[None]:
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
-            raise InputError(f"{folder} is being written by {holder}; wait for it, or {what} into another folder") from None
+            raise InputError(f"{held} is being written by {holder}; wait for it, or {instead}") from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"posedeploy (pid {os.getpid()})")

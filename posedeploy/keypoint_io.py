@@ -126,8 +126,21 @@ def _instances_coco(items: list) -> dict:
         kp = np.asarray(item["keypoints"], dtype=np.float64)
         if kp.size != COCO_JOINTS * 3:
             raise InputError(f"COCO keypoints must be 17 x (x, y, v) = 51 numbers, got {kp.size}")
-        frames.setdefault(item.get("image_id", len(frames)), []).append((float(item.get("score", 1.0)), kp.reshape(17, 3)))
+        frames.setdefault(item.get("image_id", len(frames)), []).append((_score(item.get("score", 1.0)), kp.reshape(17, 3)))
     return frames
+
+
+def _score(value) -> float:
+    """A detection's score for choosing the person: a non-finite one (NaN, "nan", inf) is no confidence
+    at all, so it ranks below every real score instead of winning a comparison that NaN never loses."""
+    score = float(value)
+    return score if np.isfinite(score) else -np.inf
+
+
+def _most_confident(detections: list) -> np.ndarray:
+    """The keypoints of the highest-scoring detection (the first of equals)."""
+    best = max(range(len(detections)), key=lambda i: (detections[i][0], -i))
+    return detections[best][1]
 
 
 def _instances_mmpose(frames_list: list) -> dict:
@@ -139,7 +152,10 @@ def _instances_mmpose(frames_list: list) -> dict:
             if len(kp) != COCO_JOINTS:
                 raise InputError(f"MMPose instance in frame {fid} has {len(kp)} keypoints, expected 17 (COCO)")
             scores = np.asarray(inst.get("keypoint_scores", np.ones(COCO_JOINTS)), dtype=np.float64).reshape(-1)
-            score = float(inst.get("bbox_score", np.mean(scores)))
+            if len(scores) != COCO_JOINTS:
+                raise InputError(f"MMPose instance in frame {fid} has {len(scores)} keypoint scores, expected 17")
+            # Without a box score, the joints' mean; a joint without a finite score counts as unseen (0).
+            score = _score(inst["bbox_score"] if "bbox_score" in inst else np.mean(np.nan_to_num(scores, nan=0.0, posinf=0.0, neginf=0.0)))
             frames.setdefault(fid, []).append((score, np.concatenate([kp, scores[:, None]], axis=1)))
         frames.setdefault(fid, [])
     return frames
@@ -158,11 +174,13 @@ def _read_json(path: Path) -> list[KeypointSequence]:
         frames = _instances_coco(data)
     else:
         raise InputError(f"{path}: expected COCO results (a list) or MMPose predictions, found nothing to read")
+    if not any(frames.values()):
+        raise InputError(f"{path}: no person was detected in any of its {len(frames)} frames; nothing to lift")
     ids = sorted(frames, key=lambda f: (isinstance(f, str), f))
     coco = np.full((len(ids), COCO_JOINTS, 3), np.nan)
     for i, fid in enumerate(ids):
         if frames[fid]:
-            coco[i] = max(frames[fid], key=lambda pair: pair[0])[1]  # the highest-scoring person
+            coco[i] = _most_confident(frames[fid])
     h36m = coco_to_h36m(coco)
     return [KeypointSequence(h36m[..., :2], h36m[..., 2], np.array(ids), path.name)]
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from posedeploy import metrics
 from posedeploy.artifacts import GRAPHS, read_manifest
-from posedeploy.contract import draw_noise
+from posedeploy.contract import check_hypotheses, check_request, draw_noise
 from posedeploy.data import PoseSet
 from posedeploy.errors import ArtifactError, InputError
 from posedeploy.files import sha256_file
@@ -104,9 +104,12 @@ def run_parity(checkpoint: str | Path | None, artifacts_dir: str | Path, data: P
                precision: str = "fp32", seed: int = 0, provider: str = "auto", free_noise: bool = False,
                tolerance_mm: float | None = None, device: str = "cpu", backend: str = "onnxruntime",
                noise_source: str = "host") -> ParityReport:  # fmt: skip
-    from posedeploy.runtime.lifter import MultiHypothesisLifter, graph_for
+    from posedeploy.runtime.lifter import MultiHypothesisLifter
+    from posedeploy.runtime.loading import graph_for
     from posedeploy.training.sampler import run_reference
 
+    # Both sides keep all hypotheses, and golden noise is drawn whole: refused before allocating.
+    check_request(len(data), check_hypotheses(hypotheses), keep_hypotheses=True, noise_per_call=not free_noise)
     artifacts = read_manifest(artifacts_dir)
     if checkpoint is None:
         checkpoint = source_checkpoint(artifacts)  # found by its hash: nothing left to check
@@ -131,7 +134,8 @@ def run_parity(checkpoint: str | Path | None, artifacts_dir: str | Path, data: P
         )  # fmt: skip
         if free_noise:
             ref = run_reference(reference, kp, hypotheses=hypotheses, seed=seed)
-            dep = lifter(kp, hypotheses=hypotheses, seed=seed + 1, units="m")  # device noise ignores the seed
+            # Its own draws: another seed on the host; the device's generator cannot be seeded.
+            dep = lifter(kp, hypotheses=hypotheses, seed=seed + 1 if noise_source == "host" else None, units="m")
             _free(report, ref, dep, hypotheses)
         else:
             noise = draw_noise(np.random.default_rng(seed), len(kp), hypotheses)

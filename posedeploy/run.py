@@ -42,19 +42,26 @@ def read_camera(path: str | Path) -> Camera:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"camera file not found: {path}")
+    expected = "expected JSON with f [fx, fy] and c [cx, cy] (or K 3x3), and optionally width and height"
     try:
         data = json.loads(path.read_text())
         if "K" in data:
             k = np.asarray(data["K"], dtype=float).reshape(3, 3)
-            f, c = (k[0, 0], k[1, 1]), (k[0, 2], k[1, 2])
+            f, c = [k[0, 0], k[1, 1]], [k[0, 2], k[1, 2]]
         else:
             f, c = [float(v) for v in data["f"]], [float(v) for v in data["c"]]
-        camera = Camera(f[0], f[1], c[0], c[1], data.get("width"), data.get("height"))
+        size = [None if data.get(key) is None else float(data[key]) for key in ("width", "height")]
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, RecursionError) as exc:
-        raise InputError(f"{path}: expected JSON with f [fx, fy] and c [cx, cy] (or K 3x3): {exc!r}") from None
-    if not (camera.fx > 0 and camera.fy > 0):
-        raise InputError(f"{path}: focal lengths must be positive, got {camera.fx}, {camera.fy}")
-    return camera
+        raise InputError(f"{path}: {expected}: {exc!r}") from None
+    if len(f) != 2 or len(c) != 2:
+        raise InputError(f"{path}: f and c must hold two numbers each (x, y), got {len(f)} and {len(c)}")
+    if not all(np.isfinite(v) for v in f + c):
+        raise InputError(f"{path}: focal lengths and principal point must be finite numbers, got f {f}, c {c}")
+    if not (f[0] > 0 and f[1] > 0):
+        raise InputError(f"{path}: focal lengths must be positive, got {f[0]}, {f[1]}")
+    if any(v is not None and not (np.isfinite(v) and v >= 1) for v in size):
+        raise InputError(f"{path}: width and height must be finite numbers of pixels >= 1, got {size[0]}, {size[1]}")
+    return Camera(f[0], f[1], c[0], c[1], size[0], size[1])
 
 
 @dataclass
@@ -96,6 +103,10 @@ def prepare_sequences(sequences: list[KeypointSequence], image_size: tuple[float
             if how == "jpma" and size is None:
                 raise InputError("--aggregate jpma needs pixel keypoints and the image size (--image-size W H)")
         prepared.append(Prepared(seq.name, cleaned, size))
+    if not any(len(p.cleaned.keypoints) for p in prepared):
+        total = sum(len(p.cleaned.skipped) for p in prepared)
+        raise InputError(f"every frame was skipped ({total} of {total}; see the reasons above): nothing to lift, "
+                         f"nothing written; lower --min-confidence or raise --max-missing if the joints are there")  # fmt: skip
     return prepared
 
 
@@ -171,9 +182,17 @@ def run_file(artifacts: str | Path, input_path: str | Path, out: str | Path, ima
              precision: str = "fp32", backend: str = "auto", min_confidence: float = 0.3,
              max_missing: int = 4, plot_dir: str | Path | None = None, gif: bool = False,
              plot_every: int = 1) -> list[SequenceResult]:  # fmt: skip
+    from posedeploy.files import check_writable
     from posedeploy.runtime import MultiHypothesisLifter
 
     check_output_name(Path(out))  # before minutes of lifting, not after
+    if isinstance(plot_every, bool) or not isinstance(plot_every, int) or plot_every < 1:
+        raise InputError(f"plot interval must be a whole number of frames >= 1, got {plot_every!r}")
+    if plot_dir:
+        from posedeploy.visualize import check_can_draw
+
+        check_can_draw()
+        check_writable(plot_dir)
     sequences = read_keypoints(input_path)
     camera = read_camera(camera_path) if camera_path else None
     if image_size is not None and (len(image_size) != 2 or min(image_size) <= 0):

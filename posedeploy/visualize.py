@@ -24,6 +24,11 @@ def _plt():
     return plt
 
 
+def check_can_draw() -> None:
+    """Refuse, before any work, a request for pictures on a machine that cannot draw them."""
+    _plt()
+
+
 def _bone_color(child: int) -> str:
     return "tab:blue" if child in JOINTS_LEFT else "tab:red" if child in JOINTS_RIGHT else "0.3"
 

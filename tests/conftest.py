@@ -39,6 +39,34 @@ def private_cache(tmp_path_factory):
     os.environ["POSEDEPLOY_CACHE"] = str(tmp_path_factory.mktemp("cache"))
 
 
+def have(*modules: str) -> bool:
+    from posedeploy.extras import installed
+
+    return all(installed(m) for m in modules)
+
+
+# Tests that train, export or run the PyTorch reference; skipped in a runtime-only install.
+needs_torch = pytest.mark.skipif(not have("torch", "onnx"), reason="needs PyTorch and onnx (pip install 'posedeploy[export]')")
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory) -> Path:
+    """An export (fp32 and fp16 graphs) of a seeded random checkpoint, shared by the tests that only
+    read it. Without torch (the runtime-only install), the export that POSEDEPLOY_TEST_ARTIFACTS names."""
+    given = os.environ.get("POSEDEPLOY_TEST_ARTIFACTS")
+    if given:
+        return Path(given)
+    if not have("torch", "onnx", "onnxruntime"):
+        pytest.skip("no export to run on: set POSEDEPLOY_TEST_ARTIFACTS, or install posedeploy[export,cpu]")
+    from helpers import random_checkpoint
+
+    from posedeploy.export.onnx_export import export_artifacts
+
+    root = tmp_path_factory.mktemp("exported")
+    export_artifacts(random_checkpoint(root / "c.pt"), root / "artifacts", fp16=True)
+    return root / "artifacts"
+
+
 @pytest.fixture
 def h36m_root() -> Path:
     return H36M

@@ -132,12 +132,21 @@ def test_a_flipped_byte_in_a_weight_is_detected(tmp_path):
         load_checkpoint(tmp_path / "edited.pt")
 
 
-def test_format_1_checkpoints_without_a_hash_still_load(tmp_path):
+def test_format_1_checkpoints_without_a_hash_load_with_a_warning(tmp_path, capfd):
     save_checkpoint(tmp_path / "c.pt", _checkpoint())
     payload = torch.load(tmp_path / "c.pt", weights_only=True)
+    torch.save({**payload, "format_version": 1}, tmp_path / "relabelled.pt")  # a later file, its hash kept
+    with pytest.raises(CheckpointError, match="says checkpoint format version 1 but holds content_sha256"):
+        load_checkpoint(tmp_path / "relabelled.pt")
     del payload["content_sha256"]
     torch.save({**payload, "format_version": 1}, tmp_path / "v1.pt")
+    capfd.readouterr()
     assert load_checkpoint(tmp_path / "v1.pt").config.lifter == "mgcn_lw"
+    assert "damage or tampering cannot be detected" in capfd.readouterr().err  # said on every load
+    for version in (0, -1, True, "1"):
+        torch.save({**payload, "format_version": version}, tmp_path / "odd.pt")
+        with pytest.raises(CheckpointError, match="checkpoint format version"):
+            load_checkpoint(tmp_path / "odd.pt")
     torch.save(payload, tmp_path / "v2-without-hash.pt")
     with pytest.raises(CheckpointError, match="damaged or was altered"):
         load_checkpoint(tmp_path / "v2-without-hash.pt")

@@ -209,3 +209,26 @@ def test_typing_policy():
     assert not old.strongly_typed("auto")
     with pytest.raises(InputError, match="cannot build strongly typed"):
         old.strongly_typed("strong")
+
+
+def test_an_engine_manifest_missing_a_field_is_refused_in_one_line(tmp_path):
+    from posedeploy.engines.manifest import FORMAT, FORMAT_VERSION, manifest_path
+
+    plan = tmp_path / "pipeline.fp16.plan"
+    plan.write_bytes(b"serialised engine")
+    whole = {"format": FORMAT, "format_version": FORMAT_VERSION, "precision": "fp16",
+             "tensorrt": {"flavour": "tensorrt", "version": "10.13.0"}, "target": {"compute_capabilities": ["9.0"]},
+             "platform": {"arch": "x86_64"}, "flags": {}, "onnx": {"file": "pipeline.fp16.onnx", "sha256": "ab" * 32},
+             "plan": {"file": plan.name, "sha256": sha256_file(plan), "bytes": plan.stat().st_size}}  # fmt: skip
+    manifest_path(plan).write_text(json.dumps(whole))
+    assert read_engine_manifest(plan)["onnx"]["file"] == "pipeline.fp16.onnx"
+    for key in ("onnx", "tensorrt", "plan", "target", "platform", "flags", "precision"):
+        manifest_path(plan).write_text(json.dumps({k: v for k, v in whole.items() if k != key}))
+        with pytest.raises(ArtifactError, match=f"'{key}'.*edited or damaged, rebuild the engine"):
+            read_engine_manifest(plan)
+    manifest_path(plan).write_text(json.dumps({**whole, "onnx": {"file": 3, "sha256": "ab"}}))
+    with pytest.raises(ArtifactError, match="'onnx.file' is 3"):
+        read_engine_manifest(plan)
+    # a version that is not one, in a version-compatible engine: a mismatch, not a ValueError
+    odd = _manifest(tensorrt={"version": "ten"}, flags={"version_compatible": True})
+    assert any("built with tensorrt ten" in m for m in mismatches(odd, _machine()))

@@ -124,7 +124,7 @@ def test_tensorrt_graphs_profiles_and_timing_cache(exports):
     from posedeploy.artifacts import read_manifest
     from posedeploy.engines.build import BuildSettings, build_engine
     from posedeploy.errors import InputError
-    from posedeploy.runtime.lifter import find_plan
+    from posedeploy.runtime.loading import find_plan
     from posedeploy.runtime.tensorrt_backend import TensorRTBackend
 
     _, artifacts = exports["mgcn_lw"]

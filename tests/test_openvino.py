@@ -115,6 +115,7 @@ def test_threads_share_one_backend(exported):
 
 
 def test_auto_measures_once_then_uses_the_cache(exported, tmp_path, monkeypatch):
+    monkeypatch.delenv(backend_choice.FORCE_ENV, raising=False)
     _, artifacts = exported
     manifest = read_manifest(artifacts)
     first = choose_backend(manifest, cache_dir=tmp_path)
@@ -141,7 +142,8 @@ def test_auto_measures_once_then_uses_the_cache(exported, tmp_path, monkeypatch)
     assert choose_backend(manifest, cache_dir=tmp_path).backend == "onnxruntime"
 
 
-def test_auto_works_with_an_unwritable_cache(exported, tmp_path, capfd):
+def test_auto_works_with_an_unwritable_cache(exported, tmp_path, capfd, monkeypatch):
+    monkeypatch.delenv(backend_choice.FORCE_ENV, raising=False)
     _, artifacts = exported
     blocked = tmp_path / "file"
     blocked.write_text("not a folder")
@@ -159,3 +161,18 @@ def test_auto_is_the_default_and_says_what_it_picked(exported, tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "backend auto:" in result.stderr
+
+
+def test_a_cached_choice_that_no_longer_loads_is_measured_again(exported, tmp_path, monkeypatch, capfd):
+    monkeypatch.delenv(backend_choice.FORCE_ENV, raising=False)
+    manifest = read_manifest(exported[1])
+    installed = backend_choice.installed_backends()
+    monkeypatch.setattr(backend_choice, "probe", lambda backends: {name: 1.0 + i for i, name in enumerate(backends)})
+    assert choose_backend(manifest, cache_dir=tmp_path).backend == "onnxruntime"
+    # onnxruntime, cached as the choice, has stopped importing (a broken upgrade): measured again, and
+    # the backend that still loads is taken, not a traceback
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    monkeypatch.setattr(backend_choice, "installed_backends", lambda: installed)
+    with backend_choice.open_backend(manifest, cache_dir=tmp_path) as backend:
+        assert backend.name == "openvino"
+    assert "cannot load this artifact any more" in capfd.readouterr().err

@@ -6,21 +6,17 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import random_checkpoint
 
 from posedeploy import aggregate
 from posedeploy.data import load_dataset
 from posedeploy.errors import InputError
-from posedeploy.export.onnx_export import export_artifacts
 from posedeploy.keypoint_io import COCO_TO_H36M, KeypointSequence, clean, coco_to_h36m, read_keypoints
 from posedeploy.run import read_camera, run_file
 
 
 @pytest.fixture(scope="module")
-def artifacts(tmp_path_factory):
-    root = tmp_path_factory.mktemp("run")
-    export_artifacts(random_checkpoint(root / "c.pt"), root / "artifacts")
-    return root / "artifacts"
+def artifacts(exported):
+    return exported
 
 
 @pytest.fixture(scope="module")
@@ -146,13 +142,14 @@ def test_aggregations_and_pictures(artifacts, poses, tmp_path):
                        how=how, hypotheses=16)  # fmt: skip
         out[how] = r.pose
     assert not np.allclose(out["mean"], out["median"]) and not np.allclose(out["mean"], out["jpma"])
+    with pytest.raises(InputError, match="needs the camera"):
+        run_file(artifacts, tmp_path / "in.npy", tmp_path / "x.npz", image_size=(1000, 1000), how="jpma")
+    pytest.importorskip("matplotlib", reason="the pictures need matplotlib (posedeploy[plot])")
     run_file(artifacts, tmp_path / "in.npy", tmp_path / "p.npz", image_size=(1000, 1000), hypotheses=8,
              plot_dir=tmp_path / "plots", gif=True)  # fmt: skip
     pngs = sorted((tmp_path / "plots").glob("*.png"))
     assert len(pngs) == 8 and pngs[0].read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "plots" / "in.npy.gif").read_bytes()[:3] == b"GIF"
-    with pytest.raises(InputError, match="needs the camera"):
-        run_file(artifacts, tmp_path / "in.npy", tmp_path / "x.npz", image_size=(1000, 1000), how="jpma")
 
 
 def test_jpma_picks_the_hypothesis_that_reprojects_best():
@@ -194,6 +191,20 @@ def test_doctor_survives_a_broken_onnxruntime(monkeypatch):
     assert "onnxruntime" in doctor.format_diagnosis(report)
 
 
+def test_doctor_survives_an_onnxruntime_whose_provider_query_fails(monkeypatch):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    from posedeploy import doctor
+
+    def broken():
+        raise RuntimeError("provider bridge failed to load")
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers", broken)
+    report = doctor.diagnose()
+    assert report["packages"]["onnxruntime"].startswith("broken (RuntimeError") and report["onnxruntime_providers"] == []
+    assert any("--force-reinstall" in advice for advice in report["advice"])
+    assert "broken" in doctor.format_diagnosis(report)
+
+
 def test_non_finite_poses_are_an_error_not_nan_in_the_output(tmp_path):
     from posedeploy.errors import ArtifactError
     from posedeploy.keypoint_io import KeypointSequence
@@ -208,3 +219,37 @@ def test_non_finite_poses_are_an_error_not_nan_in_the_output(tmp_path):
     seq = KeypointSequence(np.random.default_rng(0).uniform(-0.2, 0.2, (3, 17, 2)), None, np.array([10, 11, 12]), "s")
     with pytest.raises(ArtifactError, match="non-finite poses for 1 of 3 frames \\(first: frame 11\\)"):
         lift_sequences(broken_lifter, prepare_sequences([seq], None, None, "mean", 0.3, 4), None, "mean", False, 0)
+
+
+def _person(x_offset: float, scale: float) -> np.ndarray:
+    """A COCO-17 person in pixels: (17, 3) with confidence 0.9."""
+    rng = np.random.default_rng(7)
+    kp = np.concatenate([rng.uniform(0, 200, (17, 2)) * scale + [x_offset, 300], np.full((17, 1), 0.9)], axis=1)
+    return kp
+
+
+@pytest.mark.parametrize("how", ["coco_nan", "coco_nan_text", "coco_inf", "mmpose_box_nan", "mmpose_joint_nan"])
+def test_a_detection_without_a_finite_score_never_wins(tmp_path, how):
+    """Two people a frame, the first scored NaN (or "nan", inf): the one scored 0.9 is lifted."""
+    wrong, right = _person(0, 0.5), _person(600, 1.0)
+    frames = range(3)
+    if how.startswith("coco"):
+        bad = {"coco_nan": float("nan"), "coco_nan_text": "nan", "coco_inf": float("inf")}[how]
+        items = []
+        for f in frames:
+            items += [{"image_id": f, "keypoints": wrong.ravel().tolist(), "score": bad},
+                      {"image_id": f, "keypoints": right.ravel().tolist(), "score": 0.9}]  # fmt: skip
+        doc = items
+    else:
+        def instance(kp, box, joint_scores):
+            inst = {"keypoints": kp[:, :2].tolist(), "keypoint_scores": joint_scores}
+            return inst if box is None else {**inst, "bbox_score": box}
+
+        scores = [0.9] * 17
+        first = instance(wrong, float("nan"), scores) if how == "mmpose_box_nan" else instance(wrong, None, [float("nan")] + scores[1:])
+        second = instance(right, 0.9 if how == "mmpose_box_nan" else None, scores)
+        doc = {"instance_info": [{"frame_id": f, "instances": [first, second]} for f in frames]}
+    (tmp_path / "d.json").write_text(json.dumps(doc, allow_nan=True))
+    [seq] = read_keypoints(tmp_path / "d.json")
+    expected = coco_to_h36m(np.repeat(right[None], 3, axis=0))[..., :2]
+    np.testing.assert_allclose(seq.keypoints, expected)

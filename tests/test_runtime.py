@@ -1,25 +1,23 @@
 """The torch-free runtime on exported artifacts: contract outputs, input handling, refusals."""
 
 import json
+import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-from helpers import random_checkpoint
+from conftest import needs_torch
 
 from posedeploy.data.camera import image_coordinates
 from posedeploy.errors import ArtifactError, InputError
-from posedeploy.export.onnx_export import export_artifacts
 from posedeploy.runtime import MultiHypothesisLifter
 from posedeploy.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
 
 @pytest.fixture(scope="module")
-def artifacts(tmp_path_factory):
-    root = tmp_path_factory.mktemp("rt")
-    export_artifacts(random_checkpoint(root / "c.pt"), root / "out", fp16=True)
-    return root / "out"
+def artifacts(exported):
+    return exported
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +133,7 @@ def test_truncated_corrupted_foreign_and_newer_artifacts_are_refused(artifacts, 
     with pytest.raises(ArtifactError, match="does not match its manifest"):
         MultiHypothesisLifter(root)
     _rehash(root, "pipeline.onnx")  # a corrupted file that the manifest vouches for
-    with pytest.raises(ArtifactError, match="ONNX Runtime cannot load"):
+    with pytest.raises(ArtifactError, match=r"(ONNX Runtime cannot load|OpenVINO cannot read) .*pipeline\.onnx"):
         MultiHypothesisLifter(root)
     (root / "pipeline.onnx").write_bytes((root / "lifter.onnx").read_bytes())  # another model's graph
     _rehash(root, "pipeline.onnx")
@@ -155,7 +153,12 @@ def test_truncated_corrupted_foreign_and_newer_artifacts_are_refused(artifacts, 
         MultiHypothesisLifter(tmp_path / "nowhere")
 
 
+@needs_torch
 def test_missing_fp16_graph_is_named(tmp_path):
+    from helpers import random_checkpoint
+
+    from posedeploy.export.onnx_export import export_artifacts
+
     export_artifacts(random_checkpoint(tmp_path / "c.pt"), tmp_path / "out")
     # ONNX Runtime: OpenVINO (which 'auto' may pick) lowers the fp32 graph itself on a CPU with fp16
     with pytest.raises(ArtifactError, match="no pipeline.fp16.onnx .* re-export"):
@@ -173,3 +176,79 @@ def test_both_onnx_runtimes_installed_is_reported(monkeypatch):
     monkeypatch.setattr(onnxruntime_backend, "installed_ort_distributions", lambda: ["onnxruntime", "onnxruntime-gpu"])
     with pytest.raises(DependencyConflictError, match="overwrite each other"):
         onnxruntime_backend.available_providers()
+
+
+def test_auto_measures_again_when_its_cache_is_damaged_or_its_choice_cannot_run(artifacts, tmp_path, monkeypatch, capfd):
+    from posedeploy.artifacts import read_manifest
+    from posedeploy.runtime import backend_choice
+
+    monkeypatch.delenv(backend_choice.FORCE_ENV, raising=False)
+    # The cache's handling is under test, not the timing: a probe that measures nothing keeps it quick.
+    monkeypatch.setattr(backend_choice, "probe", lambda backends: {name: 1.0 + i for i, name in enumerate(backends)})
+    manifest = read_manifest(artifacts)
+    backend_choice.choose_backend(manifest, cache_dir=tmp_path)
+    path = tmp_path / backend_choice.CACHE_FILE
+    entry = json.loads(path.read_text())
+    for timing in ("fast", None, [1.0], -1.0, 0, True, {"ms": 1.0}):
+        for value in entry.values():
+            value["probe_ms"] = {value["backend"]: timing}
+        path.write_text(json.dumps(entry))
+        choice = backend_choice.choose_backend(manifest, cache_dir=tmp_path)
+        assert not choice.cached and choice.describe(), timing  # measured again, no ValueError or TypeError
+    # A cached choice that cannot load this artifact (TensorRT, with no engine built here): measured again.
+    entry = json.loads(path.read_text())
+    for value in entry.values():
+        value.update(backend="tensorrt", probe_ms={"tensorrt": 0.1, "onnxruntime": 5.0})
+    path.write_text(json.dumps(entry))
+    installed = backend_choice.installed_backends()
+    monkeypatch.setattr(backend_choice, "installed_backends", lambda: sorted(set(installed) | {"tensorrt"}))
+    with backend_choice.open_backend(manifest, cache_dir=tmp_path) as backend:
+        assert backend.name != "tensorrt"
+    assert "the cached choice, tensorrt, cannot load this artifact any more" in capfd.readouterr().err
+    assert json.loads(path.read_text()) != entry  # the new measurement replaced the stale choice
+
+
+def test_the_auto_choice_can_be_set_by_the_environment(artifacts, monkeypatch, capfd):
+    from posedeploy.runtime import backend_choice
+
+    monkeypatch.setenv(backend_choice.FORCE_ENV, "onnxruntime")
+    with MultiHypothesisLifter(artifacts) as lifter:
+        assert lifter.backend.name == "onnxruntime"
+    assert "set by POSEDEPLOY_BACKEND" in capfd.readouterr().err
+    monkeypatch.setenv(backend_choice.FORCE_ENV, "tpu")
+    with pytest.raises(InputError, match="POSEDEPLOY_BACKEND='tpu' names no backend"):
+        MultiHypothesisLifter(artifacts)
+
+
+@pytest.mark.parametrize(
+    "make, call, message",
+    [
+        ({}, {"keypoints": [[0.1, 0.2]] * 16 + [[0.1]]}, "not a ragged list"),
+        ({}, {"units": ["mm"]}, "units must be one of m, mm, got ['mm']"),
+        ({}, {"seed": -1}, "seed must be a whole number >= 0 or None, got -1"),
+        ({}, {"seed": "abc"}, "seed must be a whole number"),
+        ({}, {"seed": 1.5}, "seed must be a whole number"),
+        ({"seed": -1}, {}, "seed must be a whole number"),
+        ({"threads": "x"}, {}, "threads must be a whole number >= 1 or None"),
+        ({"memory_budget_mb": float("inf")}, {}, "memory budget must be a number of MB"),
+        ({"memory_budget_mb": "big"}, {}, "memory budget must be a number of MB"),
+        ({"memory_budget_mb": None}, {}, "memory budget must be a number of MB"),
+        ({"noise": "device", "seed": 3}, {}, "cannot be seeded"),
+        ({"provider": ["cpu"]}, {}, "unknown ONNX Runtime provider ['cpu']"),
+        ({"image": "normalised"}, {"image_size": (1000, 1000)}, "they look normalised already"),
+    ],
+)  # fmt: skip
+def test_python_api_arguments_are_checked(artifacts, make, call, message):
+    """Each of these raised numpy's, onnxruntime's or Python's own error, or was silently ignored."""
+    make = dict(make)
+    make.pop("image", None)
+    keypoints = call.pop("keypoints", KP)
+    with pytest.raises(InputError, match=re.escape(message)):
+        with MultiHypothesisLifter(artifacts, backend="onnxruntime", **make) as lifter:
+            lifter(keypoints, hypotheses=4, **call)
+
+
+def test_the_artifact_directory_must_be_a_path():
+    for given in (None, 3, ["artifacts"]):
+        with pytest.raises(InputError, match="artifacts must be the path of an exported artifact directory"):
+            MultiHypothesisLifter(given)

@@ -311,3 +311,39 @@ def test_resume_restores_an_epoch_the_log_lost_and_a_second_trainer_is_refused(t
     with folder_lock(tmp_path, "train"):
         with pytest.raises(InputError, match="is being written by"):
             _train_lifter(tiny, tmp_path, epochs=4, resume=True)
+
+
+def test_a_damaged_or_foreign_training_state_is_refused_in_one_line(tiny, tmp_path):
+    from posedeploy.training.models import build_model
+
+    _train_lifter(tiny, tmp_path, epochs=1)
+    state = torch.load(tmp_path / "last.pt", weights_only=True)
+    for key in ("model", "identity", "epoch", "optimizer", "history"):
+        torch.save({k: v for k, v in state.items() if k != key}, tmp_path / "last.pt")
+        with pytest.raises(CheckpointError, match=f"damaged or incomplete \\({key} missing"):
+            _train_lifter(tiny, tmp_path, epochs=2, resume=True)
+    torch.save({**state, "model": build_model("lifter", "htnet").state_dict()}, tmp_path / "last.pt")
+    with pytest.raises(CheckpointError, match="its weights do not fit this lifter/mgcn_lw model"):
+        _train_lifter(tiny, tmp_path, epochs=2, resume=True)
+
+
+def test_training_onto_a_full_disk_is_a_one_line_error(tmp_path):
+    """A file-size limit makes every write past 300 kB fail as a full disk would (EFBIG for ENOSPC)."""
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    def limit_writes():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000))
+
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "posedeploy.cli", "train", "lifter", "--epochs", "1", "--stride", "40", "--val-stride",
+         "20", "--out", str(out)], preexec_fn=limit_writes, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert lines[-1].startswith(f"error: cannot write {out / 'best.pt'}: the write failed, is the disk full?")
+    assert sorted(p.name for p in out.iterdir()) == []  # no half-written checkpoint left behind

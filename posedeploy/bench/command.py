@@ -15,6 +15,8 @@ from posedeploy.files import sha256_file
 from posedeploy.progress import log
 
 BACKENDS = ("torch", "onnxruntime", "openvino", "tensorrt")
+MAX_STREAM_FPS = 10_000
+MAX_STREAM_FRAMES = 1_000_000
 
 
 def default_artifacts(artifacts: Path | None, scratch: Path) -> Path:
@@ -25,6 +27,9 @@ def default_artifacts(artifacts: Path | None, scratch: Path) -> Path:
     if (Path("artifacts") / "manifest.json").is_file():
         return Path("artifacts")
     from posedeploy.assets import default_checkpoint
+    from posedeploy.extras import require
+
+    require("posedeploy bench without --artifacts (it exports the shipped model first)", "torch", "onnx", "onnxruntime")
     from posedeploy.export.onnx_export import export_artifacts
 
     out = scratch / "artifacts"
@@ -110,6 +115,14 @@ def bench(artifacts: Path | None, backends: list[str], precisions: list[str], se
           checkpoint: Path | None = None, threads: int | None = None, torch_device: str = "cpu",
           stream_fps: float | None = None, stream_frames: int = 100) -> dict:  # fmt: skip
     settings.validate()  # before any export or model is loaded
+    if stream_fps is not None and not (0 < stream_fps <= MAX_STREAM_FPS):
+        raise InputError(f"stream frame rate must be a number of frames/s in (0, {MAX_STREAM_FPS}], got {stream_fps}")
+    if stream_fps is not None and not 1 <= stream_frames <= MAX_STREAM_FRAMES:
+        raise InputError(f"stream frames must be 1-{MAX_STREAM_FRAMES:,}, got {stream_frames}")
+    if "torch" in backends and importlib.util.find_spec("torch") is not None:
+        from posedeploy.training.device import resolve_device
+
+        resolve_device(torch_device)
     with tempfile.TemporaryDirectory(prefix="posedeploy-bench-") as scratch:
         return _bench(default_artifacts(artifacts, Path(scratch)), backends, precisions, settings, checkpoint, threads,
                       torch_device, stream_fps, stream_frames)  # fmt: skip

@@ -93,7 +93,7 @@ class BackendTarget(Target):
     def __init__(self, artifacts, backend: str, precision: str = "fp32", provider: str = "auto",
                  threads: int | None = None):  # fmt: skip
         from posedeploy.artifacts import read_manifest
-        from posedeploy.runtime.lifter import open_backend
+        from posedeploy.runtime.backend_choice import open_backend
 
         self.backend = open_backend(read_manifest(artifacts), precision, backend, provider, threads)
         self.name = backend if backend != "onnxruntime" else f"onnxruntime-{getattr(self.backend, 'provider', 'cpu')}"

@@ -68,12 +68,15 @@ class BuildSettings:
             raise InputError(f"workspace must be >= 1 MB, got {self.workspace_mb}")
         if not 0 <= self.optimization_level <= 5:
             raise InputError(f"builder optimisation level must be 0-5, got {self.optimization_level}")
+        if self.dla_core is not None and (isinstance(self.dla_core, bool) or not 0 <= self.dla_core < DLA_CORES):
+            raise InputError(f"DLA core must be 0-{DLA_CORES - 1} (Jetson Orin and Xavier have {DLA_CORES}), got {self.dla_core}")
         unknown = [c for c in self.compute_capabilities if c not in RTX_TARGETS and c != "current"]
         if unknown:
             raise InputError(f"unknown compute capability {', '.join(unknown)}; expected current or {', '.join(RTX_TARGETS)}")
 
 
 ENGINE_PRECISIONS = ("fp32", "fp16")
+DLA_CORES = 2  # the most any Jetson module has
 
 
 def parse_range(text: str, name: str) -> tuple[int, int, int]:
@@ -248,6 +251,10 @@ def build_engine(artifacts_dir: str | Path, settings: BuildSettings | None = Non
     onnx_path = artifacts.path(s.graph)
     trt = load_tensorrt(s.flavour)
     machine = describe_machine()
+    if s.dla_core is not None and (trt.is_rtx or not machine.l4t):
+        why = "TensorRT for RTX has no DLA support" if trt.is_rtx else "this machine is not a Jetson"
+        raise InputError(f"--dla-core {s.dla_core}: DLA cores exist only on Jetson (Xavier, Orin) with JetPack's "
+                         f"TensorRT, and {why}; build without --dla-core")  # fmt: skip
     plan_path = Path(out) if out else artifacts_dir / plan_filename(s.graph, trt.is_rtx)
     cache_path = Path(s.timing_cache) if s.timing_cache else plan_path.with_name(f"timing.{trt.flavour}.cache")
     cache_bytes = cache_path.read_bytes() if cache_path.is_file() else None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from posedeploy.artifacts import load_manifest, verify_file
+from posedeploy.artifacts import check_fields, load_manifest, verify_file
 from posedeploy.engines.machine import MachineInfo
 from posedeploy.errors import ArtifactError
 
@@ -30,8 +30,29 @@ def read_engine_manifest(plan: str | Path) -> dict:
     if not path.is_file():
         raise ArtifactError(f"{plan} has no manifest ({path.name}): build engines with posedeploy build")
     manifest = load_manifest(path, FORMAT, FORMAT_VERSION, "engine", "rebuild the engine")
-    verify_file(plan, manifest.get("plan", {}), "rebuild the engine")
+    check_fields(path, manifest, _FIELDS, "rebuild the engine")
+    verify_file(plan, manifest["plan"], "rebuild the engine")
     return manifest
+
+
+# What loading and checking an engine reads from its manifest, and of which type.
+_FIELDS = {
+    "tensorrt": {"flavour": str, "version": str},
+    "target": {"compute_capabilities": list},
+    "platform": {"arch": str},
+    "flags": {},
+    "precision": str,
+    "onnx": {"file": str, "sha256": str},
+    "plan": {"file": str, "sha256": str, "bytes": int},
+}
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """(major, minor, patch) of a version string; () when it is not one (an edited manifest)."""
+    try:
+        return tuple(int(part) for part in version.split(".")[:3])
+    except ValueError:
+        return ()
 
 
 def _cc(text: str) -> tuple[int, int]:
@@ -48,7 +69,7 @@ def mismatches(manifest: dict, machine: MachineInfo, device: int = 0) -> list[st
         problems.append(f"it needs {trt['flavour']} {trt['version']}, which is not installed")
     elif installed != trt["version"]:
         same_major = installed.split(".")[0] == trt["version"].split(".")[0]
-        newer = tuple(map(int, installed.split(".")[:3])) >= tuple(map(int, trt["version"].split(".")[:3]))
+        newer = _release(installed) >= _release(trt["version"])
         if not (manifest["flags"].get("version_compatible") and same_major and newer):
             problems.append(f"it was built with {trt['flavour']} {trt['version']}, this machine has {installed}")
     if manifest["platform"]["arch"] != machine.arch:

@@ -26,10 +26,12 @@ from posedeploy.progress import log
 CALIBRATION_POSES = 512
 CALIBRATION_DRAWS = 8  # noisy copies of each calibration pose, as the sampler makes them
 CALIBRATION_BATCH = 32
-# The percentile calibrator keeps every calibrated activation of every batch until it builds its
-# histograms: HTNet's 512 x 8 draws took more than 20 GiB and were killed. The poses are thinned
-# to stay within this budget (MGCN-lw keeps all 512).
-CALIBRATION_MEMORY = 2 << 30
+# The percentile calibrator keeps every calibrated tensor of every batch until it builds its
+# histograms (HTNet's 512 x 8 draws once took more than 20 GiB). The poses are thinned so that what
+# it keeps, measured on the graph itself, stays within this; with PyTorch, the graphs and the
+# histogram pass on top, ``export --int8`` then peaks below 2 GiB (tests/test_int8.py).
+CALIBRATION_MEMORY = 1 << 30
+QUANTISED_OPS = ("MatMul", "Gemm")
 # The first and last layer of each lifter (MGCN-lw; HTNet's patch embedding and output head).
 KEEP_FLOAT = ("/lifter/gcn/input/", "/lifter/gcn/output/", "/lifter/patch_embed/", "/lifter/fcn/")
 
@@ -38,7 +40,7 @@ def quantised_nodes(model: onnx.ModelProto) -> list[str]:
     """The lifter's matrix products, without its first and last layers."""
     return [
         n.name for n in model.graph.node
-        if n.op_type in ("MatMul", "Gemm") and n.name.startswith("/lifter/") and not n.name.startswith(KEEP_FLOAT)
+        if n.op_type in QUANTISED_OPS and n.name.startswith("/lifter/") and not n.name.startswith(KEEP_FLOAT)
     ]  # fmt: skip
 
 
@@ -57,17 +59,44 @@ class _Calibration:
         return next(self._feeds, None)
 
 
-def calibration_poses(available: int, bytes_per_lift: int) -> int:
-    """How many calibration poses (each lifted CALIBRATION_DRAWS times, and mirrored) fit the memory budget."""
-    affordable = CALIBRATION_MEMORY // max(1, bytes_per_lift * CALIBRATION_DRAWS * 2)
+def calibration_poses(available: int, bytes_per_draw: int) -> int:
+    """How many calibration poses (each drawn CALIBRATION_DRAWS times) the calibrator can keep, when it
+    keeps ``bytes_per_draw`` of tensors for each draw of a pose and its mirror image."""
+    affordable = CALIBRATION_MEMORY // max(1, bytes_per_draw * CALIBRATION_DRAWS)
     # whole batches only: the percentile calibrator stacks the batches' activations into one array
     return int(min(available, max(CALIBRATION_BATCH, affordable)) // CALIBRATION_BATCH * CALIBRATION_BATCH)
 
 
-def quantise_pipeline(pipeline: onnx.ModelProto, calibration_keypoints: np.ndarray, bytes_per_lift: int = 0,
-                      seed: int = 0) -> onnx.ModelProto:  # fmt: skip
+def calibrated_bytes_per_draw(pipeline: onnx.ModelProto) -> int:
+    """Bytes of the tensors the calibrator keeps for one noise draw of a pose, measured by running the
+    graph with them as outputs: the inputs and outputs of every float MatMul/Gemm, as ONNX Runtime's
+    calibrator selects them for these operator types."""
+    import onnxruntime as ort
+
+    inferred = onnx.shape_inference.infer_shapes(pipeline)
+    typed = {v.name: v for v in (*inferred.graph.value_info, *inferred.graph.output, *inferred.graph.input)}
+    weights = {w.name for w in pipeline.graph.initializer}
+    floats = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)
+    names = list(dict.fromkeys(
+        t for node in pipeline.graph.node if node.op_type in QUANTISED_OPS for t in (*node.input, *node.output)
+        if t in typed and t not in weights and typed[t].type.tensor_type.elem_type in floats
+    ))  # fmt: skip
+    probe = onnx.ModelProto()
+    probe.CopyFrom(pipeline)
+    outputs = {o.name for o in probe.graph.output}
+    probe.graph.output.extend(typed[t] for t in names if t not in outputs)
+    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    poses, draws = 2, CALIBRATION_DRAWS
+    feed = {"keypoints": rng.normal(scale=0.3, size=(poses, 17, 2)).astype(np.float32), "noise": draw_noise(rng, poses, draws)}
+    kept = sum(a.nbytes for a in session.run(names, feed))
+    return -(-kept // (poses * draws))
+
+
+def quantise_pipeline(pipeline: onnx.ModelProto, calibration_keypoints: np.ndarray,
+                      seed: int = 0) -> tuple[onnx.ModelProto, int]:  # fmt: skip
     """The INT8 pipeline of the float32 ``pipeline``, calibrated on (N, 17, 2) normalised keypoints
-    (evenly thinned to what the calibrator can hold, given the lifter's activation bytes per lift)."""
+    (evenly thinned to what the calibrator can hold); and how many poses it was calibrated on."""
     try:
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     except ImportError:
@@ -77,7 +106,7 @@ def quantise_pipeline(pipeline: onnx.ModelProto, calibration_keypoints: np.ndarr
     keypoints = np.asarray(calibration_keypoints, np.float32)
     if keypoints.ndim != 3 or keypoints.shape[1:] != (17, 2) or len(keypoints) < CALIBRATION_BATCH:
         raise InputError(f"INT8 calibration needs at least {CALIBRATION_BATCH} poses of shape (17, 2), got {keypoints.shape}")
-    keep = calibration_poses(len(keypoints), bytes_per_lift)
+    keep = calibration_poses(len(keypoints), calibrated_bytes_per_draw(pipeline))
     keypoints = keypoints[np.linspace(0, len(keypoints) - 1, keep).round().astype(int)]
     nodes = quantised_nodes(pipeline)
     if not nodes:
@@ -90,9 +119,10 @@ def quantise_pipeline(pipeline: onnx.ModelProto, calibration_keypoints: np.ndarr
             quantize_static(
                 str(src), str(dst), _Calibration(keypoints, seed), quant_format=QuantFormat.QDQ, per_channel=True,
                 activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, nodes_to_quantize=nodes,
+                op_types_to_quantize=list(QUANTISED_OPS),
                 calibrate_method=CalibrationMethod.Percentile,
             )  # fmt: skip
-        return onnx.load(dst)
+        return onnx.load(dst), keep
 
 
 @contextlib.contextmanager

@@ -204,13 +204,11 @@ def export_artifacts(checkpoint: str | Path, out_dir: str | Path, fp16: bool = F
         log("export: pipeline.fp16.onnx: lifter and AVG in float16, normalisation/softmax/reductions and "
             "the sigma, noise and aggregation arithmetic in float32")  # fmt: skip
     if int8_calibration is not None:
-        from posedeploy.export.int8 import calibration_poses, quantise_pipeline
+        from posedeploy.export.int8 import quantise_pipeline
 
-        per_lift = _activation_bytes_per_pose(ckpt.build_lifter())
-        graphs["pipeline.int8"] = quantise_pipeline(graphs["pipeline"], int8_calibration.keypoints, per_lift)
+        graphs["pipeline.int8"], poses = quantise_pipeline(graphs["pipeline"], int8_calibration.keypoints)
         precision["pipeline.int8"] = "int8"
-        calibration = {"data": int8_calibration.source,
-                       "poses": calibration_poses(len(int8_calibration), per_lift)}  # fmt: skip
+        calibration = {"data": int8_calibration.source, "poses": poses}
     for name, model in graphs.items():
         onnx.helper.set_model_props(model, _metadata(ckpt, checkpoint_hash, name, precision[name]))
         model.producer_name, model.producer_version = "posedeploy", __version__

@@ -5,6 +5,7 @@ slim container with only numpy and onnxruntime.
 """
 
 from posedeploy.runtime.backend import Backend, TensorSpec
-from posedeploy.runtime.lifter import LiftResult, MultiHypothesisLifter, open_backend
+from posedeploy.runtime.backend_choice import open_backend
+from posedeploy.runtime.lifter import LiftResult, MultiHypothesisLifter
 
 __all__ = ["Backend", "LiftResult", "MultiHypothesisLifter", "TensorSpec", "open_backend"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import math
 import os
 import statistics
 import time
@@ -24,6 +25,8 @@ from posedeploy.contract import draw_noise
 from posedeploy.errors import InputError, MissingDependencyError, PoseDeployError
 from posedeploy.files import cache_root, write_json
 from posedeploy.progress import log
+from posedeploy.runtime.backend import Backend
+from posedeploy.runtime.loading import AUTO, BACKENDS, load_backend
 
 PROBE_HYPOTHESES = 200
 PROBE_WARMUP, PROBE_ROUNDS, PROBE_CALLS = 5, 5, 3
@@ -32,13 +35,20 @@ CACHE_FILE = "backend_choice.json"
 MODULES = {"onnxruntime": ("onnxruntime",), "openvino": ("openvino",), "tensorrt": ("tensorrt", "tensorrt_rtx")}
 
 
+# Names the backend 'auto' takes without measuring (a fleet pinned to one, a test run per backend).
+FORCE_ENV = "POSEDEPLOY_BACKEND"
+
+
 @dataclass
 class Choice:
     backend: str
     probe_ms: dict[str, float]  # median latency of each backend that loaded
     cached: bool
+    forced: bool = False
 
     def describe(self) -> str:
+        if self.forced:
+            return f"backend auto: {self.backend} (set by {FORCE_ENV})"
         times = ", ".join(f"{name} {ms:.2f} ms" for name, ms in sorted(self.probe_ms.items(), key=lambda kv: kv[1]))
         how = "cached probe" if self.cached else "probe"
         return f"backend auto: {self.backend} ({how}, 1 pose x {PROBE_HYPOTHESES} hypotheses: {times})"
@@ -109,25 +119,61 @@ def probe(backends: dict, hypotheses: int = PROBE_HYPOTHESES) -> dict[str, float
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def choose_backend(artifacts, precision: str = "fp32", noise: str = "host", threads: int | None = None,
-                   cache_dir: Path | None = None) -> Choice:  # fmt: skip
-    """The fastest backend that loads this artifact's pipeline here, measured once and cached."""
-    from posedeploy.runtime.lifter import open_backend
+def _cached_choice(hit: object, candidates: list[str]) -> Choice | None:
+    """A cache entry as a Choice, if it is one this version wrote for a backend still installed."""
+    if not isinstance(hit, dict) or hit.get("backend") not in candidates or not isinstance(hit.get("probe_ms"), dict):
+        return None
+    timings = hit["probe_ms"]
+    numbers = all(isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                  and v > 0 for k, v in timings.items())  # fmt: skip
+    if not numbers or hit["backend"] not in timings:
+        return None  # edited or damaged: measure again
+    return Choice(hit["backend"], {k: float(v) for k, v in timings.items()}, cached=True)
 
+
+def open_backend(artifacts, precision: str = "fp32", backend: str = AUTO, provider: str = "auto",
+                 threads: int | None = None, cuda: str = "auto", noise: str = "host",
+                 cache_dir: Path | None = None) -> Backend:  # fmt: skip
+    """The verified pipeline of an artifact directory, loaded on ``backend``, or on the fastest
+    here for 'auto' (a cached choice that can no longer load it is measured again)."""
+    if backend != AUTO:
+        return load_backend(artifacts, precision, backend, provider, threads, cuda, noise)
+    choice = choose_backend(artifacts, precision, noise, threads, cache_dir)
+    try:
+        loaded = load_backend(artifacts, precision, choice.backend, provider, threads, cuda, noise)
+    except PoseDeployError as exc:
+        if not choice.cached:
+            raise
+        log(f"backend auto: the cached choice, {choice.backend}, cannot load this artifact any more ({exc}); measuring again")
+        choice = choose_backend(artifacts, precision, noise, threads, cache_dir, refresh=True)
+        loaded = load_backend(artifacts, precision, choice.backend, provider, threads, cuda, noise)
+    log(choice.describe())
+    return loaded
+
+
+def choose_backend(artifacts, precision: str = "fp32", noise: str = "host", threads: int | None = None,
+                   cache_dir: Path | None = None, refresh: bool = False) -> Choice:  # fmt: skip
+    """The fastest backend that loads this artifact's pipeline here, measured once and cached
+    (``refresh``: measured again whatever the cache holds)."""
+    forced = os.environ.get(FORCE_ENV)
+    if forced:
+        if forced not in BACKENDS:
+            raise InputError(f"{FORCE_ENV}={forced!r} names no backend; expected one of {', '.join(BACKENDS)}, or unset it")
+        return Choice(forced, {}, cached=False, forced=True)
     candidates = installed_backends()
     path = (cache_dir or cache_root()) / CACHE_FILE
     key = cache_key(artifacts, precision, noise, threads)
     cache = _read_cache(path)
-    hit = cache.get(key)
-    if isinstance(hit, dict) and hit.get("backend") in candidates and isinstance(hit.get("probe_ms"), dict):
-        return Choice(hit["backend"], hit["probe_ms"], cached=True)
+    cached = None if refresh else _cached_choice(cache.get(key), candidates)
+    if cached is not None:
+        return cached
     if not candidates:
         raise MissingDependencyError("onnxruntime", "cpu", "Running an exported pipeline")
     loaded, failures = {}, []
     try:
         for name in candidates:
             try:
-                backend = open_backend(artifacts, precision, name, threads=threads, noise=noise)
+                backend = load_backend(artifacts, precision, name, threads=threads, noise=noise)
             except PoseDeployError as exc:  # not usable for this artifact here (no engine, no GPU, ...)
                 failures.append(exc)
                 continue

@@ -9,23 +9,25 @@ all its hypotheses (the same formulas as the graph), so results never depend on 
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from posedeploy.artifacts import GRAPHS, pipeline_graph, plan_filename, read_manifest
+from posedeploy.artifacts import read_manifest
 from posedeploy.contract import (
-    DEFAULT_MEMORY_BUDGET_MB, INPUTS, MAX_HYPOTHESES, OUTPUTS, RNG_INPUTS, VIEWS, check_hypotheses, check_noise,
-    check_request, draw_noise, normalise_keypoints,
+    DEFAULT_MEMORY_BUDGET_MB, MAX_HYPOTHESES, VIEWS, check_hypotheses, check_noise, check_request, check_seed,
+    draw_noise, normalise_keypoints,
 )  # fmt: skip
-from posedeploy.errors import ArtifactError, InputError
-from posedeploy.progress import log
-from posedeploy.runtime.backend import Backend
+from posedeploy.errors import InputError
+from posedeploy.runtime.backend_choice import open_backend
+from posedeploy.runtime.loading import AUTO
 
 DEFAULT_HYPOTHESES = 200
 DEFAULT_MAX_POSES = 16384  # lifted poses per backend call
+MAX_MEMORY_BUDGET_MB = 2**30  # a petabyte: anything larger is a mistake, not a machine
 UNITS = {"m": 1.0, "mm": 1000.0}
 
 
@@ -47,78 +49,6 @@ class LiftResult:
         return out
 
 
-BACKENDS = ("onnxruntime", "openvino", "tensorrt")
-AUTO = "auto"  # the fastest of BACKENDS here, measured once (backend_choice.py)
-
-
-def find_plan(artifacts, graph: str) -> Path:
-    """The engine of ``graph`` in the artifact directory: built by posedeploy build from the
-    current export (a plan from an older export is refused, not silently used)."""
-    from posedeploy.engines.manifest import read_engine_manifest
-
-    candidates = [artifacts.root / plan_filename(graph, rtx) for rtx in (False, True)]
-    plans = [p for p in candidates if p.is_file()]
-    if not plans:
-        raise ArtifactError(
-            f"{artifacts.root} has no engine for {GRAPHS[graph]}; build one here with posedeploy build "
-            f"--artifacts {artifacts.root}" + (" --precision fp32" if not graph.endswith("fp16") else "")
-            + (" --in-graph-noise" if ".rng" in graph else "")
-        )
-    plan = plans[0]
-    manifest = read_engine_manifest(plan)
-    graph = artifacts.manifest["files"].get(manifest["onnx"]["file"], {})
-    if graph.get("sha256") != manifest["onnx"]["sha256"]:
-        raise ArtifactError(f"{plan.name} was built from an earlier export of {manifest['onnx']['file']}; rebuild it")
-    return plan
-
-
-def graph_for(backend: str, precision: str, noise: str = "host") -> str:
-    """The GRAPHS key ``backend`` runs at ``precision``: OpenVINO lowers the fp32 graph to fp16 or
-    bf16 itself; otherwise the graph of that precision."""
-    lowered_by_openvino = backend == "openvino" and precision in ("fp16", "bf16")
-    return pipeline_graph("fp32" if lowered_by_openvino else precision, noise)
-
-
-def open_backend(artifacts, precision: str = "fp32", backend: str = "onnxruntime", provider: str = "auto",
-                 threads: int | None = None, cuda: str = "auto", noise: str = "host") -> Backend:  # fmt: skip
-    """The verified pipeline of an artifact directory, loaded on ``backend`` (or the fastest, 'auto')."""
-    if backend == AUTO:
-        from posedeploy.runtime.backend_choice import choose_backend
-
-        choice = choose_backend(artifacts, precision, noise, threads)
-        log(choice.describe())
-        backend = choice.backend
-    if backend not in BACKENDS:
-        raise InputError(f"unknown backend '{backend}'; expected {AUTO} or one of {', '.join(BACKENDS)}")
-    graph = graph_for(backend, precision, noise)
-    if backend == "openvino":
-        from posedeploy.runtime.openvino_backend import OpenVINOBackend
-
-        loaded = OpenVINOBackend(artifacts.path(graph), precision=precision, threads=threads)
-        return _verified(loaded, artifacts, graph, noise)
-    if backend == "tensorrt":
-        from posedeploy.runtime.tensorrt_backend import TensorRTBackend
-
-        return TensorRTBackend(find_plan(artifacts, graph), cuda=cuda)
-    from posedeploy.runtime.onnxruntime_backend import OnnxRuntimeBackend
-
-    loaded = OnnxRuntimeBackend(artifacts.path(graph), provider=provider, threads=threads)
-    return _verified(loaded, artifacts, graph, noise)
-
-
-def _verified(loaded: Backend, artifacts, graph: str, noise: str) -> Backend:
-    """``loaded``, after checking that its graph is this manifest's and has the contract's tensors."""
-    meta, path = loaded.metadata, artifacts.root / GRAPHS[graph]
-    if meta.get("graph") != graph or meta.get("checkpoint_sha256") != artifacts.manifest["checkpoint"]["sha256"]:
-        loaded.close()
-        raise ArtifactError(f"{path} was not exported with this manifest (graph or checkpoint differs); re-export")
-    inputs = RNG_INPUTS if noise == "device" else INPUTS
-    if [s.name for s in loaded.inputs] != list(inputs) or [s.name for s in loaded.outputs] != list(OUTPUTS):
-        loaded.close()
-        raise ArtifactError(f"{path} does not have the pipeline contract's inputs {inputs} and outputs {OUTPUTS}")
-    return loaded
-
-
 class MultiHypothesisLifter:
     """Load an exported artifact directory once; call it on numpy keypoints.
 
@@ -132,14 +62,24 @@ class MultiHypothesisLifter:
                  provider: str = "auto", hypotheses: int = DEFAULT_HYPOTHESES, seed: int | None = None,
                  max_poses: int = DEFAULT_MAX_POSES, threads: int | None = None, cuda: str = "auto",
                  noise: str = "host", memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB):  # fmt: skip
+        if not isinstance(artifacts, (str, os.PathLike)):
+            raise InputError(f"artifacts must be the path of an exported artifact directory, got {artifacts!r}")
         self.artifacts = read_manifest(artifacts)
         self.hypotheses = check_hypotheses(hypotheses)
         if isinstance(max_poses, bool) or not isinstance(max_poses, (int, np.integer)) or max_poses < VIEWS:
             raise InputError(f"max_poses must be a whole number >= {VIEWS}, got {max_poses!r}")
         self.max_poses = int(max_poses)
-        if not memory_budget_mb > 0:
-            raise InputError(f"memory budget must be > 0 MB, got {memory_budget_mb}")
+        real = isinstance(memory_budget_mb, (int, float, np.integer, np.floating)) and not isinstance(memory_budget_mb, bool)
+        if not (real and 0 < memory_budget_mb <= MAX_MEMORY_BUDGET_MB):
+            raise InputError(f"memory budget must be a number of MB in (0, {MAX_MEMORY_BUDGET_MB:,}], got {memory_budget_mb!r}")
         self.memory_budget = int(memory_budget_mb * 2**20)
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1):
+            raise InputError(f"threads must be a whole number >= 1 or None (all cores), got {threads!r}")
+        threads = None if threads is None else int(threads)
+        if noise == "device" and seed is not None:
+            raise InputError("a lifter that draws its noise on the device (noise='device') cannot be seeded; "
+                             "load it with noise='host' for reproducible draws")  # fmt: skip
+        seed = check_seed(seed)
         # Each call's working set: its inputs, outputs and the lifter's activations per pose.
         per_pose = self.artifacts.manifest.get("memory", {}).get("bytes_per_lifted_pose")
         if per_pose:
@@ -173,8 +113,12 @@ class MultiHypothesisLifter:
         """Lift B poses. Noise: given (B, S, 2, 17, 2), else drawn — from ``seed`` when given,
         otherwise continuing this lifter's own generator; with ``noise='device'`` at construction,
         drawn inside the graph (not seedable)."""
-        if units not in UNITS:
-            raise InputError(f"units must be one of {', '.join(UNITS)}, got '{units}'")
+        if not isinstance(units, str) or units not in UNITS:
+            raise InputError(f"units must be one of {', '.join(UNITS)}, got {units!r}")
+        if seed is not None and self.noise_source == "device":
+            raise InputError("this lifter draws its noise on the device, which cannot be seeded; load it with "
+                             "noise='host' for reproducible draws")  # fmt: skip
+        seed = check_seed(seed)
         kp = self.normalise(keypoints, image_size)
         b = len(kp)
         device_noise = self.noise_source == "device"

@@ -73,7 +73,7 @@ class OnnxRuntimeBackend(Backend):
         offered = available_providers()
         if provider == "auto":
             chosen = ["cuda", "cpu"] if "cuda" in offered else ["cpu"]
-        elif provider in PROVIDERS:
+        elif isinstance(provider, str) and provider in PROVIDERS:
             if provider not in offered:
                 extra = "gpu" if provider in ("cuda", "tensorrt") else "cpu"
                 raise MissingDependencyError(
@@ -82,7 +82,7 @@ class OnnxRuntimeBackend(Backend):
                 )  # fmt: skip
             chosen = [provider] + (["cuda"] if provider == "tensorrt" else []) + ["cpu"]
         else:
-            raise InputError(f"unknown ONNX Runtime provider '{provider}'; expected auto or one of {', '.join(PROVIDERS)}")
+            raise InputError(f"unknown ONNX Runtime provider {provider!r}; expected auto or one of {', '.join(PROVIDERS)}")
         self._ort, self.path, self._threads = ort, path, threads
         self._chosen = list(dict.fromkeys(chosen))
         # On CUDA, inputs and outputs live in device buffers bound once per (B, S) shape (I/O

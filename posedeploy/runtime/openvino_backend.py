@@ -52,9 +52,9 @@ class OpenVINOBackend(Backend):
         path = Path(path)
         if not path.is_file():
             raise ArtifactError(f"ONNX file not found: {path}")
-        if precision not in INFERENCE_PRECISIONS:
+        if not isinstance(precision, str) or precision not in INFERENCE_PRECISIONS:
             raise InputError(f"OpenVINO precision must be one of {', '.join(INFERENCE_PRECISIONS)}, got '{precision}'")
-        if hint not in PERFORMANCE_HINTS:
+        if not isinstance(hint, str) or hint not in PERFORMANCE_HINTS:
             raise InputError(f"OpenVINO performance hint must be one of {', '.join(PERFORMANCE_HINTS)}, got '{hint}'")
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise InputError(f"threads must be a whole number >= 1, got {threads!r}")

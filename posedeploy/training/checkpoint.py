@@ -26,6 +26,7 @@ from torch import nn
 from posedeploy import __version__
 from posedeploy.errors import CheckpointError
 from posedeploy.files import atomic_path
+from posedeploy.progress import log
 from posedeploy.skeleton import JOINT_NAMES
 from posedeploy.training.models import DEFAULT_AVG, build_model, default_params
 from posedeploy.training.weight_storage import STORAGES, pack_state, unpack_state
@@ -101,10 +102,17 @@ def _load_state(model: nn.Module, state: dict, what: str) -> None:
         detail = (f"missing {missing[:3]}" if missing else "") + (f" unexpected {unexpected[:3]}" if unexpected else "")
         raise CheckpointError(f"weights do not fit the {what}: {detail.strip()}")
     for key, tensor in expected.items():
-        if tuple(state[key].shape) != tuple(tensor.shape):
+        given = state[key]
+        if not isinstance(given, torch.Tensor):
+            raise CheckpointError(f"weights do not fit the {what}: {key} is a {type(given).__name__}, not a tensor")
+        if tuple(given.shape) != tuple(tensor.shape):
             raise CheckpointError(
-                f"weights do not fit the {what}: {key} has shape {tuple(state[key].shape)}, expected {tuple(tensor.shape)}"
+                f"weights do not fit the {what}: {key} has shape {tuple(given.shape)}, expected {tuple(tensor.shape)}"
             )
+        # Integers (or booleans) where real-valued weights belong are not weights: loading would cast them silently.
+        if given.is_floating_point() != tensor.is_floating_point() or given.is_complex():
+            raise CheckpointError(f"weights do not fit the {what}: {key} holds {str(given.dtype).removeprefix('torch.')}, "
+                                  f"expected {str(tensor.dtype).removeprefix('torch.')}")  # fmt: skip
     model.load_state_dict(state)
 
 
@@ -175,10 +183,20 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
             payload["avg"], scales["avg"] = pack_state(payload["avg"])
         payload.update(format_version=FORMAT_VERSION, weights="int8", scales=scales)
     payload["content_sha256"] = content_hash(payload)
-    # Saved through a file object: given a path, torch names the archive's inner folder after the
-    # (random) temporary file, so the same weights would hash differently on every save.
+    return save_torch(payload, path)
+
+
+def save_torch(payload: dict, path: str | Path) -> Path:
+    """``torch.save`` atomically; a failed write (a full disk, a file-size limit) is a one-line WriteError.
+
+    Saved through a file object: given a path, torch names the archive's inner folder after the
+    (random) temporary file, so the same weights would hash differently on every save."""
+    path = Path(path)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        torch.save(payload, f)
+        try:
+            torch.save(payload, f)
+        except RuntimeError as exc:  # torch's zip writer reports a failed write as "unexpected pos ..."
+            raise OSError(f"the write failed, is the disk full? ({str(exc).strip()[:120]})") from None
     return path
 
 
@@ -209,12 +227,20 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             hint = "; it looks like a bare state dict — convert official weights with posedeploy import-checkpoint"
         raise CheckpointError(f"{path} is not a posedeploy checkpoint{hint}")
     version = payload.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
         raise CheckpointError(
             f"{path} has checkpoint format version {version}; this posedeploy reads up to {FORMAT_VERSION} "
             f"(upgrade posedeploy)"
         )
-    if version >= 2:
+    if version < 2:
+        later = [key for key in ("content_sha256", "weights", "scales") if key in payload]
+        if later:  # a format 2 or 3 file relabelled, to dodge the hash check
+            raise CheckpointError(f"{path} says checkpoint format version {version} but holds "
+                                  f"{', '.join(later)}, which that format never had: it was altered; use an intact copy")  # fmt: skip
+        log(f"warning: {path} is a format {version} checkpoint, written before checkpoints carried a content hash: "
+            f"damage or tampering cannot be detected in it. Re-save it (posedeploy.training.checkpoint.save_checkpoint) "
+            f"to add one")  # fmt: skip
+    else:
         recorded = payload.get("content_sha256")
         try:
             actual = content_hash(payload)

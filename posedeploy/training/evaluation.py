@@ -75,18 +75,19 @@ def evaluate(
     max_poses: int | None = None,
     show_progress: bool = True,
     alpha: float | None = None,
-    best_of: tuple[int, ...] = BEST_OF,
+    best_of: tuple[int, ...] | None = None,
 ) -> EvalReport:
     """Score ``checkpoint`` on ``data``; ``hypotheses`` = 0 evaluates the lifter alone.
 
     noise: adaptive, uniform or alpha (see posedeploy.training.sampler.NOISE_MODES); alpha
     overrides the checkpoint's. Runs with the same seed, S and data draw the same noise.
+    best_of: the S values of the best-of-S curve, each 1..S (None: those of :data:`BEST_OF` up to S).
     """
     if hypotheses < 0:
         raise InputError(f"number of hypotheses must be >= 0, got {hypotheses}")
     alpha = checkpoint.config.alpha if alpha is None else alpha
-    if not (alpha > 0 and np.isfinite(alpha)):
-        raise InputError(f"alpha must be a finite number > 0, got {alpha}")
+    check_alpha(alpha)
+    curve_s = best_of_curve(best_of, hypotheses)
     started = time.monotonic()
     lifter = checkpoint.build_lifter(device)
     avg = checkpoint.build_avg(device) if hypotheses > 0 and noise != "alpha" else None
@@ -99,7 +100,6 @@ def evaluate(
     if hypotheses > 0:
         n = len(data)
         best = {k: np.empty(n) for k in BEST}
-        curve_s = sorted({s for s in best_of if 1 <= s < hypotheses} | {hypotheses})
         curve = {s: np.empty(n) for s in curve_s}
         poses = {"median": np.empty_like(target)}
         can_jpma = data.intrinsics is not None and data.image_sizes is not None
@@ -108,6 +108,9 @@ def evaluate(
             pixels = data.pixels()
 
         def score_chunk(rows: slice, hyps: np.ndarray) -> None:
+            if not np.isfinite(hyps).all():
+                raise InputError(f"the pipeline gave non-finite hypotheses with {noise} noise at alpha {alpha:g}; "
+                                 f"lower alpha")  # fmt: skip
             t = target[rows]
             for s_ in curve_s:
                 curve[s_][rows] = metrics.best_of_mpjpe(hyps[:, :s_], t) * 1000
@@ -158,6 +161,28 @@ def evaluate(
     }
     counts = {a: int((data.actions == a).sum()) for a in actions}
     return EvalReport(settings, actions, counts, per_action, means, extra, sample_mpjpe)
+
+
+# alpha is in normalised screen units, where the image is 2 wide: noise above 1 leaves the image.
+MAX_ALPHA = 1.0
+MAX_ALPHAS = 16  # values in one eval's sweep: each is a full sampling run
+
+
+def check_alpha(alpha: float) -> float:
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not (0 < alpha <= MAX_ALPHA):
+        raise InputError(f"alpha must be a number in (0, {MAX_ALPHA:g}] (normalised screen units, the image is 2 "
+                         f"wide), got {alpha!r}")  # fmt: skip
+    return float(alpha)
+
+
+def best_of_curve(best_of: tuple[int, ...] | None, hypotheses: int) -> list[int]:
+    """The S values of the best-of-S curve, ending at ``hypotheses``; given values must lie in 1..S."""
+    if best_of is None:
+        return sorted({s for s in BEST_OF if s < hypotheses} | {hypotheses})
+    bad = [s for s in best_of if isinstance(s, bool) or not isinstance(s, int) or not 1 <= s <= max(hypotheses, 1)]
+    if bad:
+        raise InputError(f"best-of values must be whole numbers from 1 to S={hypotheses}, got {', '.join(map(str, bad))}")
+    return sorted(set(best_of) | {hypotheses})
 
 
 def sigma_quality(sigma: np.ndarray, joint_error: np.ndarray, alpha: float) -> dict:

@@ -150,6 +150,16 @@ class SamplerResult:
             out["hypotheses"] = self.hypotheses
         return out
 
+    def check_finite(self) -> None:
+        """Refuse results with NaN or inf (extreme noise, a model that overflows) instead of passing them on."""
+        arrays = [self.sigma, self.pose, self.spread] + ([] if self.hypotheses is None else [self.hypotheses])
+        bad = np.zeros(len(self.pose), bool)
+        for a in arrays:
+            bad |= ~np.isfinite(a.reshape(len(a), -1)).all(axis=1)
+        if bad.any():
+            raise InputError(f"the pipeline gave non-finite values for {int(bad.sum())} of {len(bad)} poses "
+                             f"(first at index {int(np.argmax(bad))}); nothing was written")  # fmt: skip
+
 
 @torch.no_grad()
 def run_reference(

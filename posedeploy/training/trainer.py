@@ -34,7 +34,7 @@ from torch.nn.parallel import DistributedDataParallel
 from posedeploy.errors import CheckpointError, InputError, TrainingError
 from posedeploy.files import atomic_path, folder_lock
 from posedeploy.progress import log, progress
-from posedeploy.training.checkpoint import Checkpoint, safe_torch_load, save_checkpoint
+from posedeploy.training.checkpoint import Checkpoint, safe_torch_load, save_checkpoint, save_torch
 from posedeploy.training.distributed import Context, all_reduce_mean
 from posedeploy.training.weight_average import WeightAverage
 
@@ -172,7 +172,16 @@ def _load_state(out_dir: Path) -> tuple[Path, dict]:
     state = safe_torch_load(path, "training state")
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise CheckpointError(f"cannot resume from {path}: not a posedeploy training state")
+    wrong = [key for key, kind in STATE_FIELDS.items() if not isinstance(state.get(key), kind)]
+    if wrong:
+        raise CheckpointError(f"cannot resume from {path}: the training state is damaged or incomplete "
+                              f"({', '.join(wrong)} missing or of the wrong type); start the run again without --resume")  # fmt: skip
     return path, state
+
+
+# What a training state must hold for a resume (anything else in it is optional).
+STATE_FIELDS = {"identity": dict, "settings": dict, "epoch": int, "model": dict, "optimizer": dict,
+                "best": (int, float), "best_epoch": int, "history": list}  # fmt: skip
 
 
 def saved_identity(out_dir: str | Path) -> dict:
@@ -223,8 +232,13 @@ def _fit(task: TrainTask, settings: TrainSettings, out_dir: Path, ctx: Context, 
     start_epoch, best, best_epoch, history = 1, math.inf, 0, []
     if resume:
         state = _read_state(out_dir, task, settings)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:  # the weights of another model
+            first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+            raise CheckpointError(f"cannot resume from {out_dir / LAST}: its weights do not fit this {task.name} "
+                                  f"model ({first}); start the run again without --resume") from None  # fmt: skip
         if average is not None:
             average.load_state_dict(state.get("ema"), model)
         start_epoch, best, best_epoch, history = state["epoch"] + 1, state["best"], state["best_epoch"], state["history"]
@@ -296,8 +310,7 @@ def _fit(task: TrainTask, settings: TrainSettings, out_dir: Path, ctx: Context, 
                 "ema": average.state_dict() if average is not None else None,
                 "best": best, "best_epoch": best_epoch, "history": history,
             }  # fmt: skip
-            with atomic_path(out_dir / LAST) as tmp:
-                torch.save(state, tmp)
+            save_torch(state, out_dir / LAST)
             _write_log(out_dir, history)
             # A task that does not select keeps every epoch: neither a star nor a "best" would mean anything.
             kept = f"{' *' if improved else ''}  (best {best:.2f} @ {best_epoch})" if task.selects else " (in-sample)"

@@ -1,0 +1,77 @@
+"""Loading one named backend onto an artifact's verified pipeline graph (or engine)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from posedeploy.artifacts import GRAPHS, pipeline_graph, plan_filename
+from posedeploy.contract import INPUTS, OUTPUTS, RNG_INPUTS
+from posedeploy.errors import ArtifactError, InputError
+from posedeploy.runtime.backend import Backend
+
+BACKENDS = ("onnxruntime", "openvino", "tensorrt")
+AUTO = "auto"  # the fastest of BACKENDS here, measured once (backend_choice.py)
+
+
+def find_plan(artifacts, graph: str) -> Path:
+    """The engine of ``graph`` in the artifact directory: built by posedeploy build from the
+    current export (a plan from an older export is refused, not silently used)."""
+    from posedeploy.engines.manifest import read_engine_manifest
+
+    candidates = [artifacts.root / plan_filename(graph, rtx) for rtx in (False, True)]
+    plans = [p for p in candidates if p.is_file()]
+    if not plans:
+        raise ArtifactError(
+            f"{artifacts.root} has no engine for {GRAPHS[graph]}; build one here with posedeploy build "
+            f"--artifacts {artifacts.root}" + (" --precision fp32" if not graph.endswith("fp16") else "")
+            + (" --in-graph-noise" if ".rng" in graph else "")
+        )
+    plan = plans[0]
+    manifest = read_engine_manifest(plan)
+    graph = artifacts.manifest["files"].get(manifest["onnx"]["file"], {})
+    if graph.get("sha256") != manifest["onnx"]["sha256"]:
+        raise ArtifactError(f"{plan.name} was built from an earlier export of {manifest['onnx']['file']}; rebuild it")
+    return plan
+
+
+def graph_for(backend: str, precision: str, noise: str = "host") -> str:
+    """The GRAPHS key ``backend`` runs at ``precision``: OpenVINO lowers the fp32 graph to fp16 or
+    bf16 itself; otherwise the graph of that precision."""
+    lowered_by_openvino = backend == "openvino" and precision in ("fp16", "bf16")
+    return pipeline_graph("fp32" if lowered_by_openvino else precision, noise)
+
+
+def load_backend(artifacts, precision: str = "fp32", backend: str = "onnxruntime", provider: str = "auto",
+                 threads: int | None = None, cuda: str = "auto", noise: str = "host") -> Backend:  # fmt: skip
+    """The verified pipeline of an artifact directory, loaded on the named ``backend``."""
+    if backend not in BACKENDS:
+        raise InputError(f"unknown backend '{backend}'; expected {AUTO} or one of {', '.join(BACKENDS)}")
+    graph = graph_for(backend, precision, noise)
+    if backend == "openvino":
+        from posedeploy.runtime.openvino_backend import OpenVINOBackend
+
+        loaded = OpenVINOBackend(artifacts.path(graph), precision=precision, threads=threads)
+        return _verified(loaded, artifacts, graph, noise)
+    if backend == "tensorrt":
+        from posedeploy.runtime.tensorrt_backend import TensorRTBackend
+
+        return TensorRTBackend(find_plan(artifacts, graph), cuda=cuda)
+    from posedeploy.runtime.onnxruntime_backend import OnnxRuntimeBackend
+
+    loaded = OnnxRuntimeBackend(artifacts.path(graph), provider=provider, threads=threads)
+    return _verified(loaded, artifacts, graph, noise)
+
+
+def _verified(loaded: Backend, artifacts, graph: str, noise: str) -> Backend:
+    """``loaded``, after checking that its graph is this manifest's and has the contract's tensors."""
+    meta, path = loaded.metadata, artifacts.root / GRAPHS[graph]
+    if meta.get("graph") != graph or meta.get("checkpoint_sha256") != artifacts.manifest["checkpoint"]["sha256"]:
+        loaded.close()
+        raise ArtifactError(f"{path} was not exported with this manifest (graph or checkpoint differs); re-export")
+    inputs = RNG_INPUTS if noise == "device" else INPUTS
+    if [s.name for s in loaded.inputs] != list(inputs) or [s.name for s in loaded.outputs] != list(OUTPUTS):
+        loaded.close()
+        raise ArtifactError(f"{path} does not have the pipeline contract's inputs {inputs} and outputs {OUTPUTS}")
+    return loaded
+
+
