@@ -56,7 +56,9 @@ def project(points: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
 def jpma(hypotheses: np.ndarray, pixels: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
     """Joint-wise selection by reprojection: (B, S, J, 3), (B, J, 2) px, (B, 4) -> (B, J, 3)."""
     if hypotheses.ndim != 4 or pixels.shape != (hypotheses.shape[0], hypotheses.shape[2], 2):
-        raise InputError(f"jpma needs hypotheses (B, S, J, 3) and pixels (B, J, 2); got {hypotheses.shape}, {pixels.shape}")
+        raise InputError(
+            f"jpma needs hypotheses (B, S, J, 3) and pixels (B, J, 2); got {hypotheses.shape}, {pixels.shape}"
+        )
     intrinsics = np.asarray(intrinsics, dtype=np.float64).reshape(-1, 4)
     if len(intrinsics) == 1:
         intrinsics = np.repeat(intrinsics, len(hypotheses), axis=0)
@@ -70,8 +72,9 @@ def jpma(hypotheses: np.ndarray, pixels: np.ndarray, intrinsics: np.ndarray) -> 
     return chosen.astype(hypotheses.dtype)
 
 
-def aggregate(hypotheses: np.ndarray, how: str, pixels: np.ndarray | None = None,
-              intrinsics: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+def aggregate(
+    hypotheses: np.ndarray, how: str, pixels: np.ndarray | None = None, intrinsics: np.ndarray | None = None
+) -> np.ndarray:
     if how == "mean":
         return mean(hypotheses)
     if how == "median":

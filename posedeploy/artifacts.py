@@ -77,7 +77,9 @@ class Artifacts:
         entry = self.manifest["files"].get(name)
         if entry is None:
             have = ", ".join(sorted(self.manifest["files"]))
-            raise ArtifactError(f"{self.root} has no {name} (it holds {have}); re-export with the option that writes it")
+            raise ArtifactError(
+                f"{self.root} has no {name} (it holds {have}); re-export with the option that writes it"
+            )
         path = self.root / name
         if not path.is_file():
             raise ArtifactError(f"{path} is listed in the manifest but missing; re-run posedeploy export")
@@ -145,7 +147,11 @@ def check_fields(path: Path, manifest: dict, fields: dict, remedy: str) -> None:
     def check(section: dict, wanted: dict, where: str) -> None:
         for key, types in wanted.items():
             value = section.get(key)
-            if isinstance(value, bool) or not isinstance(value, types) or (isinstance(value, _NUMBER) and not value > 0):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, types)
+                or (isinstance(value, _NUMBER) and not value > 0)
+            ):
                 raise bad(f"'{where}{key}' is {json.dumps(value)[:40]}, not a valid value")
 
     for name, wanted in fields.items():
@@ -165,6 +171,8 @@ def _check_fields(path: Path, manifest: dict) -> None:
     check_fields(path, manifest, _FIELDS, remedy)
     files = manifest.get("files")
     if not isinstance(files, dict) or not files:
-        raise ArtifactError(f"{path}: its 'files' section is missing or empty; the manifest was edited or damaged, {remedy}")
+        raise ArtifactError(
+            f"{path}: its 'files' section is missing or empty; the manifest was edited or damaged, {remedy}"
+        )
     for filename, entry in files.items():
         check_fields(path, {f"files.{filename}": entry}, {f"files.{filename}": _FILE_FIELDS}, remedy)

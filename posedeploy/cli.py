@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -33,7 +32,7 @@ RECIPES = {
 }
 
 
-def _device(device: Optional[str]) -> str:
+def _device(device: str | None) -> str:
     from posedeploy.training.device import resolve_device
 
     return resolve_device(device)
@@ -53,24 +52,48 @@ def train_lifter(
     keypoints: str = typer.Option("gt", help="2D input: gt or sh (Human3.6M); gt or noisy (synthetic)."),
     out: Path = typer.Option(Path("runs/lifter"), help="Run folder: best.pt, last.pt, log.jsonl."),
     epochs: int = typer.Option(30, help="Epochs to train (with --resume: the total, including earlier ones)."),
-    batch_size: Optional[int] = typer.Option(None, help="Batch size, summed over processes under torchrun (default: 64 mgcn_lw, 512 htnet)."),
-    lr: Optional[float] = typer.Option(None, help="Initial learning rate (default: 1e-3 mgcn_lw, 5e-4 htnet)."),
-    schedule: Optional[str] = typer.Option(None, help="Learning-rate decay: epoch (x0.95, x0.5 every 5th; htnet), samples (x0.96 per 6.4M samples; mgcn_lw) or cosine (to 1% over --epochs)."),
-    clip_grad_norm: Optional[float] = typer.Option(None, help="Clip the gradient norm (default: 1 mgcn_lw, none htnet)."),
-    weight_decay: float = typer.Option(0.0, help="Decoupled (AdamW) weight decay per step, times the learning rate (default: none)."),
-    ema: Optional[float] = typer.Option(None, help="Validate and write an exponential moving average of the weights with this decay per step (e.g. 0.9998, reached after ~5,000 steps; default: the weights themselves)."),
+    batch_size: int | None = typer.Option(
+        None, help="Batch size, summed over processes under torchrun (default: 64 mgcn_lw, 512 htnet)."
+    ),
+    lr: float | None = typer.Option(None, help="Initial learning rate (default: 1e-3 mgcn_lw, 5e-4 htnet)."),
+    schedule: str | None = typer.Option(
+        None,
+        help="Learning-rate decay: epoch (x0.95, x0.5 every 5th; htnet), samples (x0.96 per 6.4M samples; mgcn_lw) or cosine (to 1% over --epochs).",
+    ),
+    clip_grad_norm: float | None = typer.Option(None, help="Clip the gradient norm (default: 1 mgcn_lw, none htnet)."),
+    weight_decay: float = typer.Option(
+        0.0, help="Decoupled (AdamW) weight decay per step, times the learning rate (default: none)."
+    ),
+    ema: float | None = typer.Option(
+        None,
+        help="Validate and write an exponential moving average of the weights with this decay per step (e.g. 0.9998, reached after ~5,000 steps; default: the weights themselves).",
+    ),
     stride: int = typer.Option(1, help="Use every STRIDE-th training frame."),
     val_stride: int = typer.Option(1, help="Validate on every VAL_STRIDE-th validation frame."),
     augment: bool = typer.Option(True, help="Mirror a random half of every batch."),
-    input_noise: float = typer.Option(0.0, help="Add Gaussian noise of this standard deviation to every training 2D coordinate, in normalised screen units (0.002 = 1 px of a 1000-px-wide image; default: none)."),
-    dropout: float = typer.Option(0.0, help="Drop each hidden feature of mgcn_lw's graph convolution blocks with this probability while training (default: none)."),
-    fold: Optional[str] = typer.Option(None, help="K/N: train without the subjects of fold K of N (for held-out AVG pseudo-labels)."),
-    patience: Optional[int] = typer.Option(None, help="Stop after this many epochs without a better validation MPJPE."),
-    refit: bool = typer.Option(False, help="Train on the 'train' and 'val' splits together (Human3.6M: S1 S5 S6 S7 S8) for exactly --epochs epochs and keep the last: the final model, once an earlier run validated on 'val' has chosen the epochs. The 'val' error it prints is in-sample."),
+    input_noise: float = typer.Option(
+        0.0,
+        help="Add Gaussian noise of this standard deviation to every training 2D coordinate, in normalised screen units (0.002 = 1 px of a 1000-px-wide image; default: none).",
+    ),
+    dropout: float = typer.Option(
+        0.0,
+        help="Drop each hidden feature of mgcn_lw's graph convolution blocks with this probability while training (default: none).",
+    ),
+    fold: str | None = typer.Option(
+        None, help="K/N: train without the subjects of fold K of N (for held-out AVG pseudo-labels)."
+    ),
+    patience: int | None = typer.Option(None, help="Stop after this many epochs without a better validation MPJPE."),
+    refit: bool = typer.Option(
+        False,
+        help="Train on the 'train' and 'val' splits together (Human3.6M: S1 S5 S6 S7 S8) for exactly --epochs epochs and keep the last: the final model, once an earlier run validated on 'val' has chosen the epochs. The 'val' error it prints is in-sample.",
+    ),
     seed: int = typer.Option(0, min=0, help="Seed of shuffling, augmentation and initialisation."),
     resume: bool = typer.Option(False, help="Continue the run in OUT from its last.pt."),
-    init: Optional[str] = typer.Option(None, help="Start from this lifter checkpoint's weights (a file or a shipped name) with a fresh optimizer and schedule: fine-tuning, or a warm restart of a finished run. A resumed run remembers it."),
-    device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda if available)."),
+    init: str | None = typer.Option(
+        None,
+        help="Start from this lifter checkpoint's weights (a file or a shipped name) with a fresh optimizer and schedule: fine-tuning, or a warm restart of a finished run. A resumed run remembers it.",
+    ),
+    device: str | None = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda if available)."),
 ) -> None:
     """Train a single-hypothesis lifter (MPJPE loss, mirror augmentation) on the 'train' split, choosing
     the best epoch on the held-out 'val' split (Human3.6M: train S1 S5 S6 S7, val S8)."""
@@ -79,24 +102,31 @@ def train_lifter(
 
     from posedeploy.assets import resolve_checkpoint
     from posedeploy.data import load_dataset
+    from posedeploy.errors import CheckpointError, InputError
     from posedeploy.training import distributed
     from posedeploy.training.folds import parse_fold, without_fold
-    from posedeploy.errors import CheckpointError, InputError
     from posedeploy.training.lifter_training import LifterTask, StartingPoint, check_regularisers
     from posedeploy.training.trainer import TrainSettings, fit, saved_identity
 
     recipe = RECIPES.get(lifter, RECIPES["mgcn_lw"])
     settings = TrainSettings(
-        epochs=epochs, batch_size=recipe["batch_size"] if batch_size is None else batch_size, lr=recipe["lr"] if lr is None else lr, seed=seed,
-        patience=patience, schedule=recipe["schedule"] if schedule is None else schedule,
+        epochs=epochs,
+        batch_size=recipe["batch_size"] if batch_size is None else batch_size,
+        lr=recipe["lr"] if lr is None else lr,
+        seed=seed,
+        patience=patience,
+        schedule=recipe["schedule"] if schedule is None else schedule,
         clip_grad_norm=clip_grad_norm if clip_grad_norm is not None else recipe["clip_grad_norm"],
-        weight_decay=weight_decay, ema=ema,
-    )  # fmt: skip
+        weight_decay=weight_decay,
+        ema=ema,
+    )
     settings.validate()  # before minutes of data loading
     check_regularisers(lifter, input_noise, dropout)
     if refit and (patience is not None or fold is not None):
-        raise InputError(f"--refit trains on every training subject for a fixed number of epochs; it takes neither "
-                         f"{'--patience' if patience is not None else '--fold'} (choose the epochs on a run without --refit)")  # fmt: skip
+        raise InputError(
+            f"--refit trains on every training subject for a fixed number of epochs; it takes neither "
+            f"{'--patience' if patience is not None else '--fold'} (choose the epochs on a run without --refit)"
+        )
     held_out = list(parse_fold(fold)) if fold else None
     # The starting point is checked before minutes of data loading; a resumed run takes it from its
     # last.pt (its weights are long replaced there), so --init is optional then, and must agree.
@@ -106,8 +136,10 @@ def train_lifter(
         start.check(lifter, held_out, out)
         if resume and (start_record or {}).get("sha256") != start.sha256:
             was = f"started from {start_record['path']}" if start_record else "not started from a checkpoint"
-            raise CheckpointError(f"the run in {out} was {was}, not from --init {init} (another file, or changed "
-                                  f"since): resume it without --init")  # fmt: skip
+            raise CheckpointError(
+                f"the run in {out} was {was}, not from --init {init} (another file, or changed "
+                f"since): resume it without --init"
+            )
         start_record = start_record or start.describe()
     ctx = distributed.setup(_device(device))
     try:
@@ -118,16 +150,28 @@ def train_lifter(
         if refit:
             train = _joined_with_val(train, val, data, keypoints, stride, val_stride)
         torch.manual_seed(seed)
-        task = LifterTask(lifter, train, val, augment=augment, init=start_record, input_noise=input_noise, dropout=dropout,
-                          refit=refit)  # fmt: skip
+        task = LifterTask(
+            lifter,
+            train,
+            val,
+            augment=augment,
+            init=start_record,
+            input_noise=input_noise,
+            dropout=dropout,
+            refit=refit,
+        )
         if start is not None and not resume:
             start.load_into(task.model)
         if ctx.is_main:
-            typer.echo(f"training {lifter} on {len(train):,} samples ({train.source}), validating on {len(val):,}", err=True)
+            typer.echo(
+                f"training {lifter} on {len(train):,} samples ({train.source}), validating on {len(val):,}", err=True
+            )
         summary = fit(task, settings, out, ctx, resume=resume)
         if ctx.is_main:
             which = "last (refit; in-sample)" if refit else "best"
-            typer.echo(f"{which} {summary['metric']} {summary['best']:.2f} at epoch {summary['best_epoch']}: {out / 'best.pt'}")
+            typer.echo(
+                f"{which} {summary['metric']} {summary['best']:.2f} at epoch {summary['best_epoch']}: {out / 'best.pt'}"
+            )
     finally:
         distributed.teardown(ctx)
 
@@ -135,24 +179,30 @@ def train_lifter(
 @train_app.command("avg")
 def train_avg(
     checkpoint: Path = typer.Option(..., help="The trained lifter's checkpoint (best.pt of train lifter)."),
-    avg: Optional[str] = typer.Option(None, help="AVG model: mlp or gcn (default: the lifter's PRPose pairing)."),
-    alpha: Optional[float] = typer.Option(None, help="Noise scale stored in the checkpoint (default: 0.005)."),
+    avg: str | None = typer.Option(None, help="AVG model: mlp or gcn (default: the lifter's PRPose pairing)."),
+    alpha: float | None = typer.Option(None, help="Noise scale stored in the checkpoint (default: 0.005)."),
     data: str = typer.Option("synthetic", help="Human3.6M folder (VideoPose3D format) or 'synthetic'."),
-    keypoints: Optional[str] = typer.Option(None, help="2D input (default: what the lifter was trained on)."),
+    keypoints: str | None = typer.Option(None, help="2D input (default: what the lifter was trained on)."),
     out: Path = typer.Option(Path("runs/avg"), help="Run folder: best.pt (lifter + AVG), last.pt, log.jsonl."),
     epochs: int = typer.Option(30, help="Epochs to train."),
     batch_size: int = typer.Option(512, help="Batch size."),
     lr: float = typer.Option(5e-4, help="Initial learning rate."),
     stride: int = typer.Option(1, help="Use every STRIDE-th training frame."),
     val_stride: int = typer.Option(1, help="Validate on every VAL_STRIDE-th validation frame."),
-    cache_dir: Optional[Path] = typer.Option(None, help="Pseudo-label cache (default: ~/.cache/posedeploy)."),
-    fold_lifter: list[Path] = typer.Option([], help="Lifters trained with --fold K/N, one per fold (repeatable): "
-                                           "pseudo-labels from the one that did not see each subject."),
-    patience: Optional[int] = typer.Option(None, help="Stop after this many epochs without a better validation MSE."),
-    refit: bool = typer.Option(False, help="For a lifter trained with --refit: train on the 'train' and 'val' pseudo-labels together for exactly --epochs epochs and keep the last (the epochs chosen on the run without 'val')."),
+    cache_dir: Path | None = typer.Option(None, help="Pseudo-label cache (default: ~/.cache/posedeploy)."),
+    fold_lifter: list[Path] = typer.Option(
+        [],
+        help="Lifters trained with --fold K/N, one per fold (repeatable): "
+        "pseudo-labels from the one that did not see each subject.",
+    ),
+    patience: int | None = typer.Option(None, help="Stop after this many epochs without a better validation MSE."),
+    refit: bool = typer.Option(
+        False,
+        help="For a lifter trained with --refit: train on the 'train' and 'val' pseudo-labels together for exactly --epochs epochs and keep the last (the epochs chosen on the run without 'val').",
+    ),
     seed: int = typer.Option(0, min=0, help="Seed of shuffling and initialisation."),
     resume: bool = typer.Option(False, help="Continue the run in OUT from its last.pt."),
-    device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda if available)."),
+    device: str | None = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda if available)."),
 ) -> None:
     """Train the AVG model on the frozen lifter's per-joint errors (weak supervision, cached pseudo-labels),
     choosing the best epoch on the held-out 'val' split."""
@@ -170,40 +220,62 @@ def train_avg(
 
     lifter_path = resolve_checkpoint(checkpoint)
     if lifter_path.resolve().parent == out.resolve():
-        raise InputError(f"--out {out} is the folder of the lifter checkpoint {lifter_path}: training there would "
-                         f"replace it; write the AVG run to its own folder")  # fmt: skip
+        raise InputError(
+            f"--out {out} is the folder of the lifter checkpoint {lifter_path}: training there would "
+            f"replace it; write the AVG run to its own folder"
+        )
     if refit and (patience is not None or fold_lifter):
-        raise InputError(f"--refit trains on every training subject for a fixed number of epochs; it takes neither "
-                         f"{'--patience' if patience is not None else '--fold-lifter'} (choose the epochs on a run without --refit)")  # fmt: skip
+        raise InputError(
+            f"--refit trains on every training subject for a fixed number of epochs; it takes neither "
+            f"{'--patience' if patience is not None else '--fold-lifter'} (choose the epochs on a run without --refit)"
+        )
     settings = TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, patience=patience)
     settings.validate()
     lifter_ckpt = load_checkpoint(lifter_path)
     lifter_refitted = bool(lifter_ckpt.config.training.get("refit"))
     if refit and not lifter_refitted:
-        raise InputError(f"--refit is for a lifter trained with --refit; {lifter_path} was not: its 'val' errors are "
-                         f"held out, unlike its 'train' ones. Train without --refit and choose the epoch on 'val'")  # fmt: skip
+        raise InputError(
+            f"--refit is for a lifter trained with --refit; {lifter_path} was not: its 'val' errors are "
+            f"held out, unlike its 'train' ones. Train without --refit and choose the epoch on 'val'"
+        )
     ctx = distributed.setup(_device(device))
     try:
         if lifter_refitted and not refit and ctx.is_main:
-            typer.echo(f"note: {lifter_path} was refitted with 'val' among its training data: the 'val' "
-                       f"pseudo-labels are in-sample errors, so they cannot choose this AVG model's epoch fairly; "
-                       f"fix --epochs on a lifter trained without 'val' and pass --refit", err=True)  # fmt: skip
+            typer.echo(
+                f"note: {lifter_path} was refitted with 'val' among its training data: the 'val' "
+                f"pseudo-labels are in-sample errors, so they cannot choose this AVG model's epoch fairly; "
+                f"fix --epochs on a lifter trained without 'val' and pass --refit",
+                err=True,
+            )
         keypoints = keypoints or _keypoints_for(data, lifter_ckpt.config.keypoints)
         train = load_dataset(data, "train", keypoints, stride=stride)
         val = load_dataset(data, "val", keypoints, stride=val_stride)
         if refit:
             train = _joined_with_val(train, val, data, keypoints, stride, val_stride)
         torch.manual_seed(seed)
-        task = AVGTask(lifter_ckpt, train, val, avg=avg, alpha=alpha, cache_dir=cache_dir or default_cache_dir(),
-                       device=ctx.device, fold_lifters=[load_checkpoint(resolve_checkpoint(f)) for f in fold_lifter],
-                       refit=refit)  # fmt: skip
+        task = AVGTask(
+            lifter_ckpt,
+            train,
+            val,
+            avg=avg,
+            alpha=alpha,
+            cache_dir=cache_dir or default_cache_dir(),
+            device=ctx.device,
+            fold_lifters=[load_checkpoint(resolve_checkpoint(f)) for f in fold_lifter],
+            refit=refit,
+        )
         if ctx.is_main:
-            typer.echo(f"training AVG '{task.config.avg}' on {len(task.inputs):,} pseudo-labels ({train.source}; "
-                       f"errors of {task.pseudo_labels['from']})", err=True)  # fmt: skip
+            typer.echo(
+                f"training AVG '{task.config.avg}' on {len(task.inputs):,} pseudo-labels ({train.source}; "
+                f"errors of {task.pseudo_labels['from']})",
+                err=True,
+            )
         summary = fit(task, settings, out, ctx, resume=resume)
         if ctx.is_main:
             which = "last (refit; in-sample)" if refit else "best"
-            typer.echo(f"{which} {summary['metric']} {summary['best']:.4f} at epoch {summary['best_epoch']}: {out / 'best.pt'}")
+            typer.echo(
+                f"{which} {summary['metric']} {summary['best']:.4f} at epoch {summary['best_epoch']}: {out / 'best.pt'}"
+            )
     finally:
         distributed.teardown(ctx)
 
@@ -215,7 +287,7 @@ def _joined_with_val(train, val, data: str, keypoints: str, stride: int, val_str
     return train.join(val if val_stride == stride else load_dataset(data, "val", keypoints, stride=stride))
 
 
-def _load(checkpoint: Optional[Path]):
+def _load(checkpoint: Path | None):
     from posedeploy.assets import resolve_checkpoint
     from posedeploy.training.checkpoint import load_checkpoint
 
@@ -242,7 +314,7 @@ def _load_array(path: Path, what: str):
 def import_checkpoint(
     lifter: str = typer.Option(..., help="Which official lifter: htnet or mgcn_lw."),
     lifter_weights: Path = typer.Option(..., help="Official lifter weights, e.g. ckpt/shhpe_model_htnet.pth."),
-    avg_weights: Optional[Path] = typer.Option(None, help="Official AVG weights, e.g. ckpt/avg_model_htnet.pth."),
+    avg_weights: Path | None = typer.Option(None, help="Official AVG weights, e.g. ckpt/avg_model_htnet.pth."),
     out: Path = typer.Option(..., help="posedeploy checkpoint to write."),
     alpha: float = typer.Option(0.005, help="Noise scale (0.005 is PRPose's Human3.6M setting)."),
 ) -> None:
@@ -260,15 +332,21 @@ def import_checkpoint(
 
 @app.command("predict")
 def predict(
-    keypoints: Path = typer.Option(..., help="2D keypoints, a (B, 17, 2) .npy array: normalised, or pixels with --image-size."),
-    image_size: Optional[tuple[float, float]] = typer.Option(None, help="Image width and height, for pixel keypoints."),
+    keypoints: Path = typer.Option(
+        ..., help="2D keypoints, a (B, 17, 2) .npy array: normalised, or pixels with --image-size."
+    ),
+    image_size: tuple[float, float] | None = typer.Option(None, help="Image width and height, for pixel keypoints."),
     out: Path = typer.Option(..., help="Output .npz with sigma, hypotheses, pose, spread (metres)."),
-    checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint file, or a shipped one by name: mgcn_lw (default) or htnet."),
-    noise: Optional[Path] = typer.Option(None, help="Standard normal noise, a (B, S, 2, 17, 2) .npy array."),
+    checkpoint: Path | None = typer.Option(
+        None, help="Checkpoint file, or a shipped one by name: mgcn_lw (default) or htnet."
+    ),
+    noise: Path | None = typer.Option(None, help="Standard normal noise, a (B, S, 2, 17, 2) .npy array."),
     hypotheses: int = typer.Option(200, help="S, when the noise is drawn rather than given."),
     seed: int = typer.Option(0, min=0, help="Seed of the drawn noise."),
-    max_poses: Optional[int] = typer.Option(None, help="Lifter inputs per batched call (default: 2048 on a CPU, 16384 on a GPU)."),
-    device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda if available)."),
+    max_poses: int | None = typer.Option(
+        None, help="Lifter inputs per batched call (default: 2048 on a CPU, 16384 on a GPU)."
+    ),
+    device: str | None = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda if available)."),
 ) -> None:
     """Run the PyTorch reference pipeline and write the contract outputs."""
     require("posedeploy predict", "torch")
@@ -286,29 +364,40 @@ def predict(
     pipeline = PipelineModule(ckpt.build_lifter(dev), ckpt.build_avg(dev), ckpt.config.alpha)
     result = run_reference(pipeline, kp, noise=given, hypotheses=hypotheses, seed=seed, max_poses=max_poses)
     result.check_finite()  # NaN poses are an error, not an output
-    with atomic_path(out) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **result.as_dict())
+    with atomic_path(out) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **result.as_dict())
     s = result.hypotheses.shape[1]
     typer.echo(f"wrote {out}: {len(kp)} poses x {s} hypotheses (sigma, hypotheses, pose, spread; metres)")
 
 
 @app.command("eval")
 def evaluate_command(
-    checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint file, or a shipped one by name: mgcn_lw (default) or htnet."),
+    checkpoint: Path | None = typer.Option(
+        None, help="Checkpoint file, or a shipped one by name: mgcn_lw (default) or htnet."
+    ),
     data: str = typer.Option("synthetic", help="Human3.6M folder (VideoPose3D format) or 'synthetic'."),
     keypoints: str = typer.Option("gt", help="2D input: gt or sh (Human3.6M); gt or noisy (synthetic)."),
-    split: str = typer.Option("test", help="test (final numbers only), or val (the held-out split every choice is made on)."),
+    split: str = typer.Option(
+        "test", help="test (final numbers only), or val (the held-out split every choice is made on)."
+    ),
     hypotheses: int = typer.Option(200, help="S hypotheses per pose; 0 evaluates the lifter alone."),
-    noise: str = typer.Option("adaptive", help="Comma-separated: adaptive (AVG sigma), uniform (its mean on every joint), alpha (alpha on every joint)."),
-    alpha: Optional[str] = typer.Option(None, help="Comma-separated noise scales to sweep (default: the checkpoint's)."),
-    best_of: Optional[str] = typer.Option(None, help="Comma-separated S values of the best-of-S curve, each 1..S (first S of the same draw; default: 1,5,10,50,200 up to S)."),
-    actions: Optional[str] = typer.Option(None, help="Comma-separated Human3.6M actions (default: all 15)."),
+    noise: str = typer.Option(
+        "adaptive",
+        help="Comma-separated: adaptive (AVG sigma), uniform (its mean on every joint), alpha (alpha on every joint).",
+    ),
+    alpha: str | None = typer.Option(None, help="Comma-separated noise scales to sweep (default: the checkpoint's)."),
+    best_of: str | None = typer.Option(
+        None,
+        help="Comma-separated S values of the best-of-S curve, each 1..S (first S of the same draw; default: 1,5,10,50,200 up to S).",
+    ),
+    actions: str | None = typer.Option(None, help="Comma-separated Human3.6M actions (default: all 15)."),
     stride: int = typer.Option(1, help="Evaluate every STRIDE-th frame of each sequence (evenly spaced)."),
     seed: int = typer.Option(0, min=0, help="Seed of the sampling noise (the same draws in every run)."),
-    max_poses: Optional[int] = typer.Option(None, help="Lifter inputs per batched call (default: 2048 on a CPU, 16384 on a GPU)."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the full report as JSON."),
-    device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda if available)."),
+    max_poses: int | None = typer.Option(
+        None, help="Lifter inputs per batched call (default: 2048 on a CPU, 16384 on a GPU)."
+    ),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the full report as JSON."),
+    device: str | None = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda if available)."),
 ) -> None:
     """Per-action MPJPE / P-MPJPE / PCK / AUC: lifter alone, best-of-S and aggregated pose; several
     noise rules or alphas: a comparison with paired differences and bootstrap standard errors."""
@@ -322,8 +411,11 @@ def evaluate_command(
 
     ckpt = _load(checkpoint)
     if split == "val" and ckpt.config.training.get("refit"):
-        typer.echo(f"note: {checkpoint or 'the default checkpoint'}'s lifter was refitted with 'val' among its "
-                   f"training data: these 'val' numbers are in-sample, fit to choose nothing", err=True)  # fmt: skip
+        typer.echo(
+            f"note: {checkpoint or 'the default checkpoint'}'s lifter was refitted with 'val' among its "
+            f"training data: these 'val' numbers are in-sample, fit to choose nothing",
+            err=True,
+        )
     noises = [n.strip() for n in noise.split(",") if n.strip()]
     unknown = [n for n in noises if n not in NOISE_MODES]
     if unknown or not noises or len(set(noises)) != len(noises):
@@ -334,7 +426,9 @@ def evaluate_command(
         raise InputError(f"alpha must be comma-separated numbers, got '{alpha[:80]}'") from None
     alphas = [check_alpha(a) for a in alphas]
     if len(set(alphas)) != len(alphas) or len(alphas) > MAX_ALPHAS:
-        raise InputError(f"alpha must list at most {MAX_ALPHAS} different values, got {len(alphas)} ({len(set(alphas))} different)")
+        raise InputError(
+            f"alpha must list at most {MAX_ALPHAS} different values, got {len(alphas)} ({len(set(alphas))} different)"
+        )
     curve = tuple(_int_list(best_of, "best-of")) if best_of else None
     best_of_curve(curve, hypotheses)  # before minutes of data loading
     chosen = [a.strip() for a in actions.split(",") if a.strip()] if actions else None
@@ -342,8 +436,17 @@ def evaluate_command(
     runs = [(n, a) for a in alphas for n in noises] if hypotheses > 0 else [(noises[0], alphas[0])]
     reports = []
     for n, a in runs:
-        report = evaluate(ckpt, test, hypotheses=hypotheses, noise=n, seed=seed, device=_device(device),
-                          max_poses=max_poses, alpha=a, best_of=curve)  # fmt: skip
+        report = evaluate(
+            ckpt,
+            test,
+            hypotheses=hypotheses,
+            noise=n,
+            seed=seed,
+            device=_device(device),
+            max_poses=max_poses,
+            alpha=a,
+            best_of=curve,
+        )
         report.settings["checkpoint"] = str(checkpoint) if checkpoint else "default"
         report.settings["split"] = split
         reports.append(report)
@@ -359,14 +462,24 @@ def evaluate_command(
 
 @app.command("export")
 def export_command(
-    checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint file, or a shipped one by name: mgcn_lw (default) or htnet."),
+    checkpoint: Path | None = typer.Option(
+        None, help="Checkpoint file, or a shipped one by name: mgcn_lw (default) or htnet."
+    ),
     out: Path = typer.Option(Path("artifacts"), help="Artifact directory to write (re-exporting over it is safe)."),
     fp16: bool = typer.Option(False, "--fp16", help="Also write pipeline.fp16.onnx (mixed precision)."),
     format: str = typer.Option("onnx", help="onnx, or triton to also lay out a Triton model repository."),
-    in_graph_noise: bool = typer.Option(False, "--in-graph-noise", help="Also write pipeline.rng*.onnx (noise drawn in the graph)."),
-    int8: bool = typer.Option(False, "--int8", help="Also write pipeline.int8.onnx (lifter in INT8, calibrated on training poses)."),
-    calibration_data: str = typer.Option("auto", help="With --int8: Human3.6M folder, 'synthetic', or auto (Human3.6M when found)."),
-    calibration_keypoints: Optional[str] = typer.Option(None, help="With --int8: gt or sh (default: what the checkpoint was trained on)."),
+    in_graph_noise: bool = typer.Option(
+        False, "--in-graph-noise", help="Also write pipeline.rng*.onnx (noise drawn in the graph)."
+    ),
+    int8: bool = typer.Option(
+        False, "--int8", help="Also write pipeline.int8.onnx (lifter in INT8, calibrated on training poses)."
+    ),
+    calibration_data: str = typer.Option(
+        "auto", help="With --int8: Human3.6M folder, 'synthetic', or auto (Human3.6M when found)."
+    ),
+    calibration_keypoints: str | None = typer.Option(
+        None, help="With --int8: gt or sh (default: what the checkpoint was trained on)."
+    ),
 ) -> None:
     """Export avg.onnx, lifter.onnx and the fused pipeline.onnx (+ FP16, INT8, Triton) with a manifest."""
     require("posedeploy export", "torch", "onnx", "onnxruntime")
@@ -378,12 +491,18 @@ def export_command(
         raise InputError(f"export format must be onnx or triton, got '{format}'")
     checkpoint = resolve_checkpoint(checkpoint)
     calibration = _int8_calibration(checkpoint, calibration_data, calibration_keypoints) if int8 else None
-    manifest = export_artifacts(checkpoint, out, fp16=fp16, triton=format == "triton", in_graph_noise=in_graph_noise,
-                                int8_calibration=calibration)  # fmt: skip
+    manifest = export_artifacts(
+        checkpoint,
+        out,
+        fp16=fp16,
+        triton=format == "triton",
+        in_graph_noise=in_graph_noise,
+        int8_calibration=calibration,
+    )
     typer.echo(f"wrote {', '.join(manifest['files'])} and manifest.json to {out}")
 
 
-def _int8_calibration(checkpoint: Path, data: str, keypoints: Optional[str]):
+def _int8_calibration(checkpoint: Path, data: str, keypoints: str | None):
     """Evenly spaced training-split poses (never the test subjects) to calibrate INT8 on."""
     from posedeploy.data import evenly_spaced, load_dataset, resolve_data
     from posedeploy.export.int8 import CALIBRATION_POSES
@@ -400,27 +519,38 @@ def build_command(
     precision: str = typer.Option("fp16", help="fp16 (pipeline.fp16.onnx, strongly typed) or fp32 (pipeline.onnx)."),
     batch: str = typer.Option("1:16:64", help="Batch profile MIN:OPT:MAX."),
     hypotheses: str = typer.Option("1:200:200", help="Hypotheses profile MIN:OPT:MAX."),
-    workspace: Optional[int] = typer.Option(None, help="Workspace limit in MB (default: TensorRT's)."),
+    workspace: int | None = typer.Option(None, help="Workspace limit in MB (default: TensorRT's)."),
     opt_level: int = typer.Option(3, help="Builder optimisation level 0-5."),
-    timing_cache: Optional[Path] = typer.Option(None, help="Timing cache to reuse and update (default: beside the plan)."),
+    timing_cache: Path | None = typer.Option(None, help="Timing cache to reuse and update (default: beside the plan)."),
     version_compatible: bool = typer.Option(False, help="Engine loadable by later TensorRT of the same major version."),
     hardware_compatible: bool = typer.Option(False, help="Engine for any Ampere or newer GPU (slower)."),
-    dla_core: Optional[int] = typer.Option(None, help="Run on this DLA core with GPU fallback (Jetson Orin)."),
+    dla_core: int | None = typer.Option(None, help="Run on this DLA core with GPU fallback (Jetson Orin)."),
     compute_capability: list[str] = typer.Option([], help="TensorRT for RTX targets, e.g. 8.9, 12.0 (repeatable)."),
     flavour: str = typer.Option("auto", help="auto, tensorrt (datacenter, Jetson) or tensorrt_rtx."),
     typing: str = typer.Option("auto", help="auto (strongly typed where TensorRT can), strong, or weak (FP16 flag)."),
-    in_graph_noise: bool = typer.Option(False, "--in-graph-noise", help="Build the variant that draws noise on the GPU."),
-    out: Optional[Path] = typer.Option(None, help="Plan file (default: DIR/pipeline[.rng].PRECISION[.rtx].plan)."),
+    in_graph_noise: bool = typer.Option(
+        False, "--in-graph-noise", help="Build the variant that draws noise on the GPU."
+    ),
+    out: Path | None = typer.Option(None, help="Plan file (default: DIR/pipeline[.rng].PRECISION[.rtx].plan)."),
 ) -> None:
     """Compile the exported pipeline into a TensorRT engine (with its manifest and timing cache)."""
     from posedeploy.engines.build import BuildSettings, build_engine, parse_range
 
     settings = BuildSettings(
-        precision=precision, batch=parse_range(batch, "batch"), hypotheses=parse_range(hypotheses, "hypotheses"),
-        workspace_mb=workspace, optimization_level=opt_level, timing_cache=timing_cache,
-        version_compatible=version_compatible, hardware_compatible=hardware_compatible, dla_core=dla_core,
-        compute_capabilities=list(compute_capability), flavour=flavour, typing=typing, in_graph_noise=in_graph_noise,
-    )  # fmt: skip
+        precision=precision,
+        batch=parse_range(batch, "batch"),
+        hypotheses=parse_range(hypotheses, "hypotheses"),
+        workspace_mb=workspace,
+        optimization_level=opt_level,
+        timing_cache=timing_cache,
+        version_compatible=version_compatible,
+        hardware_compatible=hardware_compatible,
+        dla_core=dla_core,
+        compute_capabilities=list(compute_capability),
+        flavour=flavour,
+        typing=typing,
+        in_graph_noise=in_graph_noise,
+    )
     manifest = build_engine(artifacts, settings, out)
     typer.echo(f"wrote {artifacts / manifest['plan']['file']} and its manifest")
 
@@ -428,9 +558,18 @@ def build_command(
 @app.command("parity")
 def parity_command(
     artifacts: Path = typer.Option(Path("artifacts"), help="Artifact directory written by posedeploy export."),
-    checkpoint: Optional[Path] = typer.Option(None, help="The checkpoint it was exported from: a file, or mgcn_lw or htnet (default: the one its manifest names)."),
-    precision: str = typer.Option("fp32", help="fp32 (pipeline.onnx), fp16 (pipeline.fp16.onnx) or int8 (pipeline.int8.onnx); openvino: also bf16 (it lowers pipeline.onnx itself)."),
-    backend: str = typer.Option("onnxruntime", help="onnxruntime, openvino, tensorrt (an engine from posedeploy build), or auto (the fastest here)."),
+    checkpoint: Path | None = typer.Option(
+        None,
+        help="The checkpoint it was exported from: a file, or mgcn_lw or htnet (default: the one its manifest names).",
+    ),
+    precision: str = typer.Option(
+        "fp32",
+        help="fp32 (pipeline.onnx), fp16 (pipeline.fp16.onnx) or int8 (pipeline.int8.onnx); openvino: also bf16 (it lowers pipeline.onnx itself).",
+    ),
+    backend: str = typer.Option(
+        "onnxruntime",
+        help="onnxruntime, openvino, tensorrt (an engine from posedeploy build), or auto (the fastest here).",
+    ),
     provider: str = typer.Option("auto", help="ONNX Runtime provider: auto, cpu, cuda or tensorrt."),
     noise_source: str = typer.Option("host", help="host (golden noise), or device (in-graph noise: free-noise check)."),
     data: str = typer.Option("auto", help="Human3.6M folder, 'synthetic', or auto (Human3.6M when found)."),
@@ -438,9 +577,14 @@ def parity_command(
     samples: int = typer.Option(256, help="Test poses, evenly spaced over the test split."),
     hypotheses: int = typer.Option(200, help="S hypotheses per pose."),
     seed: int = typer.Option(0, min=0, help="Seed of the noise."),
-    free_noise: bool = typer.Option(False, "--free-noise", help="Each side draws its own noise: compare distributions."),
-    tolerance: Optional[float] = typer.Option(None, help="Allowed mean hypothesis error in mm (default: 0.01 fp32, 0.5 fp16); int8: allowed delta best-of-S (default 1)."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON."),
+    free_noise: bool = typer.Option(
+        False, "--free-noise", help="Each side draws its own noise: compare distributions."
+    ),
+    tolerance: float | None = typer.Option(
+        None,
+        help="Allowed mean hypothesis error in mm (default: 0.01 fp32, 0.5 fp16); int8: allowed delta best-of-S (default 1).",
+    ),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the report as JSON."),
 ) -> None:
     """Compare a deployed artifact with the PyTorch reference; exit 1 when over tolerance."""
     require("posedeploy parity", "torch")
@@ -452,9 +596,19 @@ def parity_command(
 
     source = resolve_data(data)
     test = evenly_spaced(load_dataset(source, "test", keypoints), samples)
-    report = run_parity(None if checkpoint is None else resolve_checkpoint(checkpoint), artifacts, test, hypotheses=hypotheses,
-                        precision=precision, seed=seed, provider=provider, free_noise=free_noise,
-                        tolerance_mm=tolerance, backend=backend, noise_source=noise_source)  # fmt: skip
+    report = run_parity(
+        None if checkpoint is None else resolve_checkpoint(checkpoint),
+        artifacts,
+        test,
+        hypotheses=hypotheses,
+        precision=precision,
+        seed=seed,
+        provider=provider,
+        free_noise=free_noise,
+        tolerance_mm=tolerance,
+        backend=backend,
+        noise_source=noise_source,
+    )
     typer.echo(report.format())
     if json_out is not None:
         write_json(json_out, report.as_dict())
@@ -473,21 +627,28 @@ def _int_list(text: str, name: str) -> list[int]:
 
 @app.command("bench")
 def bench_command(
-    artifacts: Optional[Path] = typer.Option(None, help="Artifact directory (default: ./artifacts, else the shipped model)."),
-    backend: str = typer.Option("torch,onnxruntime,openvino,tensorrt", help="Comma-separated: torch, onnxruntime, openvino, tensorrt (those not installed are skipped)."),
-    precision: str = typer.Option("fp32", help="Comma-separated precisions of the deployed backends: fp32, fp16 (bf16: openvino)."),
+    artifacts: Path | None = typer.Option(
+        None, help="Artifact directory (default: ./artifacts, else the shipped model)."
+    ),
+    backend: str = typer.Option(
+        "torch,onnxruntime,openvino,tensorrt",
+        help="Comma-separated: torch, onnxruntime, openvino, tensorrt (those not installed are skipped).",
+    ),
+    precision: str = typer.Option(
+        "fp32", help="Comma-separated precisions of the deployed backends: fp32, fp16 (bf16: openvino)."
+    ),
     hypotheses: str = typer.Option("1,50,200", help="Comma-separated S values."),
     batch: str = typer.Option("1,16,64", help="Comma-separated B values."),
-    checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint of the PyTorch baseline (default: the artifacts')."),
+    checkpoint: Path | None = typer.Option(None, help="Checkpoint of the PyTorch baseline (default: the artifacts')."),
     min_seconds: float = typer.Option(2.0, help="Time each cell at least this long."),
     min_repeats: int = typer.Option(10, help="Time each cell at least this many calls per backend."),
     warmup: int = typer.Option(3, help="Untimed calls per backend and cell."),
-    threads: Optional[int] = typer.Option(None, help="ONNX Runtime / OpenVINO threads (default: all cores)."),
+    threads: int | None = typer.Option(None, help="ONNX Runtime / OpenVINO threads (default: all cores)."),
     device: str = typer.Option("cpu", help="Device of the PyTorch baseline: cpu or cuda."),
-    stream_fps: Optional[float] = typer.Option(None, help="Also stream single frames at this camera rate."),
+    stream_fps: float | None = typer.Option(None, help="Also stream single frames at this camera rate."),
     stream_frames: int = typer.Option(100, help="Frames of the streaming run."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON."),
-    plot: Optional[Path] = typer.Option(None, help="Write latency/throughput plots as PNG."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the report as JSON."),
+    plot: Path | None = typer.Option(None, help="Write latency/throughput plots as PNG."),
 ) -> None:
     """Latency, throughput and FLOP rate of each backend vs the PyTorch baseline and the measured peak."""
     from posedeploy.assets import resolve_checkpoint
@@ -495,12 +656,24 @@ def bench_command(
     from posedeploy.bench.harness import BenchSettings
     from posedeploy.files import write_json
 
-    settings = BenchSettings(batches=_int_list(batch, "batch"), hypotheses=_int_list(hypotheses, "hypotheses"),
-                             warmup=warmup, min_repeats=min_repeats, min_seconds=min_seconds)  # fmt: skip
-    report = bench(artifacts, [b.strip() for b in backend.split(",") if b.strip()],
-                   [p.strip() for p in precision.split(",") if p.strip()], settings,
-                   resolve_checkpoint(checkpoint) if checkpoint else None, threads, device,
-                   stream_fps, stream_frames)  # fmt: skip
+    settings = BenchSettings(
+        batches=_int_list(batch, "batch"),
+        hypotheses=_int_list(hypotheses, "hypotheses"),
+        warmup=warmup,
+        min_repeats=min_repeats,
+        min_seconds=min_seconds,
+    )
+    report = bench(
+        artifacts,
+        [b.strip() for b in backend.split(",") if b.strip()],
+        [p.strip() for p in precision.split(",") if p.strip()],
+        settings,
+        resolve_checkpoint(checkpoint) if checkpoint else None,
+        threads,
+        device,
+        stream_fps,
+        stream_frames,
+    )
     typer.echo(format_report(report))
     if json_out is not None:
         write_json(json_out, report)
@@ -515,17 +688,21 @@ def run_command(
     input: Path = typer.Option(..., help="2D keypoints: .npy (F,17,2|3), VideoPose3D .npz, or COCO/MMPose .json."),
     out: Path = typer.Option(..., help="Output .npz or .json: pose and spread in mm, camera frame, root-relative."),
     artifacts: Path = typer.Option(Path("artifacts"), help="Artifact directory written by posedeploy export."),
-    image_size: Optional[tuple[float, float]] = typer.Option(None, help="Image width and height, for pixel input."),
-    camera: Optional[Path] = typer.Option(None, help="Camera JSON (f, c or K; width, height), for --aggregate jpma."),
+    image_size: tuple[float, float] | None = typer.Option(None, help="Image width and height, for pixel input."),
+    camera: Path | None = typer.Option(None, help="Camera JSON (f, c or K; width, height), for --aggregate jpma."),
     aggregate: str = typer.Option("mean", help="mean, median (joint-wise) or jpma (reprojection; needs --camera)."),
     hypotheses: int = typer.Option(200, help="S hypotheses per frame."),
     keep_hypotheses: bool = typer.Option(False, help="Also write all hypotheses (npz output)."),
     seed: int = typer.Option(0, min=0, help="Seed of the noise."),
     precision: str = typer.Option("fp32", help="fp32 or fp16 graph (openvino: fp32, fp16 or bf16 compute)."),
-    backend: str = typer.Option("auto", help="auto (the fastest installed, measured once and cached), onnxruntime, openvino or tensorrt."),
+    backend: str = typer.Option(
+        "auto", help="auto (the fastest installed, measured once and cached), onnxruntime, openvino or tensorrt."
+    ),
     min_confidence: float = typer.Option(0.3, help="Joints below this confidence count as missing."),
-    max_missing: int = typer.Option(4, min=0, max=16, help="Skip frames with more missing joints than this (others are interpolated)."),
-    plot: Optional[Path] = typer.Option(None, help="Write a PNG per frame into this folder."),
+    max_missing: int = typer.Option(
+        4, min=0, max=16, help="Skip frames with more missing joints than this (others are interpolated)."
+    ),
+    plot: Path | None = typer.Option(None, help="Write a PNG per frame into this folder."),
     gif: bool = typer.Option(False, "--gif", help="With --plot: also an animated GIF per sequence."),
     plot_every: int = typer.Option(1, help="With --plot: every N-th frame."),
 ) -> None:
@@ -535,30 +712,59 @@ def run_command(
     from posedeploy.run import run_file
 
     refuse_overwrite(out, {"--input": input, "--camera": camera})
-    results = run_file(artifacts, input, out, image_size, camera, aggregate, keep_hypotheses, hypotheses, seed,
-                       precision, backend, min_confidence, max_missing, plot, gif, plot_every)  # fmt: skip
+    results = run_file(
+        artifacts,
+        input,
+        out,
+        image_size,
+        camera,
+        aggregate,
+        keep_hypotheses,
+        hypotheses,
+        seed,
+        precision,
+        backend,
+        min_confidence,
+        max_missing,
+        plot,
+        gif,
+        plot_every,
+    )
     frames = sum(len(r.pose) for r in results)
     skipped = sum(len(r.skipped) for r in results)
-    typer.echo(f"wrote {out}: {frames} frames in {len(results)} sequence(s)" + (f", {skipped} skipped" if skipped else ""))
+    typer.echo(
+        f"wrote {out}: {frames} frames in {len(results)} sequence(s)" + (f", {skipped} skipped" if skipped else "")
+    )
 
 
 @app.command("deploy")
 def deploy_command(
-    checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint file, or a shipped one by name: mgcn_lw (default) or htnet."),
+    checkpoint: Path | None = typer.Option(
+        None, help="Checkpoint file, or a shipped one by name: mgcn_lw (default) or htnet."
+    ),
     out: Path = typer.Option(Path("deploy"), help="Folder to write: artifacts/, sequence/, REPORT.md, report.json."),
-    compute_capability: list[str] = typer.Option([], help="TensorRT for RTX engine targets, e.g. 8.9 (repeatable); "
-                                                 "needed where there is no GPU."),
+    compute_capability: list[str] = typer.Option(
+        [], help="TensorRT for RTX engine targets, e.g. 8.9 (repeatable); needed where there is no GPU."
+    ),
     hypotheses: int = typer.Option(200, help="S hypotheses in parity, bench and the lifted sequence."),
     parity_samples: int = typer.Option(64, help="Built-in test poses for the parity checks."),
     pictures: bool = typer.Option(True, help="Draw the lifted sequence (PNG and GIF; needs matplotlib)."),
-    backend: str = typer.Option("auto", help="Runtime of the lifted sequence: auto (the fastest installed, measured), onnxruntime, openvino or tensorrt."),
+    backend: str = typer.Option(
+        "auto",
+        help="Runtime of the lifted sequence: auto (the fastest installed, measured), onnxruntime, openvino or tensorrt.",
+    ),
 ) -> None:
     """The main job: export (FP32, FP16) -> engine -> parity -> bench -> a lifted sequence -> DIR/REPORT.md."""
     require("posedeploy deploy", "torch", "onnx", "onnxruntime")
     from posedeploy.deploy import REPORT_MD, DeploySettings, deploy
 
-    settings = DeploySettings(hypotheses=hypotheses, parity_samples=parity_samples,
-                              compute_capabilities=list(compute_capability), pictures=pictures, backend=backend)  # fmt: skip
+    settings = DeploySettings(
+        hypotheses=hypotheses,
+        parity_samples=parity_samples,
+        compute_capabilities=list(compute_capability),
+        pictures=pictures,
+        backend=backend,
+    )
     report = deploy(checkpoint, out, settings)
     for name, step in report["steps"].items():
         detail = step.get("reason") or step.get("error") or ""
@@ -570,7 +776,9 @@ def deploy_command(
 
 
 @app.command("doctor")
-def doctor_command(json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the findings as JSON.")) -> None:
+def doctor_command(
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the findings as JSON."),
+) -> None:
     """What this machine can run (CPU/GPU, CUDA, TensorRT, ONNX Runtime, PyTorch) and what to install."""
     from posedeploy.doctor import diagnose, format_diagnosis
     from posedeploy.files import write_json
@@ -594,8 +802,11 @@ def main() -> None:
         top = (exc.name or "").partition(".")[0]
         if top not in EXTRA_OF:
             raise
-        typer.echo(f"error: this needs the '{top}' package, which is not installed; install it with: "
-                   f"pip install 'posedeploy[{EXTRA_OF[top]}]'", err=True)  # fmt: skip
+        typer.echo(
+            f"error: this needs the '{top}' package, which is not installed; install it with: "
+            f"pip install 'posedeploy[{EXTRA_OF[top]}]'",
+            err=True,
+        )
         sys.exit(1)
     except OSError as exc:  # a file that cannot be read or written, outside the paths that say more
         where = f": {exc.filename}" if exc.filename else ""
@@ -610,7 +821,9 @@ def main() -> None:
             typer.echo(ctx.get_help())
         else:
             where = ctx.command_path if ctx is not None else "posedeploy"
-            typer.echo(f"error: {message.splitlines()[0] if message else type(exc).__name__} (see {where} --help)", err=True)
+            typer.echo(
+                f"error: {message.splitlines()[0] if message else type(exc).__name__} (see {where} --help)", err=True
+            )
         sys.exit(exc.exit_code)
     sys.exit(code or 0)
 

@@ -33,7 +33,9 @@ def as_array(value: object, name: str) -> np.ndarray:
     try:
         return np.asarray(value)
     except (ValueError, TypeError) as exc:
-        raise InputError(f"{name} must be an array of numbers, not a ragged list ({str(exc).splitlines()[0][:100]})") from None
+        raise InputError(
+            f"{name} must be an array of numbers, not a ragged list ({str(exc).splitlines()[0][:100]})"
+        ) from None
 
 
 def check_keypoints(keypoints: np.ndarray) -> np.ndarray:
@@ -113,7 +115,9 @@ def check_noise(noise: np.ndarray, batch: int) -> np.ndarray:
         raise InputError("noise contains NaN or inf")
     largest = float(np.abs(noise).max())
     if largest > MAX_NOISE:  # also what float32 would turn into inf
-        raise InputError(f"noise must be standard normal draws (|value| <= {MAX_NOISE:g}), got a value of {largest:.3g}")
+        raise InputError(
+            f"noise must be standard normal draws (|value| <= {MAX_NOISE:g}), got a value of {largest:.3g}"
+        )
     return noise.astype(np.float32, copy=False)
 
 
@@ -137,16 +141,23 @@ HYPOTHESIS_BYTES = NUM_JOINTS * 3 * 4  # one float32 3D pose
 NOISE_BYTES = VIEWS * NUM_JOINTS * 2 * 4  # the noise of one hypothesis, both views
 
 
-def check_request(batch: int, hypotheses: int, keep_hypotheses: bool,
-                  memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB, noise_per_call: bool = False) -> None:  # fmt: skip
+def check_request(
+    batch: int,
+    hypotheses: int,
+    keep_hypotheses: bool,
+    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
+    noise_per_call: bool = False,
+) -> None:
     """Refuse a (B, S) request that cannot fit, before anything is allocated, saying what would:
     S above :data:`MAX_HYPOTHESES`; all B x S hypotheses kept (or, ``noise_per_call``, drawn as one
     noise array) beyond the memory budget."""
     if hypotheses > MAX_HYPOTHESES:
         raise InputError(f"S={hypotheses:,} hypotheses per pose is more than the {MAX_HYPOTHESES:,} posedeploy serves")
     budget = int(memory_budget_mb * 2**20)
-    for needed_per, what, applies in ((NOISE_BYTES, "drawing noise for", noise_per_call),
-                                      (HYPOTHESIS_BYTES, "keeping", keep_hypotheses)):  # fmt: skip
+    for needed_per, what, applies in (
+        (NOISE_BYTES, "drawing noise for", noise_per_call),
+        (HYPOTHESIS_BYTES, "keeping", keep_hypotheses),
+    ):
         needed = batch * hypotheses * needed_per
         if applies and needed > budget:
             fits = max(1, budget // (hypotheses * needed_per))

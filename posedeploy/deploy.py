@@ -25,7 +25,16 @@ from pathlib import Path
 import numpy as np
 
 from posedeploy import __version__, metrics
-from posedeploy.deploy_folder import FORMAT, REPORT_JSON, REPORT_MD, check_replaceable, deploy_lock, new_stage, recover, replace
+from posedeploy.deploy_folder import (
+    FORMAT,
+    REPORT_JSON,
+    REPORT_MD,
+    check_replaceable,
+    deploy_lock,
+    new_stage,
+    recover,
+    replace,
+)
 from posedeploy.errors import InputError, MissingDependencyError, PoseDeployError
 from posedeploy.files import sha256_file, write_json
 from posedeploy.progress import log
@@ -62,8 +71,9 @@ class DeploySettings:
 
         unknown = [c for c in self.compute_capabilities if c not in RTX_TARGETS]
         if unknown:
-            raise InputError(f"unknown compute capability {', '.join(unknown)}; TensorRT for RTX builds for "
-                             f"{', '.join(RTX_TARGETS)}")  # fmt: skip
+            raise InputError(
+                f"unknown compute capability {', '.join(unknown)}; TensorRT for RTX builds for {', '.join(RTX_TARGETS)}"
+            )
 
 
 def check_output(out: Path) -> None:
@@ -73,8 +83,8 @@ def check_output(out: Path) -> None:
     parent = out.resolve().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.TemporaryFile(dir=parent)
-        probe.close()
+        with tempfile.TemporaryFile(dir=parent):
+            pass
     except OSError as exc:
         raise InputError(f"cannot write into {parent}: {exc.strerror or exc}") from None
 
@@ -83,8 +93,12 @@ def _export(checkpoint: Path, artifacts: Path) -> dict:
     from posedeploy.export.onnx_export import export_artifacts
 
     manifest = export_artifacts(checkpoint, artifacts, fp16=True)
-    return {"status": "done", "folder": "artifacts", "opset": manifest["opset"],
-            "files": {name: {k: v[k] for k in ("sha256", "bytes", "precision")} for name, v in manifest["files"].items()}}  # fmt: skip
+    return {
+        "status": "done",
+        "folder": "artifacts",
+        "opset": manifest["opset"],
+        "files": {name: {k: v[k] for k in ("sha256", "bytes", "precision")} for name, v in manifest["files"].items()},
+    }
 
 
 def _engine(artifacts: Path, s: DeploySettings) -> dict:
@@ -96,21 +110,39 @@ def _engine(artifacts: Path, s: DeploySettings) -> dict:
     try:
         trt = load_tensorrt()
     except MissingDependencyError:
-        return {"status": "skipped", "reason": "no TensorRT builder installed: pip install 'posedeploy[trt]' on a "
-                "machine with an NVIDIA GPU, or 'posedeploy[rtx]' and --compute-capability (builds without a GPU)"}  # fmt: skip
+        return {
+            "status": "skipped",
+            "reason": "no TensorRT builder installed: pip install 'posedeploy[trt]' on a "
+            "machine with an NVIDIA GPU, or 'posedeploy[rtx]' and --compute-capability (builds without a GPU)",
+        }
     gpus = describe_machine().gpus
     if not gpus and not (trt.is_rtx and s.compute_capabilities):
-        how = ("name the target GPU with --compute-capability, e.g. 8.9 or 12.0 (TensorRT for RTX builds without one)"
-               if trt.is_rtx else "datacenter TensorRT builds only on the GPU it targets")  # fmt: skip
+        how = (
+            "name the target GPU with --compute-capability, e.g. 8.9 or 12.0 (TensorRT for RTX builds without one)"
+            if trt.is_rtx
+            else "datacenter TensorRT builds only on the GPU it targets"
+        )
         return {"status": "skipped", "reason": f"no CUDA GPU here to build for ({trt.flavour} {trt.version}): {how}"}
-    manifest = build_engine(artifacts, BuildSettings(precision="fp16", flavour=trt.flavour,
-                                                     compute_capabilities=list(s.compute_capabilities)))  # fmt: skip
+    manifest = build_engine(
+        artifacts,
+        BuildSettings(precision="fp16", flavour=trt.flavour, compute_capabilities=list(s.compute_capabilities)),
+    )
     # An engine runs only on the compute capability it was built for (an RTX target named for another GPU does not).
     runnable = bool(gpus) and gpus[0].compute_capability in manifest["target"]["compute_capabilities"]
-    return {"status": "done", "runnable_here": runnable, "tensorrt": manifest["tensorrt"],
-            "target": manifest["target"], "build_seconds": manifest["build_seconds"],
-            "files": {manifest["plan"]["file"]: {"sha256": manifest["plan"]["sha256"], "bytes": manifest["plan"]["bytes"],
-                                                 "precision": "fp16"}}}  # fmt: skip
+    return {
+        "status": "done",
+        "runnable_here": runnable,
+        "tensorrt": manifest["tensorrt"],
+        "target": manifest["target"],
+        "build_seconds": manifest["build_seconds"],
+        "files": {
+            manifest["plan"]["file"]: {
+                "sha256": manifest["plan"]["sha256"],
+                "bytes": manifest["plan"]["bytes"],
+                "precision": "fp16",
+            }
+        },
+    }
 
 
 def _parity(checkpoint: Path, artifacts: Path, engine: dict, s: DeploySettings) -> dict:
@@ -127,14 +159,18 @@ def _parity(checkpoint: Path, artifacts: Path, engine: dict, s: DeploySettings) 
     results = []
     for backend, precision in runs:
         log(f"deploy: parity of {backend} {precision} against PyTorch ({len(test)} poses x {s.hypotheses} hypotheses)")
-        report = run_parity(checkpoint, artifacts, test, hypotheses=s.hypotheses, precision=precision, seed=s.seed,
-                            backend=backend)  # fmt: skip
+        report = run_parity(
+            checkpoint, artifacts, test, hypotheses=s.hypotheses, precision=precision, seed=s.seed, backend=backend
+        )
         results.append(report.as_dict())
     skipped = None
     if engine.get("status") == "done" and not engine.get("runnable_here"):
         skipped = "the TensorRT engine was built for another GPU and cannot run on this machine"
-    return {"status": "done" if all(r["passed"] for r in results) else "failed", "runs": results,
-            "engine_not_run": skipped}  # fmt: skip
+    return {
+        "status": "done" if all(r["passed"] for r in results) else "failed",
+        "runs": results,
+        "engine_not_run": skipped,
+    }
 
 
 def _bench(checkpoint: Path, artifacts: Path, engine: dict, s: DeploySettings) -> dict:
@@ -147,18 +183,34 @@ def _bench(checkpoint: Path, artifacts: Path, engine: dict, s: DeploySettings) -
     backends += ["tensorrt"] if engine.get("runnable_here") else []
     device = "cuda" if engine.get("runnable_here") else "cpu"
     targets = make_targets(artifacts, backends, list(PRECISIONS), checkpoint, None, device)
-    settings = BenchSettings(batches=list(s.bench_batches), hypotheses=[s.hypotheses], warmup=1, min_repeats=3,
-                             min_seconds=s.bench_seconds)  # fmt: skip
+    settings = BenchSettings(
+        batches=list(s.bench_batches), hypotheses=[s.hypotheses], warmup=1, min_repeats=3, min_seconds=s.bench_seconds
+    )
     log(f"deploy: bench {', '.join(t.label for t in targets)} at B {s.bench_batches}, S {s.hypotheses}")
     try:
         report = run_sweep(targets, settings, read_manifest(artifacts).manifest.get("flops"))
     finally:
         for t in targets:
             t.close()
-    cells = [{k: c[k] for k in ("label", "backend", "precision", "device", "batch", "hypotheses", "repeats",
-                                "frames_per_s", "hypotheses_per_s", "speedup_vs_torch")}
-             | {"p50_ms": c["latency_ms"]["p50"], "p99_ms": c["latency_ms"]["p99"]}
-             for c in report["results"]]  # fmt: skip
+    cells = [
+        {
+            k: c[k]
+            for k in (
+                "label",
+                "backend",
+                "precision",
+                "device",
+                "batch",
+                "hypotheses",
+                "repeats",
+                "frames_per_s",
+                "hypotheses_per_s",
+                "speedup_vs_torch",
+            )
+        }
+        | {"p50_ms": c["latency_ms"]["p50"], "p99_ms": c["latency_ms"]["p99"]}
+        for c in report["results"]
+    ]
     return {"status": "done", "settings": report["settings"], "results": cells}
 
 
@@ -182,13 +234,16 @@ def _sequence(artifacts: Path, out: Path, s: DeploySettings) -> dict:
         backend = lifter.backend.describe()
         result = lifter(pixels, image_size=size, units="mm", keep_hypotheses=True)
     truth = seq.poses_3d * 1000.0
-    scores = {"mpjpe_mm": float(metrics.mpjpe(result.pose, truth).mean()),
-              "best_of_s_mpjpe_mm": float(metrics.best_of_mpjpe(result.hypotheses, truth).mean()),
-              "mean_spread_mm": float(result.spread.mean())}  # fmt: skip
+    scores = {
+        "mpjpe_mm": float(metrics.mpjpe(result.pose, truth).mean()),
+        "best_of_s_mpjpe_mm": float(metrics.best_of_mpjpe(result.hypotheses, truth).mean()),
+        "mean_spread_mm": float(result.spread.mean()),
+    }
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "lifted.npz") as tmp, open(tmp, "wb") as f:
-        np.savez(f, keypoints_px=pixels, pose_mm=result.pose, spread_mm=result.spread, truth_mm=truth,
-                 frames=seq.frames)  # fmt: skip
+        np.savez(
+            f, keypoints_px=pixels, pose_mm=result.pose, spread_mm=result.spread, truth_mm=truth, frames=seq.frames
+        )
     pictures: list[str] = []
     skipped = None
     if s.pictures:
@@ -196,14 +251,33 @@ def _sequence(artifacts: Path, out: Path, s: DeploySettings) -> dict:
             from posedeploy.visualize import save_frames
 
             log(f"deploy: drawing {len(range(0, len(seq), s.picture_every))} pictures and a GIF of {name}")
-            written = save_frames(out, name, seq.frames, pixels, result.pose, result.spread, result.hypotheses,
-                                  gif=True, every=s.picture_every)  # fmt: skip
+            written = save_frames(
+                out,
+                name,
+                seq.frames,
+                pixels,
+                result.pose,
+                result.spread,
+                result.hypotheses,
+                gif=True,
+                every=s.picture_every,
+            )
             pictures = [p.name for p in written]
         except MissingDependencyError as exc:
             skipped = f"no pictures: {exc}"
-    return {"status": "done", "name": name, "activity": str(seq.actions[0]), "frames": len(seq),
-            "fps": seq.meta.get("fps"), "image_size": list(size), "backend": backend, "hypotheses": s.hypotheses,
-            **scores, "pictures": pictures, "pictures_skipped": skipped}  # fmt: skip
+    return {
+        "status": "done",
+        "name": name,
+        "activity": str(seq.actions[0]),
+        "frames": len(seq),
+        "fps": seq.meta.get("fps"),
+        "image_size": list(size),
+        "backend": backend,
+        "hypotheses": s.hypotheses,
+        **scores,
+        "pictures": pictures,
+        "pictures_skipped": skipped,
+    }
 
 
 def _entry(path: Path) -> dict:
@@ -252,12 +326,23 @@ def _deploy(checkpoint: Path | None, out: Path, s: DeploySettings) -> dict:
     ckpt.build_avg()  # a lifter-only checkpoint is refused here, before anything is written
     started = time.monotonic()
     report: dict = {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "posedeploy": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "folder": str(out.resolve()),
-        "checkpoint": {"path": str(checkpoint), "sha256": sha256_file(checkpoint), "lifter": ckpt.config.lifter,
-                       "avg": ckpt.config.avg, "alpha": ckpt.config.alpha, "trained_on": ckpt.config.keypoints},
-        "settings": asdict(s), "machine": machine_summary(), "steps": {},
-    }  # fmt: skip
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "posedeploy": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "folder": str(out.resolve()),
+        "checkpoint": {
+            "path": str(checkpoint),
+            "sha256": sha256_file(checkpoint),
+            "lifter": ckpt.config.lifter,
+            "avg": ckpt.config.avg,
+            "alpha": ckpt.config.alpha,
+            "trained_on": ckpt.config.keypoints,
+        },
+        "settings": asdict(s),
+        "machine": machine_summary(),
+        "steps": {},
+    }
     stage = new_stage(out)
     try:
         artifacts = stage / "artifacts"

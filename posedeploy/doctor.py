@@ -8,12 +8,19 @@ import platform
 
 from posedeploy.engines.machine import describe_machine
 
-
 # Distribution name -> module it installs.
 MODULES = {
-    "numpy": "numpy", "torch": "torch", "onnx": "onnx", "onnxruntime": "onnxruntime", "openvino": "openvino", "tensorrt": "tensorrt",
-    "tensorrt-rtx": "tensorrt_rtx", "cuda-python": "cuda", "pycuda": "pycuda", "matplotlib": "matplotlib",
-}  # fmt: skip
+    "numpy": "numpy",
+    "torch": "torch",
+    "onnx": "onnx",
+    "onnxruntime": "onnxruntime",
+    "openvino": "openvino",
+    "tensorrt": "tensorrt",
+    "tensorrt-rtx": "tensorrt_rtx",
+    "cuda-python": "cuda",
+    "pycuda": "pycuda",
+    "matplotlib": "matplotlib",
+}
 
 
 def _version(module: str) -> str | None:
@@ -73,8 +80,10 @@ def _capabilities(r: dict) -> tuple[dict[str, bool], list[str]]:
     }
     advice = []
     if len(r["onnxruntime_distributions"]) > 1:
-        advice.append("onnxruntime and onnxruntime-gpu are both installed and clash: pip uninstall -y onnxruntime "
-                      "onnxruntime-gpu, then pip install 'posedeploy[cpu]' or 'posedeploy[gpu]'")  # fmt: skip
+        advice.append(
+            "onnxruntime and onnxruntime-gpu are both installed and clash: pip uninstall -y onnxruntime "
+            "onnxruntime-gpu, then pip install 'posedeploy[cpu]' or 'posedeploy[gpu]'"
+        )
     if not ok("torch"):
         advice.append("training, evaluation and export need PyTorch: pip install 'posedeploy[train]' (or [export])")
     elif not ok("onnx"):
@@ -86,16 +95,22 @@ def _capabilities(r: dict) -> tuple[dict[str, bool], list[str]]:
     if gpu and "CUDAExecutionProvider" not in r["onnxruntime_providers"]:
         advice.append("this machine has a GPU: pip install 'posedeploy[gpu]' for ONNX Runtime on CUDA")
     if gpu and not (ok("tensorrt") or ok("tensorrt-rtx")):
-        advice.append("for TensorRT engines: pip install 'posedeploy[trt]' (datacenter GPUs), 'posedeploy[rtx]' "
-                      "(GeForce/RTX) or JetPack's python3-libnvinfer (Jetson)")  # fmt: skip
+        advice.append(
+            "for TensorRT engines: pip install 'posedeploy[trt]' (datacenter GPUs), 'posedeploy[rtx]' "
+            "(GeForce/RTX) or JetPack's python3-libnvinfer (Jetson)"
+        )
     if (ok("tensorrt") or ok("tensorrt-rtx")) and not (ok("cuda-python") or ok("pycuda")):
         advice.append("running engines needs cuda-python (or pycuda): pip install cuda-python")
     if not gpu:
-        advice.append("no CUDA GPU visible: GPU backends are unavailable here (TensorRT for RTX can still build "
-                      "engines for a named --compute-capability)")  # fmt: skip
+        advice.append(
+            "no CUDA GPU visible: GPU backends are unavailable here (TensorRT for RTX can still build "
+            "engines for a named --compute-capability)"
+        )
     if str(p.get("tensorrt")).startswith("broken"):
-        advice.append("the 'tensorrt' package is installed but does not import (its libraries could not be "
-                      "downloaded?): reinstall it where the NVIDIA package index is reachable")  # fmt: skip
+        advice.append(
+            "the 'tensorrt' package is installed but does not import (its libraries could not be "
+            "downloaded?): reinstall it where the NVIDIA package index is reachable"
+        )
     return can, advice
 
 
@@ -103,7 +118,9 @@ def format_diagnosis(r: dict) -> str:
     lines = [f"platform      {r['platform']}" + (f", Jetson {r['l4t']}" if r["l4t"] else "")]
     if r["gpus"]:
         for g in r["gpus"]:
-            lines.append(f"gpu           {g['name']} (compute capability {g['compute_capability']}, {g['memory_mb']} MB)")
+            lines.append(
+                f"gpu           {g['name']} (compute capability {g['compute_capability']}, {g['memory_mb']} MB)"
+            )
         lines.append(f"cuda          driver {r['driver']}, runtime {r['cuda_runtime']}")
     else:
         lines.append("gpu           none visible")

@@ -53,7 +53,8 @@ class MissingDependencyError(PoseDeployError, ImportError):
         super().__init__(
             f"{purpose} needs the {names} package{'s' if len(packages) > 1 else ''}, which "
             f"{'are' if len(packages) > 1 else 'is'} not installed; install "
-            f"{'them' if len(packages) > 1 else 'it'} with: pip install 'posedeploy[{extra}]'" + (f" {also}" if also else "")
+            f"{'them' if len(packages) > 1 else 'it'} with: pip install 'posedeploy[{extra}]'"
+            + (f" {also}" if also else "")
         )
         self.package = packages[0]
         self.extra = extra

@@ -34,7 +34,21 @@ COCO_JOINTS = 17
 # COCO-17 order: 0 nose, 1 l_eye, 2 r_eye, 3 l_ear, 4 r_ear, 5 l_shoulder, 6 r_shoulder, 7 l_elbow,
 # 8 r_elbow, 9 l_wrist, 10 r_wrist, 11 l_hip, 12 r_hip, 13 l_knee, 14 r_knee, 15 l_ankle, 16 r_ankle.
 # H36M-17 joints taken directly from one COCO joint:
-COCO_TO_H36M: dict[int, int] = {1: 12, 2: 14, 3: 16, 4: 11, 5: 13, 6: 15, 9: 0, 11: 5, 12: 7, 13: 9, 14: 6, 15: 8, 16: 10}
+COCO_TO_H36M: dict[int, int] = {
+    1: 12,
+    2: 14,
+    3: 16,
+    4: 11,
+    5: 13,
+    6: 15,
+    9: 0,
+    11: 5,
+    12: 7,
+    13: 9,
+    14: 6,
+    15: 8,
+    16: 10,
+}
 # The others are built: pelvis = mean of the hips; thorax = mean of the shoulders; spine = mean of
 # pelvis and thorax; head = thorax + (nose - thorax) / 0.444, since the H36M neck/nose joint lies
 # NECK_NOSE_FRACTION of the way from thorax to head.
@@ -126,7 +140,9 @@ def _instances_coco(items: list) -> dict:
         kp = np.asarray(item["keypoints"], dtype=np.float64)
         if kp.size != COCO_JOINTS * 3:
             raise InputError(f"COCO keypoints must be 17 x (x, y, v) = 51 numbers, got {kp.size}")
-        frames.setdefault(item.get("image_id", len(frames)), []).append((_score(item.get("score", 1.0)), kp.reshape(17, 3)))
+        frames.setdefault(item.get("image_id", len(frames)), []).append(
+            (_score(item.get("score", 1.0)), kp.reshape(17, 3))
+        )
     return frames
 
 
@@ -155,7 +171,11 @@ def _instances_mmpose(frames_list: list) -> dict:
             if len(scores) != COCO_JOINTS:
                 raise InputError(f"MMPose instance in frame {fid} has {len(scores)} keypoint scores, expected 17")
             # Without a box score, the joints' mean; a joint without a finite score counts as unseen (0).
-            score = _score(inst["bbox_score"] if "bbox_score" in inst else np.mean(np.nan_to_num(scores, nan=0.0, posinf=0.0, neginf=0.0)))
+            score = _score(
+                inst["bbox_score"]
+                if "bbox_score" in inst
+                else np.mean(np.nan_to_num(scores, nan=0.0, posinf=0.0, neginf=0.0))
+            )
             frames.setdefault(fid, []).append((score, np.concatenate([kp, scores[:, None]], axis=1)))
         frames.setdefault(fid, [])
     return frames
@@ -196,9 +216,15 @@ def read_keypoints(path: str | Path) -> list[KeypointSequence]:
     if path.stat().st_size == 0:
         raise InputError(f"{path} is empty")
     suffix = path.suffix.lower()
-    readers = {".npy": lambda: [_split(load_npy(path), path.name)], ".npz": lambda: _read_npz(path), ".json": lambda: _read_json(path)}
+    readers = {
+        ".npy": lambda: [_split(load_npy(path), path.name)],
+        ".npz": lambda: _read_npz(path),
+        ".json": lambda: _read_json(path),
+    }
     if suffix not in readers:
-        raise InputError(f"unknown keypoint file type '{suffix}'; expected .npy, .npz (VideoPose3D) or .json (COCO / MMPose)")
+        raise InputError(
+            f"unknown keypoint file type '{suffix}'; expected .npy, .npz (VideoPose3D) or .json (COCO / MMPose)"
+        )
     try:
         return readers[suffix]()
     except PoseDeployError:
@@ -206,7 +232,9 @@ def read_keypoints(path: str | Path) -> list[KeypointSequence]:
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError) as exc:
         # Parseable but malformed content (a field of the wrong type, a list where a dict belongs,
         # JSON nested too deep): the file is the problem, not the program.
-        raise InputError(f"{path}: malformed {FORMATS[suffix]} content ({type(exc).__name__}: {str(exc)[:200]})") from None
+        raise InputError(
+            f"{path}: malformed {FORMATS[suffix]} content ({type(exc).__name__}: {str(exc)[:200]})"
+        ) from None
 
 
 def clean(seq: KeypointSequence, min_confidence: float = 0.3, max_missing: int = 4) -> KeypointSequence:

@@ -90,7 +90,9 @@ def _check_hypotheses(hypotheses: np.ndarray, target: np.ndarray) -> None:
     check_joints(hypotheses, "hypotheses", 3)
     check_joints(target, "target", 3)
     if hypotheses.ndim != 4 or target.ndim != 3 or hypotheses.shape[0] != target.shape[0]:
-        raise InputError(f"hypotheses must be (N, S, 17, 3) and target (N, 17, 3), got {hypotheses.shape} and {target.shape}")
+        raise InputError(
+            f"hypotheses must be (N, S, 17, 3) and target (N, 17, 3), got {hypotheses.shape} and {target.shape}"
+        )
 
 
 def best_of_mpjpe(hypotheses: np.ndarray, target: np.ndarray) -> np.ndarray:

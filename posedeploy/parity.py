@@ -100,10 +100,20 @@ def _references(checkpoint: Path, device: str):
     return PipelineModule(ckpt.build_lifter(device), ckpt.build_avg(device), ckpt.config.alpha)
 
 
-def run_parity(checkpoint: str | Path | None, artifacts_dir: str | Path, data: PoseSet, hypotheses: int = 200,
-               precision: str = "fp32", seed: int = 0, provider: str = "auto", free_noise: bool = False,
-               tolerance_mm: float | None = None, device: str = "cpu", backend: str = "onnxruntime",
-               noise_source: str = "host") -> ParityReport:  # fmt: skip
+def run_parity(
+    checkpoint: str | Path | None,
+    artifacts_dir: str | Path,
+    data: PoseSet,
+    hypotheses: int = 200,
+    precision: str = "fp32",
+    seed: int = 0,
+    provider: str = "auto",
+    free_noise: bool = False,
+    tolerance_mm: float | None = None,
+    device: str = "cpu",
+    backend: str = "onnxruntime",
+    noise_source: str = "host",
+) -> ParityReport:
     from posedeploy.runtime.lifter import MultiHypothesisLifter
     from posedeploy.runtime.loading import graph_for
     from posedeploy.training.sampler import run_reference
@@ -124,14 +134,24 @@ def run_parity(checkpoint: str | Path | None, artifacts_dir: str | Path, data: P
         free_noise = True  # in-graph draws cannot be matched element by element
     reference = _references(checkpoint, device)
     kp, target = data.keypoints, data.poses_3d
-    with MultiHypothesisLifter(artifacts_dir, precision=precision, provider=provider, hypotheses=hypotheses,
-                               backend=backend, noise=noise_source) as lifter:  # fmt: skip
+    with MultiHypothesisLifter(
+        artifacts_dir,
+        precision=precision,
+        provider=provider,
+        hypotheses=hypotheses,
+        backend=backend,
+        noise=noise_source,
+    ) as lifter:
         report = ParityReport(
-            mode="free" if free_noise else "golden", artifact=GRAPHS[graph_for(lifter.backend.name, precision, noise_source)],
+            mode="free" if free_noise else "golden",
+            artifact=GRAPHS[graph_for(lifter.backend.name, precision, noise_source)],
             precision=lifter.backend.computed_precision(precision),
-            backend=lifter.backend.describe(), data=data.source, samples=len(data), hypotheses=hypotheses,
+            backend=lifter.backend.describe(),
+            data=data.source,
+            samples=len(data),
+            hypotheses=hypotheses,
             tolerance_mm=tolerance_mm,
-        )  # fmt: skip
+        )
         if free_noise:
             ref = run_reference(reference, kp, hypotheses=hypotheses, seed=seed)
             # Its own draws: another seed on the host; the device's generator cannot be seeded.
@@ -146,8 +166,12 @@ def run_parity(checkpoint: str | Path | None, artifacts_dir: str | Path, data: P
 
 
 def _golden(report: ParityReport, ref, dep, target: np.ndarray) -> None:
-    for name, unit, scale in (("sigma", "normalised", 1.0), ("hypotheses", "mm", 1e3), ("pose", "mm", 1e3),
-                              ("spread", "mm", 1e3)):  # fmt: skip
+    for name, unit, scale in (
+        ("sigma", "normalised", 1.0),
+        ("hypotheses", "mm", 1e3),
+        ("pose", "mm", 1e3),
+        ("spread", "mm", 1e3),
+    ):
         diff = np.abs(getattr(dep, name) - getattr(ref, name)) * scale
         report.outputs[name] = {"max_abs": float(diff.max()), "mean_abs": float(diff.mean()), "unit": unit}
     hyp_error = float(np.linalg.norm(dep.hypotheses - ref.hypotheses, axis=-1).mean() * 1e3)

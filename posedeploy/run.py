@@ -84,8 +84,14 @@ class Prepared:
     image_size: tuple[float, float] | None
 
 
-def prepare_sequences(sequences: list[KeypointSequence], image_size: tuple[float, float] | None,
-                      camera: Camera | None, how: str, min_confidence: float, max_missing: int) -> list[Prepared]:  # fmt: skip
+def prepare_sequences(
+    sequences: list[KeypointSequence],
+    image_size: tuple[float, float] | None,
+    camera: Camera | None,
+    how: str,
+    min_confidence: float,
+    max_missing: int,
+) -> list[Prepared]:
     if how not in aggregate.AGGREGATIONS:
         raise InputError(f"unknown aggregation '{how}'; expected one of {', '.join(aggregate.AGGREGATIONS)}")
     if how == "jpma" and camera is None:
@@ -95,8 +101,10 @@ def prepare_sequences(sequences: list[KeypointSequence], image_size: tuple[float
         cleaned = clean(seq, min_confidence, max_missing)
         for frame_id, reason in cleaned.skipped:
             log(f"run: {seq.name}: skipping frame {frame_id}: {reason}")
-        size = image_size or cleaned.image_size or (
-            (camera.width, camera.height) if camera and camera.width and camera.height else None
+        size = (
+            image_size
+            or cleaned.image_size
+            or ((camera.width, camera.height) if camera and camera.width and camera.height else None)
         )
         if len(cleaned.keypoints):
             normalise_keypoints(cleaned.keypoints, size)  # pixels without an image size, NaN, ...: refused now
@@ -105,34 +113,58 @@ def prepare_sequences(sequences: list[KeypointSequence], image_size: tuple[float
         prepared.append(Prepared(seq.name, cleaned, size))
     if not any(len(p.cleaned.keypoints) for p in prepared):
         total = sum(len(p.cleaned.skipped) for p in prepared)
-        raise InputError(f"every frame was skipped ({total} of {total}; see the reasons above): nothing to lift, "
-                         f"nothing written; lower --min-confidence or raise --max-missing if the joints are there")  # fmt: skip
+        raise InputError(
+            f"every frame was skipped ({total} of {total}; see the reasons above): nothing to lift, "
+            f"nothing written; lower --min-confidence or raise --max-missing if the joints are there"
+        )
     return prepared
 
 
-def lift_sequences(lifter, prepared: list[Prepared], camera: Camera | None, how: str, keep_hypotheses: bool,
-                   seed: int | None) -> list[SequenceResult]:  # fmt: skip
+def lift_sequences(
+    lifter, prepared: list[Prepared], camera: Camera | None, how: str, keep_hypotheses: bool, seed: int | None
+) -> list[SequenceResult]:
     results = []
     for p in prepared:
         cleaned = p.cleaned
         if len(cleaned.keypoints) == 0:
-            results.append(SequenceResult(p.name, cleaned.frame_ids, cleaned.keypoints, np.zeros((0, 17, 3)),
-                                          np.zeros((0, 17)), None, cleaned.skipped))  # fmt: skip
+            results.append(
+                SequenceResult(
+                    p.name,
+                    cleaned.frame_ids,
+                    cleaned.keypoints,
+                    np.zeros((0, 17, 3)),
+                    np.zeros((0, 17)),
+                    None,
+                    cleaned.skipped,
+                )
+            )
             continue
         need_all = keep_hypotheses or how != "mean"
         out = lifter(cleaned.keypoints, image_size=p.image_size, seed=seed, units="mm", keep_hypotheses=need_all)
         pose = out.pose
         if how != "mean":
             pixels = cleaned.keypoints.astype(np.float64)
-            pose = aggregate.aggregate(out.hypotheses / 1000.0, how, pixels, camera.intrinsics if camera else None) * 1000.0
+            pose = (
+                aggregate.aggregate(out.hypotheses / 1000.0, how, pixels, camera.intrinsics if camera else None)
+                * 1000.0
+            )
         bad = ~np.isfinite(pose).all(axis=(1, 2)) | ~np.isfinite(out.spread).all(axis=1)
         if bad.any():
             raise ArtifactError(
                 f"{p.name}: the model gave non-finite poses for {int(bad.sum())} of {len(pose)} frames "
                 f"(first: frame {cleaned.frame_ids[np.argmax(bad)]}); nothing was written"
             )
-        results.append(SequenceResult(p.name, cleaned.frame_ids, cleaned.keypoints, pose.astype(np.float32),
-                                      out.spread, out.hypotheses if keep_hypotheses else None, cleaned.skipped))  # fmt: skip
+        results.append(
+            SequenceResult(
+                p.name,
+                cleaned.frame_ids,
+                cleaned.keypoints,
+                pose.astype(np.float32),
+                out.spread,
+                out.hypotheses if keep_hypotheses else None,
+                cleaned.skipped,
+            )
+        )
     return results
 
 
@@ -144,15 +176,30 @@ def check_output_name(path: Path) -> None:
 def write_results(path: str | Path, results: list[SequenceResult], how: str, config: dict) -> Path:
     """``.npz`` (arrays, sequences concatenated with a 'sequence' index) or ``.json`` (per frame)."""
     path = Path(path)
-    meta = {"units": "mm", "frame": "camera coordinates, root-relative (pelvis at 0)", "joints": list(JOINT_NAMES),
-            "aggregation": how, "lifter": config.get("lifter"), "avg": config.get("avg"), "alpha": config.get("alpha")}  # fmt: skip
+    meta = {
+        "units": "mm",
+        "frame": "camera coordinates, root-relative (pelvis at 0)",
+        "joints": list(JOINT_NAMES),
+        "aggregation": how,
+        "lifter": config.get("lifter"),
+        "avg": config.get("avg"),
+        "alpha": config.get("alpha"),
+    }
     if path.suffix == ".json":
-        doc = {**meta, "sequences": [
-            {"name": r.name, "skipped": [{"frame_id": f, "reason": why} for f, why in r.skipped],
-             "frames": [{"frame_id": _plain(fid), "pose": np.round(p, 2).tolist(), "spread": np.round(s, 2).tolist()}
-                        for fid, p, s in zip(r.frame_ids, r.pose, r.spread)]}
-            for r in results
-        ]}  # fmt: skip
+        doc = {
+            **meta,
+            "sequences": [
+                {
+                    "name": r.name,
+                    "skipped": [{"frame_id": f, "reason": why} for f, why in r.skipped],
+                    "frames": [
+                        {"frame_id": _plain(fid), "pose": np.round(p, 2).tolist(), "spread": np.round(s, 2).tolist()}
+                        for fid, p, s in zip(r.frame_ids, r.pose, r.spread, strict=True)
+                    ],
+                }
+                for r in results
+            ],
+        }
         with atomic_path(path) as tmp:
             tmp.write_text(json.dumps(doc, allow_nan=False) + "\n")
         return path
@@ -167,9 +214,8 @@ def write_results(path: str | Path, results: list[SequenceResult], how: str, con
     }
     if all(r.hypotheses is not None for r in results):
         arrays["hypotheses"] = np.concatenate([r.hypotheses for r in results]).astype(np.float32)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
     return path
 
 
@@ -177,11 +223,24 @@ def _plain(value):
     return value.item() if hasattr(value, "item") else value
 
 
-def run_file(artifacts: str | Path, input_path: str | Path, out: str | Path, image_size=None, camera_path=None,
-             how: str = "mean", keep_hypotheses: bool = False, hypotheses: int = 200, seed: int | None = 0,
-             precision: str = "fp32", backend: str = "auto", min_confidence: float = 0.3,
-             max_missing: int = 4, plot_dir: str | Path | None = None, gif: bool = False,
-             plot_every: int = 1) -> list[SequenceResult]:  # fmt: skip
+def run_file(
+    artifacts: str | Path,
+    input_path: str | Path,
+    out: str | Path,
+    image_size=None,
+    camera_path=None,
+    how: str = "mean",
+    keep_hypotheses: bool = False,
+    hypotheses: int = 200,
+    seed: int | None = 0,
+    precision: str = "fp32",
+    backend: str = "auto",
+    min_confidence: float = 0.3,
+    max_missing: int = 4,
+    plot_dir: str | Path | None = None,
+    gif: bool = False,
+    plot_every: int = 1,
+) -> list[SequenceResult]:
     from posedeploy.files import check_writable
     from posedeploy.runtime import MultiHypothesisLifter
 
@@ -207,6 +266,15 @@ def run_file(artifacts: str | Path, input_path: str | Path, out: str | Path, ima
 
         for r in results:
             if len(r.pose):
-                save_frames(Path(plot_dir), r.name, r.frame_ids, r.keypoints, r.pose, r.spread, r.hypotheses, gif=gif,
-                            every=plot_every)  # fmt: skip
+                save_frames(
+                    Path(plot_dir),
+                    r.name,
+                    r.frame_ids,
+                    r.keypoints,
+                    r.pose,
+                    r.spread,
+                    r.hypotheses,
+                    gif=gif,
+                    every=plot_every,
+                )
     return results

@@ -66,8 +66,10 @@ def _check_declared(shape, dtype: np.dtype, stored: int | None, path: Path, key:
     nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
     what = f"{path}" + (f" member '{key}'" if key else "")
     if nbytes > MAX_ARRAY_BYTES:
-        raise InputError(f"{what} declares a {'x'.join(map(str, shape))} {dtype} array ({_size(nbytes)}); "
-                         f"the limit is {_size(MAX_ARRAY_BYTES)}")  # fmt: skip
+        raise InputError(
+            f"{what} declares a {'x'.join(map(str, shape))} {dtype} array ({_size(nbytes)}); "
+            f"the limit is {_size(MAX_ARRAY_BYTES)}"
+        )
     if stored is not None and not dtype.hasobject and nbytes != stored:
         raise InputError(f"{what} declares {nbytes:,} bytes of array data but holds {stored:,}: truncated or forged")
 
@@ -102,8 +104,17 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
             return out
     except InputError:
         raise
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, pickle.UnpicklingError, AttributeError,
-            TypeError, IndexError, KeyError) as exc:  # fmt: skip
+    except (
+        zipfile.BadZipFile,
+        OSError,
+        EOFError,
+        ValueError,
+        pickle.UnpicklingError,
+        AttributeError,
+        TypeError,
+        IndexError,
+        KeyError,
+    ) as exc:
         raise InputError(f"cannot read {path}: not a valid npz archive ({type(exc).__name__}: {exc})") from None
 
 

@@ -33,8 +33,15 @@ def _bone_color(child: int) -> str:
     return "tab:blue" if child in JOINTS_LEFT else "tab:red" if child in JOINTS_RIGHT else "0.3"
 
 
-def draw_frame(fig, keypoints: np.ndarray, pose: np.ndarray, spread: np.ndarray, hypotheses: np.ndarray | None,
-               title: str, spread_max: float) -> None:  # fmt: skip
+def draw_frame(
+    fig,
+    keypoints: np.ndarray,
+    pose: np.ndarray,
+    spread: np.ndarray,
+    hypotheses: np.ndarray | None,
+    title: str,
+    spread_max: float,
+) -> None:
     """keypoints (17, 2) as given (y down), pose (17, 3) mm, spread (17,) mm, hypotheses (S, 17, 3) mm."""
     plt = _plt()
     fig.clear()
@@ -63,8 +70,9 @@ def draw_frame(fig, keypoints: np.ndarray, pose: np.ndarray, spread: np.ndarray,
     fig.suptitle(title, fontsize=10)
 
 
-def save_frames(out_dir: Path, name: str, frame_ids, keypoints, poses, spreads, hypotheses=None,
-                gif: bool = False, every: int = 1) -> list[Path]:  # fmt: skip
+def save_frames(
+    out_dir: Path, name: str, frame_ids, keypoints, poses, spreads, hypotheses=None, gif: bool = False, every: int = 1
+) -> list[Path]:
     """A PNG per ``every``-th frame, and an animated GIF of them when ``gif``; returns the paths."""
     plt = _plt()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -73,8 +81,15 @@ def save_frames(out_dir: Path, name: str, frame_ids, keypoints, poses, spreads, 
     written, images = [], []
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
     for i in range(0, len(poses), every):
-        draw_frame(fig, keypoints[i], poses[i], spreads[i], None if hypotheses is None else hypotheses[i],
-                   f"{name}, frame {frame_ids[i]}: mean spread {spreads[i].mean():.0f} mm", spread_max)  # fmt: skip
+        draw_frame(
+            fig,
+            keypoints[i],
+            poses[i],
+            spreads[i],
+            None if hypotheses is None else hypotheses[i],
+            f"{name}, frame {frame_ids[i]}: mean spread {spreads[i].mean():.0f} mm",
+            spread_max,
+        )
         path = out_dir / f"{safe}_{int(frame_ids[i]):06d}.png"
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png", dpi=90)

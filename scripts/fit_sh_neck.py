@@ -20,9 +20,17 @@ import numpy as np
 
 from posedeploy.data.camera import project_to_2d, world_to_camera
 from posedeploy.data.h36m import (
-    CAMERA_IDS, FILE_3D, FILE_CAMERAS, KEYPOINT_FILES, SH16_TO_17, SH_NECK_FILE, SPLITS, load_cameras,
-    load_keypoints_2d, load_positions_3d,
-)  # fmt: skip
+    CAMERA_IDS,
+    FILE_3D,
+    FILE_CAMERAS,
+    KEYPOINT_FILES,
+    SH16_TO_17,
+    SH_NECK_FILE,
+    SPLITS,
+    load_cameras,
+    load_keypoints_2d,
+    load_positions_3d,
+)
 from posedeploy.skeleton import FLIP_PERMUTATION
 
 THORAX16, HEAD16 = 8, 9  # positions of thorax and head among the 16 SH joints
@@ -76,18 +84,20 @@ def main() -> None:
     fraction[HEAD16] = 0.444 * np.eye(2)  # the fixed thorax->head point used before
     print("mean distance to the ground-truth joint 9, pixels:")
     for split, (inputs, targets) in data.items():
-        print(f"  {split:<5} ({len(inputs):>7,} detections)  linear fit {error_px(inputs, targets, matrices):5.2f}   "
-              f"thorax->head at 0.444 {error_px(inputs, targets, fraction):5.2f}")  # fmt: skip
+        print(
+            f"  {split:<5} ({len(inputs):>7,} detections)  linear fit {error_px(inputs, targets, matrices):5.2f}   "
+            f"thorax->head at 0.444 {error_px(inputs, targets, fraction):5.2f}"
+        )
     out = Path(__file__).resolve().parents[1] / "posedeploy" / "data" / SH_NECK_FILE
     doc = {
         "what": "H36M-17 joint 9 (neck/nose) = thorax + sum_j matrices[j] @ (sh16[j] - thorax), pixels; "
-                "SH16 order = H36M-17 without joint 9; matrices[j][out][in]",
+        "SH16 order = H36M-17 without joint 9; matrices[j][out][in]",
         "fitted_on": f"Stacked Hourglass detections of {' '.join(SPLITS['train'])} (and their mirror images) "
-                     f"against the projected ground truth",
+        f"against the projected ground truth",
         "matrices": np.round(matrices, 6).tolist(),
         "mean_error_px": {split: round(error_px(*d, matrices), 2) for split, d in data.items()},
         "command": "python scripts/fit_sh_neck.py",
-    }  # fmt: skip
+    }
     out.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"wrote {out}")
 

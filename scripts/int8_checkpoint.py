@@ -30,9 +30,7 @@ def main() -> None:
         before, after = getattr(source, f"{part}_state"), getattr(stored, f"{part}_state")
         if before is None:
             continue
-        worst = max(
-            float((after[k] - before[k]).abs().max() / before[k].abs().max().clamp_min(1e-12)) for k in before
-        )
+        worst = max(float((after[k] - before[k]).abs().max() / before[k].abs().max().clamp_min(1e-12)) for k in before)
         print(f"{part}: largest change of a weight, relative to its tensor's largest weight: {worst:.2e}")
     size = lambda p: p.stat().st_size / 2**20  # noqa: E731
     print(f"{args.checkpoint} {size(args.checkpoint):.2f} MiB -> {args.out} {size(args.out):.2f} MiB")

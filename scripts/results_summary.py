@@ -26,19 +26,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("prefixes", nargs="+")
     args = parser.parse_args()
-    print("| lifter | 2D input | lifter alone (all frames) | frames for S=200 | lifter alone (same frames) "
-          "| best-of-200 adaptive | best-of-200 fixed | mean | median | JPMA | spread mm | spread-error r |")
+    print(
+        "| lifter | 2D input | lifter alone (all frames) | frames for S=200 | lifter alone (same frames) "
+        "| best-of-200 adaptive | best-of-200 fixed | mean | median | JPMA | spread mm | spread-error r |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for prefix in args.prefixes:
         single, adaptive, fixed = (_load(prefix, n) for n in ("single", "s200_adaptive", "s200_fixed"))
         s, a = adaptive["settings"], adaptive["means"]
         cells = [
-            s["lifter"], s["trained_on"], _pair(single["means"]["single"]),
-            f"{s['samples']:,} (every {s['stride']}th)", _pair(a["single"]), _pair(a["best"]),
-            _pair(fixed["means"]["best"]), f"{a['mean']['mpjpe']:.1f}", f"{a['median']['mpjpe']:.1f}",
-            f"{a['jpma']['mpjpe']:.1f}", f"{adaptive['extra']['mean_spread_mm']:.1f}",
+            s["lifter"],
+            s["trained_on"],
+            _pair(single["means"]["single"]),
+            f"{s['samples']:,} (every {s['stride']}th)",
+            _pair(a["single"]),
+            _pair(a["best"]),
+            _pair(fixed["means"]["best"]),
+            f"{a['mean']['mpjpe']:.1f}",
+            f"{a['median']['mpjpe']:.1f}",
+            f"{a['jpma']['mpjpe']:.1f}",
+            f"{adaptive['extra']['mean_spread_mm']:.1f}",
             f"{adaptive['extra']['spread_error_correlation']:.3f}",
-        ]  # fmt: skip
+        ]
         print("| " + " | ".join(cells) + " |")
     print("\nMPJPE / P-MPJPE in mm, means over the 15 actions of S9 and S11; aggregated poses: MPJPE.")
 

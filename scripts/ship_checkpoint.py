@@ -46,7 +46,11 @@ def main() -> None:
     target, card_path = ASSETS / SHIPPED[args.name], model_card(args.name)
     single = json.loads(args.single.read_text())["means"]["single"]
     runs = {r["settings"]["noise"]: r for r in json.loads(args.noise.read_text())["runs"]}
-    if any(r["settings"]["alpha"] != args.alpha for r in runs.values()) or set(runs) != {"adaptive", "uniform", "alpha"}:
+    if any(r["settings"]["alpha"] != args.alpha for r in runs.values()) or set(runs) != {
+        "adaptive",
+        "uniform",
+        "alpha",
+    }:
         raise SystemExit(f"{args.noise} must hold adaptive, uniform and alpha runs at alpha {args.alpha}")
     a, u, fixed = (runs[n]["means"] for n in ("adaptive", "uniform", "alpha"))
     stride = runs["adaptive"]["settings"]["stride"]
@@ -59,9 +63,11 @@ def main() -> None:
     avg_params = count_parameters(build_model("avg", c.avg, c.avg_params))
     training = c.training
     staged = save_checkpoint(target.with_name(target.name + ".staged"), ckpt)
-    source = {"gt": "ground-truth 2D (the 3D joints projected through the calibrated cameras, with distortion)",
-              "sh": "Stacked Hourglass detections (MPII-pretrained, not fine-tuned; the neck/nose joint a linear "
-                    "fit of the 16 detected ones, posedeploy/data/sh_neck_weights.json)"}[args.keypoints]  # fmt: skip
+    source = {
+        "gt": "ground-truth 2D (the 3D joints projected through the calibrated cameras, with distortion)",
+        "sh": "Stacked Hourglass detections (MPII-pretrained, not fine-tuned; the neck/nose joint a linear "
+        "fit of the 16 detected ones, posedeploy/data/sh_neck_weights.json)",
+    }[args.keypoints]
     size = staged.stat().st_size
     if size > MAX_TRACKED_BYTES:
         staged.unlink()
@@ -71,10 +77,14 @@ def main() -> None:
             f"and ship it instead"
         )
     staged.replace(target)
-    storage = "" if ckpt.weights == "f32" else """
+    storage = (
+        ""
+        if ckpt.weights == "f32"
+        else """
 
 Weights are stored as int8 with one f32 scale per row (posedeploy/training/weight_storage.py) and
 loaded as f32; the numbers below were measured on this file, as stored."""
+    )
     refit = bool(training.get("refit"))
     train, val = " ".join(SPLITS["train"]), " ".join(SPLITS["val"])
     trained_on = SPLITS["train"] + SPLITS["val"] if refit else SPLITS["train"]
@@ -82,15 +92,20 @@ loaded as f32; the numbers below were measured on this file, as stored."""
         subjects = f"""Trained on subjects {" ".join(trained_on)} (all four cameras, all actions; a refit): the recipe, the
 epoch counts and alpha were fixed beforehand on runs trained on {train} and validated on the
 held-out {val} (commands below), and the last epoch was kept"""
-        kept = (f"the last epoch kept (a refit: epoch {training.get('epoch')}; its S8 MPJPE, "
-                f"{training.get('mpjpe_mm', float('nan')):.2f} mm, is in-sample)")
+        kept = (
+            f"the last epoch kept (a refit: epoch {training.get('epoch')}; its S8 MPJPE, "
+            f"{training.get('mpjpe_mm', float('nan')):.2f} mm, is in-sample)"
+        )
     else:
         subjects = f"""Trained on subjects {train} (all four cameras, all actions); the best epoch, the AVG model's best epoch and alpha were chosen
 on the held-out {val}"""
         kept = f"best epoch on S8 kept (epoch {training.get('epoch')}, S8 MPJPE {training.get('mpjpe_mm', float('nan')):.2f} mm)"
     avg_kept = ", the last epoch kept" if training.get("avg", {}).get("refit") else ""
-    role = ("The default checkpoint of posedeploy" if args.name == DEFAULT
-            else f"A shipped checkpoint of posedeploy, taken with `--checkpoint {args.name}`")
+    role = (
+        "The default checkpoint of posedeploy"
+        if args.name == DEFAULT
+        else f"A shipped checkpoint of posedeploy, taken with `--checkpoint {args.name}`"
+    )
     card = f"""# Model card: {target.name}
 
 {role}: the {LIFTER_NAMES[c.lifter]} lifter ({lifter_params:,} parameters) and its

@@ -40,11 +40,14 @@ def main() -> None:
     print(f"Human3.6M train ({len(h36m):,} samples) vs synthetic train ({len(synthetic):,}): p10 / p50 / p90\n")
     print("| quantity | Human3.6M | synthetic |\n|---|---|---|")
     for key in a:
-        fmt = (lambda v: " / ".join(f"{x:.2f}" for x in v)) if "(m)" in key else (lambda v: " / ".join(f"{x:.0f}" for x in v))
+        fmt = (
+            (lambda v: " / ".join(f"{x:.2f}" for x in v))
+            if "(m)" in key
+            else (lambda v: " / ".join(f"{x:.0f}" for x in v))
+        )
         print(f"| {key} | {fmt(a[key])} | {fmt(b[key])} |")
     for name, data in (("Human3.6M", h36m), ("synthetic", synthetic)):
-        print(f"\n{name}: {100 * np.mean(handedness(data.poses_3d) < 0):.2f} % of frames right-handed "
-              f"(handedness < 0)")  # fmt: skip
+        print(f"\n{name}: {100 * np.mean(handedness(data.poses_3d) < 0):.2f} % of frames right-handed (handedness < 0)")
     print("\nangles: " + "; ".join(f"{k}: {v}" for k, v in ANGLES.items()))
 
 

@@ -27,8 +27,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     keypoints, _ = inputs(args.batch, 1)  # the lifter draws its own noise
-    lifters = {m: MultiHypothesisLifter(args.artifacts, precision="fp32", hypotheses=args.hypotheses, seed=0, max_poses=m)
-               for m in map(int, args.max_poses.split(","))}  # fmt: skip
+    lifters = {
+        m: MultiHypothesisLifter(args.artifacts, precision="fp32", hypotheses=args.hypotheses, seed=0, max_poses=m)
+        for m in map(int, args.max_poses.split(","))
+    }
     times: dict[int, list[float]] = {m: [] for m in lifters}
     for r in range(args.rounds):
         for m, lifter in lifters.items():

@@ -35,8 +35,10 @@ def gemm_forward(self: fused_gcn.FusedGraphConv, x: torch.Tensor) -> torch.Tenso
 
 def session(path: Path, threads: int = 0, spinning: bool = True, level: str = "all") -> ort.InferenceSession:
     options = ort.SessionOptions()
-    options.graph_optimization_level = {"all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-                                        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED}[level]  # fmt: skip
+    options.graph_optimization_level = {
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    }[level]
     options.intra_op_num_threads = threads
     if not spinning:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -50,7 +52,7 @@ def bound_runner(sess: ort.InferenceSession, feed: dict[str, np.ndarray]):
     for name, value in feed.items():
         binding.bind_cpu_input(name, value)
     outs = [np.empty_like(r) for r in reference]
-    for meta, buffer in zip(sess.get_outputs(), outs):
+    for meta, buffer in zip(sess.get_outputs(), outs, strict=False):
         binding.bind_output(meta.name, "cpu", 0, buffer.dtype, buffer.shape, buffer.ctypes.data)
 
     def run():
@@ -74,8 +76,13 @@ def main() -> None:
         export_artifacts(args.checkpoint, shipped.parent)
         fused_gcn.FusedGraphConv.forward = gemm_forward
         export_artifacts(args.checkpoint, gemm.parent)
-        sessions = {"shipped": session(shipped), "gemm": session(gemm), "1-thread": session(shipped, threads=1),
-                    "no-spin": session(shipped, spinning=False), "extended": session(shipped, level="extended")}  # fmt: skip
+        sessions = {
+            "shipped": session(shipped),
+            "gemm": session(gemm),
+            "1-thread": session(shipped, threads=1),
+            "no-spin": session(shipped, spinning=False),
+            "extended": session(shipped, level="extended"),
+        }
     runners = {name: (lambda s=s: s.run(None, feed)) for name, s in sessions.items()}
     runners["io-bound"] = bound_runner(sessions["shipped"], feed)
     reference = runners["shipped"]()
@@ -90,7 +97,7 @@ def main() -> None:
         print(f"block {block + 1}/{args.blocks}", flush=True)
     print(f"B={args.batch}, S={args.hypotheses}: ms per call over {args.blocks} blocks of 10 calls")
     for name, run in runners.items():
-        diff = max(float(np.abs(a - b).max()) for a, b in zip(reference, run()))
+        diff = max(float(np.abs(a - b).max()) for a, b in zip(reference, run(), strict=False))
         t = times[name]
         print(f"  {name:<9} median {np.median(t):7.2f}   min {min(t):7.2f}   max output difference {diff:.1e}")
 

@@ -46,7 +46,9 @@ def have(*modules: str) -> bool:
 
 
 # Tests that train, export or run the PyTorch reference; skipped in a runtime-only install.
-needs_torch = pytest.mark.skipif(not have("torch", "onnx"), reason="needs PyTorch and onnx (pip install 'posedeploy[export]')")
+needs_torch = pytest.mark.skipif(
+    not have("torch", "onnx"), reason="needs PyTorch and onnx (pip install 'posedeploy[export]')"
+)
 
 
 @pytest.fixture(scope="session")
@@ -83,14 +85,23 @@ def fake_cameras(subject_index: int) -> dict[str, dict]:
         right /= np.linalg.norm(right)
         down = np.cross(forward, right)
         cams[cam_id] = {
-            "R": np.stack([right, down, forward]).tolist(), "T": (position * 1000).tolist(),
-            "f": [1145.0, 1144.0], "c": [512.0, 515.0], "k": [-0.2, 0.24, -0.003], "p": [-0.001, -0.0014],
-        }  # fmt: skip
+            "R": np.stack([right, down, forward]).tolist(),
+            "T": (position * 1000).tolist(),
+            "f": [1145.0, 1144.0],
+            "c": [512.0, 515.0],
+            "k": [-0.2, 0.24, -0.003],
+            "p": [-0.001, -0.0014],
+        }
     return cams
 
 
-def make_fake_h36m(root: Path, subjects=("S1", "S9", "S11"), sequences=("Walking 1", "Sitting", "Photo 1"),
-                   frames: int = 12, joints_3d: int = 32) -> Path:  # fmt: skip
+def make_fake_h36m(
+    root: Path,
+    subjects=("S1", "S9", "S11"),
+    sequences=("Walking 1", "Sitting", "Photo 1"),
+    frames: int = 12,
+    joints_3d: int = 32,
+) -> Path:
     """A Human3.6M folder in the VideoPose3D layout with synthetic poses (world metres)."""
     root.mkdir(parents=True, exist_ok=True)
     positions, detections, cameras = {}, {}, {}
@@ -110,15 +121,30 @@ def make_fake_h36m(root: Path, subjects=("S1", "S9", "S11"), sequences=("Walking
             views = []
             for cam_id in CAMERA_IDS:
                 c = cameras[subject][cam_id]
-                cam = Camera(cam_id, np.array(c["R"]), np.array(c["T"]) / 1000, np.array(c["f"]), np.array(c["c"]),
-                             np.array(c["k"]), np.array(c["p"]), *RESOLUTION[cam_id])  # fmt: skip
+                cam = Camera(
+                    cam_id,
+                    np.array(c["R"]),
+                    np.array(c["T"]) / 1000,
+                    np.array(c["f"]),
+                    np.array(c["c"]),
+                    np.array(c["k"]),
+                    np.array(c["p"]),
+                    *RESOLUTION[cam_id],
+                )
                 px = project_to_2d(world_to_camera(world, cam), cam)
                 views.append((px[:, list(SH16_TO_17)] + 3.0).astype(np.float32))
             detections[subject][sequence] = views
     np.savez(root / "data_3d_h36m.npz", positions_3d=np.array(positions, dtype=object))
-    metadata = {"layout_name": "h36m_sh16", "num_joints": 16, "keypoints_symmetry": [[4, 5, 6, 10, 11, 12], [1, 2, 3, 13, 14, 15]]}
-    np.savez(root / "data_2d_h36m_sh_pt_mpii.npz", positions_2d=np.array(detections, dtype=object),
-             metadata=np.array(metadata, dtype=object))  # fmt: skip
+    metadata = {
+        "layout_name": "h36m_sh16",
+        "num_joints": 16,
+        "keypoints_symmetry": [[4, 5, 6, 10, 11, 12], [1, 2, 3, 13, 14, 15]],
+    }
+    np.savez(
+        root / "data_2d_h36m_sh_pt_mpii.npz",
+        positions_2d=np.array(detections, dtype=object),
+        metadata=np.array(metadata, dtype=object),
+    )
     (root / "cameras.json").write_text(json.dumps({"cameras": cameras}))
     return root
 

@@ -15,7 +15,7 @@ def random_official_state(keys: list[str], shapes: list[list[int]], seed: int) -
     matrices scaled by 1/sqrt(fan-in), small biases and adjacency corrections."""
     gen = torch.Generator().manual_seed(seed)
     state = {}
-    for key, shape in zip(keys, shapes):
+    for key, shape in zip(keys, shapes, strict=True):
         module = key.rsplit(".", 1)[0]
         is_norm = "norm" in module.lower() or module.endswith(".bn")
         if key.endswith("num_batches_tracked"):

@@ -40,14 +40,18 @@ def artifacts(exported):
 
 def test_training_and_evaluation_values(cli, tmp_path):
     refused(cli("train", "lifter", "--batch-size", "0", "--out", tmp_path / "run"), "batch size must be >= 1, got 0")
-    refused(cli("train", "lifter", "--schedule", "", "--out", tmp_path / "run"), "learning-rate schedule must be one of")
+    refused(
+        cli("train", "lifter", "--schedule", "", "--out", tmp_path / "run"), "learning-rate schedule must be one of"
+    )
     assert not (tmp_path / "run").exists()
     for alpha in ("1e308", "0", "-0.01", "nan", "inf"):
         refused(cli("eval", "--alpha", alpha, "--hypotheses", "4"), "alpha must be a number in (0, 1]")
     refused(cli("eval", "--alpha", ",".join(str(0.001 * i) for i in range(1, 18))), "at most 16 different values")
     refused(cli("eval", "--alpha", "0.01,0.01"), "at most 16 different values, got 2 (1 different)")
     for best_of in ("0", "-1", "500", "1,2,5"):
-        refused(cli("eval", "--hypotheses", "4", "--best-of", best_of), "best-of values must be whole numbers from 1 to S=4")
+        refused(
+            cli("eval", "--hypotheses", "4", "--best-of", best_of), "best-of values must be whole numbers from 1 to S=4"
+        )
     refused(cli("eval", "--noise", ",".join(["adaptive"] * 5000)), "each once")
 
 
@@ -77,10 +81,27 @@ def test_detector_files_with_no_one_to_lift(cli, artifacts, tmp_path):
     (tmp_path / "nobody.json").write_text(json.dumps({"instance_info": [{"frame_id": 1, "instances": []}]}))
     (tmp_path / "unseen.json").write_text(json.dumps([{"image_id": 1, "keypoints": [0.0] * 51, "score": 0.9}]))
     out = tmp_path / "poses.json"
-    for name, message, notes in (("empty", "no person was detected", 0), ("nobody", "no person was detected", 0),
-                                 ("unseen", "every frame was skipped (1 of 1", 1)):  # fmt: skip
-        refused(cli("run", "--input", tmp_path / f"{name}.json", "--out", out, "--artifacts", artifacts,
-                    "--image-size", 1000, 1000), message, notes)  # fmt: skip
+    for name, message, notes in (
+        ("empty", "no person was detected", 0),
+        ("nobody", "no person was detected", 0),
+        ("unseen", "every frame was skipped (1 of 1", 1),
+    ):
+        refused(
+            cli(
+                "run",
+                "--input",
+                tmp_path / f"{name}.json",
+                "--out",
+                out,
+                "--artifacts",
+                artifacts,
+                "--image-size",
+                1000,
+                1000,
+            ),
+            message,
+            notes,
+        )
     assert not out.exists()
 
 
@@ -91,18 +112,32 @@ def test_bench_build_and_parity_values(cli, artifacts, tmp_path):
         refused(cli("bench", "--artifacts", artifacts, "--stream-fps", fps), "stream frame rate must be")
     refused(cli("build", "--artifacts", artifacts, "--dla-core", "-1"), "DLA core must be 0-1")
     if have("tensorrt_rtx"):
-        refused(cli("build", "--artifacts", artifacts, "--dla-core", "0", "--compute-capability", "8.9"),
-                "TensorRT for RTX has no DLA support")  # fmt: skip
+        refused(
+            cli("build", "--artifacts", artifacts, "--dla-core", "0", "--compute-capability", "8.9"),
+            "TensorRT for RTX has no DLA support",
+        )
     refused(cli("parity", "--artifacts", artifacts, "--hypotheses", "1000000000"), "more than the 100,000")
-    refused(cli("parity", "--artifacts", artifacts, "--samples", "5000", "--hypotheses", "100000"), "over the memory budget")
+    refused(
+        cli("parity", "--artifacts", artifacts, "--samples", "5000", "--hypotheses", "100000"), "over the memory budget"
+    )
 
 
 def test_predict_with_noise_that_is_not_standard_normal(cli, tmp_path):
     np.save(tmp_path / "kp.npy", np.zeros((2, 17, 2), np.float32))
     for value in (1e300, 1e30, -5e3):
         np.save(tmp_path / "noise.npy", np.full((2, 3, 2, 17, 2), value))
-        refused(cli("predict", "--keypoints", tmp_path / "kp.npy", "--noise", tmp_path / "noise.npy", "--out",
-                    tmp_path / "out.npz"), "noise must be standard normal draws")  # fmt: skip
+        refused(
+            cli(
+                "predict",
+                "--keypoints",
+                tmp_path / "kp.npy",
+                "--noise",
+                tmp_path / "noise.npy",
+                "--out",
+                tmp_path / "out.npz",
+            ),
+            "noise must be standard normal draws",
+        )
     assert not (tmp_path / "out.npz").exists()
 
 
@@ -120,8 +155,21 @@ def test_non_finite_reference_results_are_refused():
 def test_import_checkpoint_of_integer_weights(cli, tmp_path):
     from posedeploy.training.models import build_model
 
-    state = {k: v.to(torch.int64) if v.is_floating_point() else v for k, v in build_model("lifter", "mgcn_lw").state_dict().items()}
+    state = {
+        k: v.to(torch.int64) if v.is_floating_point() else v
+        for k, v in build_model("lifter", "mgcn_lw").state_dict().items()
+    }
     torch.save({k.removeprefix("gcn."): v for k, v in state.items()}, tmp_path / "ints.pth")
-    refused(cli("import-checkpoint", "--lifter", "mgcn_lw", "--lifter-weights", tmp_path / "ints.pth", "--out",
-                tmp_path / "c.pt"), "holds int64, expected float32")  # fmt: skip
+    refused(
+        cli(
+            "import-checkpoint",
+            "--lifter",
+            "mgcn_lw",
+            "--lifter-weights",
+            tmp_path / "ints.pth",
+            "--out",
+            tmp_path / "c.pt",
+        ),
+        "holds int64, expected float32",
+    )
     assert not (tmp_path / "c.pt").exists()

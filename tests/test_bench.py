@@ -30,13 +30,16 @@ def exported(tmp_path_factory):
 @pytest.fixture(scope="module")
 def report(exported):
     ckpt, artifacts = exported
-    return bench(artifacts, ["torch", "onnxruntime"], ["fp32", "fp16"], TINY, checkpoint=ckpt, stream_fps=500,
-                 stream_frames=5)  # fmt: skip
+    return bench(
+        artifacts, ["torch", "onnxruntime"], ["fp32", "fp16"], TINY, checkpoint=ckpt, stream_fps=500, stream_frames=5
+    )
 
 
 def test_report_schema_and_sane_numbers(report):
     assert report["schema"] == SCHEMA
-    assert {"settings", "flops", "peaks", "results", "fits", "streaming", "machine", "model", "artifacts"} <= set(report)
+    assert {"settings", "flops", "peaks", "results", "fits", "streaming", "machine", "model", "artifacts"} <= set(
+        report
+    )
     labels = {c["label"] for c in report["results"]}
     assert labels == {"torch-fp32", "onnxruntime-cpu-fp32", "onnxruntime-cpu-fp16"}
     assert len(report["results"]) == 3 * 4
@@ -45,7 +48,7 @@ def test_report_schema_and_sane_numbers(report):
         assert 0 < lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"]
         assert c["frames_per_s"] == pytest.approx(c["batch"] / (lat["p50"] / 1e3))
         assert c["hypotheses_per_s"] == pytest.approx(c["frames_per_s"] * c["hypotheses"])
-        assert c["gflops"] > 0 and 0 < c["fraction_of_peak"]
+        assert c["gflops"] > 0 and c["fraction_of_peak"] > 0
         assert c["repeats"] >= TINY.min_repeats
         assert c["speedup_vs_torch"] > 0
         if c["backend"] == "torch":
@@ -67,7 +70,11 @@ def test_plot_is_written(report, tmp_path):
 
 
 def test_linear_fit_and_cliffs():
-    cells = [{"batch": b, "hypotheses": s, "latency_ms": {"p50": 2.0 + 0.01 * b * s}} for b in (1, 4, 16) for s in (1, 50, 200)]
+    cells = [
+        {"batch": b, "hypotheses": s, "latency_ms": {"p50": 2.0 + 0.01 * b * s}}
+        for b in (1, 4, 16)
+        for s in (1, 50, 200)
+    ]
     fit = fit_linear(cells)
     assert fit["slope_us_per_hypothesis"] == pytest.approx(10.0) and fit["intercept_ms"] == pytest.approx(2.0)
     assert fit["r2"] == pytest.approx(1.0) and fit["cliffs"] == []
@@ -87,11 +94,34 @@ def test_bad_settings_and_stream_arguments(exported):
 def test_bench_command(exported, tmp_path):
     ckpt, artifacts = exported
     result = subprocess.run(
-        [sys.executable, "-m", "posedeploy.cli", "bench", "--artifacts", str(artifacts), "--checkpoint", str(ckpt),
-         "--backend", "torch,onnxruntime,tensorrt", "--batch", "1", "--hypotheses", "2", "--min-seconds", "0",
-         "--min-repeats", "2", "--json", str(tmp_path / "b.json"), "--plot", str(tmp_path / "b.png")],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "posedeploy.cli",
+            "bench",
+            "--artifacts",
+            str(artifacts),
+            "--checkpoint",
+            str(ckpt),
+            "--backend",
+            "torch,onnxruntime,tensorrt",
+            "--batch",
+            "1",
+            "--hypotheses",
+            "2",
+            "--min-seconds",
+            "0",
+            "--min-repeats",
+            "2",
+            "--json",
+            str(tmp_path / "b.json"),
+            "--plot",
+            str(tmp_path / "b.png"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     assert "x torch" in result.stdout and "peak cpu" in result.stdout
     assert "skipping tensorrt" in result.stderr  # no engine here: said, not crashed
@@ -104,10 +134,30 @@ def test_bench_of_the_shipped_model_leaves_no_temporary_export(tmp_path):
     scratch.mkdir()
     env = {**os.environ, "TMPDIR": str(scratch)}
     result = subprocess.run(
-        [sys.executable, "-m", "posedeploy.cli", "bench", "--backend", "onnxruntime", "--batch", "1", "--hypotheses",
-         "2", "--min-seconds", "0", "--min-repeats", "1", "--warmup", "0"],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "posedeploy.cli",
+            "bench",
+            "--backend",
+            "onnxruntime",
+            "--batch",
+            "1",
+            "--hypotheses",
+            "2",
+            "--min-seconds",
+            "0",
+            "--min-repeats",
+            "1",
+            "--warmup",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     assert "temporary folder" in result.stderr
     assert list(scratch.glob("posedeploy-bench-*")) == []  # (torch and onnx keep caches of their own there)

@@ -2,16 +2,30 @@ import numpy as np
 import pytest
 
 from posedeploy.data.camera import (
-    Camera, camera_to_world, image_coordinates, normalize_screen_coordinates, project_to_2d, world_to_camera,
-)  # fmt: skip
+    Camera,
+    camera_to_world,
+    image_coordinates,
+    normalize_screen_coordinates,
+    project_to_2d,
+    world_to_camera,
+)
 from posedeploy.errors import InputError
 
 
 def _camera(k=(0.0, 0.0, 0.0), p=(0.0, 0.0)):
     angle = 0.4
     R = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1.0]])
-    return Camera("c", R, np.array([0.1, -0.2, -4.0]), np.array([1100.0, 1090.0]), np.array([500.0, 510.0]),
-                  np.array(k), np.array(p), 1000, 1002)  # fmt: skip
+    return Camera(
+        "c",
+        R,
+        np.array([0.1, -0.2, -4.0]),
+        np.array([1100.0, 1090.0]),
+        np.array([500.0, 510.0]),
+        np.array(k),
+        np.array(p),
+        1000,
+        1002,
+    )
 
 
 def test_world_camera_round_trip():

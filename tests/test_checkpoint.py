@@ -10,8 +10,14 @@ from helpers import random_checkpoint
 
 from posedeploy.errors import CheckpointError
 from posedeploy.training.checkpoint import (
-    FORMAT_VERSION, Checkpoint, PipelineConfig, content_hash, load_checkpoint, save_checkpoint, state_fingerprint,
-)  # fmt: skip
+    FORMAT_VERSION,
+    Checkpoint,
+    PipelineConfig,
+    content_hash,
+    load_checkpoint,
+    save_checkpoint,
+    state_fingerprint,
+)
 from posedeploy.training.models import build_model
 from posedeploy.training.weight_storage import quantize_int8, stored_as_int8
 
@@ -92,8 +98,9 @@ def test_non_finite_weights_and_alpha_are_refused_on_save_and_load(tmp_path):
 
     ckpt = _checkpoint()
     name = next(k for k, v in ckpt.lifter_state.items() if v.is_floating_point())
-    poisoned = Checkpoint(ckpt.config, {**ckpt.lifter_state, name: ckpt.lifter_state[name].clone().fill_(float("nan"))},
-                          ckpt.avg_state)  # fmt: skip
+    poisoned = Checkpoint(
+        ckpt.config, {**ckpt.lifter_state, name: ckpt.lifter_state[name].clone().fill_(float("nan"))}, ckpt.avg_state
+    )
     with pytest.raises(CheckpointError, match="non-finite value"):
         save_checkpoint(tmp_path / "nan.pt", poisoned)
     assert not (tmp_path / "nan.pt").exists()
@@ -106,8 +113,9 @@ def test_non_finite_weights_and_alpha_are_refused_on_save_and_load(tmp_path):
     with pytest.raises(CheckpointError, match=f"non-finite value\\(s\\) in '{name}'"):
         load_checkpoint(tmp_path / "inf.pt")
     with pytest.raises(CheckpointError, match="alpha must be a finite number"):
-        save_checkpoint(tmp_path / "a.pt", dataclasses.replace(ckpt, config=dataclasses.replace(ckpt.config, alpha=float("inf"))))
-
+        save_checkpoint(
+            tmp_path / "a.pt", dataclasses.replace(ckpt, config=dataclasses.replace(ckpt.config, alpha=float("inf")))
+        )
 
 
 def test_a_flipped_byte_in_a_weight_is_detected(tmp_path):

@@ -95,7 +95,9 @@ def test_a_redeploy_replaces_only_its_own_unchanged_files(tmp_path):
     assert REPORT_MD in json.loads(report)["files"]  # every file it wrote is listed, REPORT.md included
     (out / "my_analysis.md").write_text("my notes")
     (out / "artifacts" / "extra").mkdir()
-    with pytest.raises(InputError, match=r"also holds 2 entries that deploy did not write.*\(artifacts/extra/, my_analysis.md\)"):
+    with pytest.raises(
+        InputError, match=r"also holds 2 entries that deploy did not write.*\(artifacts/extra/, my_analysis.md\)"
+    ):
         deploy(None, out, DeploySettings(**FAST, pictures=False))
     assert (out / "my_analysis.md").read_text() == "my notes" and (out / REPORT_JSON).read_text() == report
     (out / "my_analysis.md").unlink()
@@ -141,11 +143,15 @@ def test_bad_input_is_one_line_and_writes_nothing(checkpoints, tmp_path):  # noq
     (tmp_path / "foreign.pt").write_text("not a checkpoint")
     result = run_cli("deploy", "--checkpoint", tmp_path / "foreign.pt", "--out", out)
     assert_one_line_error(result, "foreign.pt")
-    assert_one_line_error(run_cli("deploy", "--checkpoint", checkpoints / "lifter.pt", "--out", out), "holds only a lifter")
+    assert_one_line_error(
+        run_cli("deploy", "--checkpoint", checkpoints / "lifter.pt", "--out", out), "holds only a lifter"
+    )
     (tmp_path / "a_file").write_text("x")
     assert_one_line_error(run_cli("deploy", "--out", tmp_path / "a_file"), "is not a folder")
     assert_one_line_error(run_cli("deploy", "--out", tmp_path / "a_file" / "sub"), "cannot write into")
-    assert_one_line_error(run_cli("deploy", "--out", out, "--compute-capability", "9.0"), "unknown compute capability 9.0")
+    assert_one_line_error(
+        run_cli("deploy", "--out", out, "--compute-capability", "9.0"), "unknown compute capability 9.0"
+    )
     assert_one_line_error(run_cli("deploy", "--out", out, "--hypotheses", "0"), "hypotheses must be")
     assert_one_line_error(run_cli("deploy", "--out", out, "--backend", "tpu"), "unknown backend 'tpu'")
     busy = tmp_path / "busy"
@@ -159,19 +165,31 @@ def test_bad_input_is_one_line_and_writes_nothing(checkpoints, tmp_path):  # noq
     assert not out.exists() and leftovers(tmp_path) == []
 
 
-EARLIER = {"artifacts/pipeline.onnx": b"graph", "artifacts/manifest.json": b"{}", "sequence/lifted.npz": b"poses",
-           REPORT_MD: b"# report"}  # fmt: skip
+EARLIER = {
+    "artifacts/pipeline.onnx": b"graph",
+    "artifacts/manifest.json": b"{}",
+    "sequence/lifted.npz": b"poses",
+    REPORT_MD: b"# report",
+}
 TOUCHABLE = [*EARLIER, REPORT_JSON, "thesis.tex", "artifacts/notes.md", "sequence/sub/x.png", "extra/"]
 
 
 def _snapshot(folder):
-    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() and not p.is_symlink() else "link" if p.is_symlink() else "dir")
-            for p in sorted(folder.rglob("*"))}  # fmt: skip
+    return {
+        str(p.relative_to(folder)): (
+            p.read_bytes() if p.is_file() and not p.is_symlink() else "link" if p.is_symlink() else "dir"
+        )
+        for p in sorted(folder.rglob("*"))
+    }
 
 
 @settings(max_examples=60, deadline=None)
-@given(changes=st.lists(st.tuples(st.sampled_from(["write", "append", "remove", "mkdir", "symlink"]), st.sampled_from(TOUCHABLE)),
-                        max_size=4))  # fmt: skip
+@given(
+    changes=st.lists(
+        st.tuples(st.sampled_from(["write", "append", "remove", "mkdir", "symlink"]), st.sampled_from(TOUCHABLE)),
+        max_size=4,
+    )
+)
 def test_a_redeploy_never_removes_a_file_it_did_not_write(changes):
     """Whatever the user did to an earlier deploy's folder, a redeploy either replaces a folder that held
     only that deploy's own, unchanged files, or refuses, naming what is not, and changes nothing."""
@@ -183,7 +201,9 @@ def test_a_redeploy_never_removes_a_file_it_did_not_write(changes):
         for name, data in EARLIER.items():
             (out / name).parent.mkdir(parents=True, exist_ok=True)
             (out / name).write_bytes(data)
-        (out / REPORT_JSON).write_text(json.dumps({"format": "posedeploy.deploy", "format_version": 2, "files": _listing(out)}))
+        (out / REPORT_JSON).write_text(
+            json.dumps({"format": "posedeploy.deploy", "format_version": 2, "files": _listing(out)})
+        )
         for action, name in changes:
             path = out / name.rstrip("/")
             if action == "remove":
@@ -206,9 +226,13 @@ def test_a_redeploy_never_removes_a_file_it_did_not_write(changes):
             listed = None  # no longer an earlier deploy: only an empty folder may be written over
         owned_dirs = {str(parent) for name in EARLIER for parent in Path(name).parents}
         # Is anything there that the earlier deploy did not write, as it wrote it?
-        foreign = listed is None and bool(before) or any(
-            rel != REPORT_JSON and content != EARLIER.get(rel) and not (content == "dir" and rel in owned_dirs)
-            for rel, content in before.items()
+        foreign = (
+            listed is None
+            and bool(before)
+            or any(
+                rel != REPORT_JSON and content != EARLIER.get(rel) and not (content == "dir" and rel in owned_dirs)
+                for rel, content in before.items()
+            )
         )
         stage = new_stage(out)
         (stage / "new.txt").write_text("new")

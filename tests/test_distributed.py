@@ -23,10 +23,38 @@ def _free_port() -> int:
 @pytest.mark.slow
 def test_two_process_training_under_torchrun(tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
-           "-m", "posedeploy.cli", "train", "lifter", "--data", "synthetic", "--stride", "50", "--val-stride", "20",
-           "--epochs", "2", "--batch-size", "64", "--ema", "0.99", "--device", "cpu", "--out", str(out)]  # fmt: skip
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(_free_port()),
+        "-m",
+        "posedeploy.cli",
+        "train",
+        "lifter",
+        "--data",
+        "synthetic",
+        "--stride",
+        "50",
+        "--val-stride",
+        "20",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "64",
+        "--ema",
+        "0.99",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    ]
+    result = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
     assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-3000:])
     epochs = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [e["epoch"] for e in epochs] == [1, 2]  # only rank 0 writes

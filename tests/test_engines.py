@@ -26,8 +26,9 @@ def exports(tmp_path_factory):
     root = tmp_path_factory.mktemp("engines")
     out = {}
     for lifter in ("mgcn_lw", "htnet"):
-        export_artifacts(random_checkpoint(root / f"{lifter}.pt", lifter=lifter), root / lifter, fp16=True,
-                         in_graph_noise=True)  # fmt: skip
+        export_artifacts(
+            random_checkpoint(root / f"{lifter}.pt", lifter=lifter), root / lifter, fp16=True, in_graph_noise=True
+        )
         out[lifter] = root / lifter
     return out
 
@@ -38,8 +39,13 @@ def exports(tmp_path_factory):
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_rtx_builds_both_lifters_fp32_and_fp16_without_a_gpu(exports, lifter, precision):
     artifacts = exports[lifter]
-    settings = BuildSettings(precision=precision, batch=(1, 8, 16), hypotheses=(1, 200, 200),
-                             compute_capabilities=["8.9"], flavour="tensorrt_rtx")  # fmt: skip
+    settings = BuildSettings(
+        precision=precision,
+        batch=(1, 8, 16),
+        hypotheses=(1, 200, 200),
+        compute_capabilities=["8.9"],
+        flavour="tensorrt_rtx",
+    )
     manifest = build_engine(artifacts, settings)
     plan = artifacts / manifest["plan"]["file"]
     assert plan.name == f"pipeline.{precision}.rtx.plan" and plan.stat().st_size > 100_000
@@ -56,8 +62,10 @@ def test_rtx_builds_both_lifters_fp32_and_fp16_without_a_gpu(exports, lifter, pr
 @pytest.mark.trt
 @rtx
 def test_in_graph_noise_variant_builds(exports):
-    manifest = build_engine(exports["mgcn_lw"], BuildSettings(compute_capabilities=["8.6", "8.9"], in_graph_noise=True,
-                                                              flavour="tensorrt_rtx"))  # fmt: skip
+    manifest = build_engine(
+        exports["mgcn_lw"],
+        BuildSettings(compute_capabilities=["8.6", "8.9"], in_graph_noise=True, flavour="tensorrt_rtx"),
+    )
     assert manifest["plan"]["file"] == "pipeline.rng.fp16.rtx.plan"
     assert manifest["target"]["compute_capabilities"] == ["8.6", "8.9"]
 
@@ -72,7 +80,10 @@ def test_parser_errors_name_node_and_operator(tmp_path):
     onnx.save(graph, tmp_path / "a" / "pipeline.fp16.onnx")
     manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
     entry = manifest["files"]["pipeline.fp16.onnx"]
-    entry.update(sha256=sha256_file(tmp_path / "a" / "pipeline.fp16.onnx"), bytes=(tmp_path / "a" / "pipeline.fp16.onnx").stat().st_size)
+    entry.update(
+        sha256=sha256_file(tmp_path / "a" / "pipeline.fp16.onnx"),
+        bytes=(tmp_path / "a" / "pipeline.fp16.onnx").stat().st_size,
+    )
     (tmp_path / "a" / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(EngineBuildError, match="mystery_node.*NoSuchOperator"):
         build_engine(tmp_path / "a", BuildSettings(compute_capabilities=["8.9"], flavour="tensorrt_rtx"))
@@ -108,7 +119,9 @@ def _manifest(**changes):
 
 
 def _machine(cc="9.0", trt="10.13.0", arch="x86_64"):
-    return MachineInfo(arch=arch, system="Linux", gpus=[GPU("NVIDIA H100 80GB HBM3", cc, 81559)], tensorrt={"tensorrt": trt})
+    return MachineInfo(
+        arch=arch, system="Linux", gpus=[GPU("NVIDIA H100 80GB HBM3", cc, 81559)], tensorrt={"tensorrt": trt}
+    )
 
 
 def test_manifest_mismatches_say_what_differs():
@@ -132,8 +145,12 @@ def test_profile_parsing_and_settings_validation():
     for bad in ("1:x:3", "1:2"):
         with pytest.raises(InputError):
             parse_range(bad, "batch")
-    for settings in (BuildSettings(batch=(0, 1, 2)), BuildSettings(precision="int8"), BuildSettings(optimization_level=9),
-                     BuildSettings(compute_capabilities=["6.1"])):  # fmt: skip
+    for settings in (
+        BuildSettings(batch=(0, 1, 2)),
+        BuildSettings(precision="int8"),
+        BuildSettings(optimization_level=9),
+        BuildSettings(compute_capabilities=["6.1"]),
+    ):
         with pytest.raises(InputError):
             settings.validate()
 
@@ -216,10 +233,17 @@ def test_an_engine_manifest_missing_a_field_is_refused_in_one_line(tmp_path):
 
     plan = tmp_path / "pipeline.fp16.plan"
     plan.write_bytes(b"serialised engine")
-    whole = {"format": FORMAT, "format_version": FORMAT_VERSION, "precision": "fp16",
-             "tensorrt": {"flavour": "tensorrt", "version": "10.13.0"}, "target": {"compute_capabilities": ["9.0"]},
-             "platform": {"arch": "x86_64"}, "flags": {}, "onnx": {"file": "pipeline.fp16.onnx", "sha256": "ab" * 32},
-             "plan": {"file": plan.name, "sha256": sha256_file(plan), "bytes": plan.stat().st_size}}  # fmt: skip
+    whole = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "precision": "fp16",
+        "tensorrt": {"flavour": "tensorrt", "version": "10.13.0"},
+        "target": {"compute_capabilities": ["9.0"]},
+        "platform": {"arch": "x86_64"},
+        "flags": {},
+        "onnx": {"file": "pipeline.fp16.onnx", "sha256": "ab" * 32},
+        "plan": {"file": plan.name, "sha256": sha256_file(plan), "bytes": plan.stat().st_size},
+    }
     manifest_path(plan).write_text(json.dumps(whole))
     assert read_engine_manifest(plan)["onnx"]["file"] == "pipeline.fp16.onnx"
     for key in ("onnx", "tensorrt", "plan", "target", "platform", "flags", "precision"):

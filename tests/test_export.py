@@ -51,14 +51,21 @@ def test_fp16_graph_keeps_float32_islands_and_io(exported):
     inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
     types = {v.name: v.type.tensor_type.elem_type for v in list(inferred.graph.value_info) + list(inferred.graph.input)}
     types.update({t.name: t.data_type for t in model.graph.initializer})
-    assert all(v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for v in list(model.graph.input) + list(model.graph.output))
+    assert all(
+        v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+        for v in list(model.graph.input) + list(model.graph.output)
+    )
     halves = [t for t in model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT16]
     assert len(halves) > 10
     kept = [n for n in model.graph.node if n.op_type in KEEP_FP32]
     assert kept  # BatchNormalization in the lifter, the reductions of the aggregation
     for node in kept:
         assert all(types.get(i) != onnx.TensorProto.FLOAT16 for i in node.input if i), node.name
-    outside = [n for n in model.graph.node if not any(scope in n.name for scope in ("/lifter/", "/avg/")) and n.op_type in ("Mul", "Add", "Clip", "Max")]
+    outside = [
+        n
+        for n in model.graph.node
+        if not any(scope in n.name for scope in ("/lifter/", "/avg/")) and n.op_type in ("Mul", "Add", "Clip", "Max")
+    ]
     for node in outside:  # sigma, noise and aggregation arithmetic
         assert all(types.get(i) != onnx.TensorProto.FLOAT16 for i in node.input if i), node.name
     assert (out / "pipeline.fp16.onnx").stat().st_size < 0.8 * (out / "pipeline.onnx").stat().st_size
@@ -133,9 +140,8 @@ def test_a_second_writer_is_refused_and_stale_artifacts_are_removed(tmp_path):
 
     ckpt = random_checkpoint(tmp_path / "a.pt", seed=1)
     out = tmp_path / "out"
-    with folder_lock(out, "export"):
-        with pytest.raises(InputError, match="is being written by posedeploy \\(pid"):
-            export_artifacts(ckpt, out)
+    with folder_lock(out, "export"), pytest.raises(InputError, match="is being written by posedeploy \\(pid"):
+        export_artifacts(ckpt, out)
     assert not (out / "manifest.json").exists()
     export_artifacts(ckpt, out, triton=True, in_graph_noise=True)
     assert (out / "triton").is_dir() and (out / "pipeline.rng.onnx").is_file()

@@ -134,8 +134,10 @@ def test_tensorrt_graphs_profiles_and_timing_cache(exports):
     assert second["timing_cache"]["reused"]
     plan = find_plan(read_manifest(artifacts), "pipeline.fp16")
     rng = np.random.default_rng(0)
-    feed = {"keypoints": rng.normal(scale=0.3, size=(3, 17, 2)).astype(np.float32),
-            "noise": rng.standard_normal((3, 40, 2, 17, 2), dtype=np.float32)}  # fmt: skip
+    feed = {
+        "keypoints": rng.normal(scale=0.3, size=(3, 17, 2)).astype(np.float32),
+        "noise": rng.standard_normal((3, 40, 2, 17, 2), dtype=np.float32),
+    }
     with TensorRTBackend(plan, cuda_graphs=False) as plain, TensorRTBackend(plan, cuda_graphs=True) as graphed:
         expected = plain.run(feed)
         for _ in range(3):  # capture, then replay

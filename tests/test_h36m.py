@@ -8,9 +8,15 @@ import pytest
 from posedeploy.data import load_dataset
 from posedeploy.data.camera import image_coordinates
 from posedeploy.data.h36m import (
-    ACTIONS, SH16_TO_17, canonical_action, complete_sh16, load_cameras, load_h36m, load_keypoints_2d,
+    ACTIONS,
+    SH16_TO_17,
+    canonical_action,
+    complete_sh16,
+    load_cameras,
+    load_h36m,
+    load_keypoints_2d,
     load_positions_3d,
-)  # fmt: skip
+)
 from posedeploy.errors import DataError
 from posedeploy.skeleton import flip_pose
 

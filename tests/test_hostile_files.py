@@ -65,8 +65,9 @@ def mutations(original: bytes):
             data[at] ^= xor
         return bytes(data)
 
-    return st.one_of(st.binary(max_size=512), st.integers(0, len(original) - 1).map(lambda n: original[:n]),
-                     flips.map(flipped))  # fmt: skip
+    return st.one_of(
+        st.binary(max_size=512), st.integers(0, len(original) - 1).map(lambda n: original[:n]), flips.map(flipped)
+    )
 
 
 @FAST
@@ -75,12 +76,38 @@ def test_checkpoint_inputs(made, tmp_path_factory, capsys, data):
     blob = data.draw(mutations((made / "c.pt").read_bytes()))
     path = tmp_path_factory.mktemp("ck") / "x.pt"
     path.write_bytes(blob)
-    command = data.draw(st.sampled_from([
-        ("predict", "--keypoints", made / "kp.npy", "--out", path.with_suffix(".npz"), "--hypotheses", "2", "--checkpoint", path),
-        ("export", "--out", path.parent / "a", "--checkpoint", path),
-        ("parity", "--artifacts", made / "artifacts", "--samples", "2", "--hypotheses", "2", "--data", "synthetic", "--checkpoint", path),
-        ("import-checkpoint", "--lifter", "mgcn_lw", "--out", path.parent / "o.pt", "--lifter-weights", path),
-    ]))  # fmt: skip
+    command = data.draw(
+        st.sampled_from(
+            [
+                (
+                    "predict",
+                    "--keypoints",
+                    made / "kp.npy",
+                    "--out",
+                    path.with_suffix(".npz"),
+                    "--hypotheses",
+                    "2",
+                    "--checkpoint",
+                    path,
+                ),
+                ("export", "--out", path.parent / "a", "--checkpoint", path),
+                (
+                    "parity",
+                    "--artifacts",
+                    made / "artifacts",
+                    "--samples",
+                    "2",
+                    "--hypotheses",
+                    "2",
+                    "--data",
+                    "synthetic",
+                    "--checkpoint",
+                    path,
+                ),
+                ("import-checkpoint", "--lifter", "mgcn_lw", "--out", path.parent / "o.pt", "--lifter-weights", path),
+            ]
+        )
+    )
     assert_clean(*cli(capsys, *command)[::2])
 
 
@@ -98,7 +125,17 @@ def test_keypoint_and_camera_inputs(made, tmp_path_factory, capsys, data):
         blob = json.dumps(data.draw(JSON)).encode()
     name = "cam.json" if kind == "camera" else f"input.{kind}"
     (folder / name).write_bytes(blob)
-    args = ["run", "--artifacts", made / "artifacts", "--out", folder / "o.json", "--hypotheses", "2", "--backend", "onnxruntime"]
+    args = [
+        "run",
+        "--artifacts",
+        made / "artifacts",
+        "--out",
+        folder / "o.json",
+        "--hypotheses",
+        "2",
+        "--backend",
+        "onnxruntime",
+    ]
     if kind == "camera":
         args += ["--input", made / "kp.npy", "--camera", folder / name, "--aggregate", "jpma"]
     else:
@@ -126,12 +163,42 @@ def test_tampered_manifests(made, tmp_path_factory, capsys, data):
     elif how == "json":
         (folder / "manifest.json").write_text(json.dumps(data.draw(JSON)))
     else:
-        (folder / "manifest.json").write_bytes(data.draw(mutations((made / "artifacts" / "manifest.json").read_bytes())))
-    command = data.draw(st.sampled_from([
-        ("run", "--input", made / "kp.npy", "--out", folder.parent / "o.json", "--hypotheses", "2", "--backend", "onnxruntime"),
-        ("bench", "--backend", "onnxruntime", "--batch", "1", "--hypotheses", "2", "--min-seconds", "0", "--min-repeats", "1", "--warmup", "0"),
-        ("build", "--precision", "fp32"),
-    ]))  # fmt: skip
+        (folder / "manifest.json").write_bytes(
+            data.draw(mutations((made / "artifacts" / "manifest.json").read_bytes()))
+        )
+    command = data.draw(
+        st.sampled_from(
+            [
+                (
+                    "run",
+                    "--input",
+                    made / "kp.npy",
+                    "--out",
+                    folder.parent / "o.json",
+                    "--hypotheses",
+                    "2",
+                    "--backend",
+                    "onnxruntime",
+                ),
+                (
+                    "bench",
+                    "--backend",
+                    "onnxruntime",
+                    "--batch",
+                    "1",
+                    "--hypotheses",
+                    "2",
+                    "--min-seconds",
+                    "0",
+                    "--min-repeats",
+                    "1",
+                    "--warmup",
+                    "0",
+                ),
+                ("build", "--precision", "fp32"),
+            ]
+        )
+    )
     assert_clean(*cli(capsys, *command, "--artifacts", folder)[::2])
 
 
@@ -142,12 +209,32 @@ def test_outputs_that_cannot_be_written(made, tmp_path, capsys, where):
         target = "/proc/posedeploy-test/out"  # not creatable, even by root
     commands = [
         ("doctor", "--json", f"{target}.json" if where != "directory" else target),
-        ("run", "--input", made / "kp.npy", "--artifacts", made / "artifacts", "--hypotheses", "2", "--backend",
-         "onnxruntime", "--out", f"{target}.json" if where != "directory" else target),
-        ("predict", "--keypoints", made / "kp.npy", "--checkpoint", made / "c.pt", "--hypotheses", "2", "--out",
-         f"{target}.npz" if where != "directory" else target),
+        (
+            "run",
+            "--input",
+            made / "kp.npy",
+            "--artifacts",
+            made / "artifacts",
+            "--hypotheses",
+            "2",
+            "--backend",
+            "onnxruntime",
+            "--out",
+            f"{target}.json" if where != "directory" else target,
+        ),
+        (
+            "predict",
+            "--keypoints",
+            made / "kp.npy",
+            "--checkpoint",
+            made / "c.pt",
+            "--hypotheses",
+            "2",
+            "--out",
+            f"{target}.npz" if where != "directory" else target,
+        ),
         ("export", "--checkpoint", made / "c.pt", "--out", target if where != "directory" else made / "kp.npy"),
-    ]  # fmt: skip
+    ]
     for command in commands:
         code, _, err = cli(capsys, *command)
         assert code == 1 and err.count("error:") == 1 and "Traceback" not in err, (command, err)
@@ -166,8 +253,9 @@ def test_human36m_folder_inputs(made, tmp_path_factory, capsys, data):
     else:
         (root / victim).write_bytes(data.draw(mutations((root / victim).read_bytes())))
     keypoints = "sh" if "2d" in victim else data.draw(st.sampled_from(["gt", "sh"]))
-    code, _, err = cli(capsys, "eval", "--data", root, "--keypoints", keypoints, "--checkpoint", made / "c.pt",
-                       "--hypotheses", "0")  # fmt: skip
+    code, _, err = cli(
+        capsys, "eval", "--data", root, "--keypoints", keypoints, "--checkpoint", made / "c.pt", "--hypotheses", "0"
+    )
     assert_clean(code, err)
 
 
@@ -180,8 +268,10 @@ def test_deeply_nested_json_everywhere(made, tmp_path, capsys):
     shutil.copytree(made / "artifacts", tmp_path / "artifacts")
     (tmp_path / "artifacts" / "manifest.json").write_text(deep)
     base = ("run", "--out", tmp_path / "o.json", "--hypotheses", "2", "--backend", "onnxruntime")
-    for args in (("--input", tmp_path / "kp.json", "--artifacts", made / "artifacts"),
-                 ("--input", made / "kp.npy", "--camera", tmp_path / "cam.json", "--artifacts", made / "artifacts"),
-                 ("--input", made / "kp.npy", "--artifacts", tmp_path / "artifacts")):  # fmt: skip
+    for args in (
+        ("--input", tmp_path / "kp.json", "--artifacts", made / "artifacts"),
+        ("--input", made / "kp.npy", "--camera", tmp_path / "cam.json", "--artifacts", made / "artifacts"),
+        ("--input", made / "kp.npy", "--artifacts", tmp_path / "artifacts"),
+    ):
         code, _, err = cli(capsys, *base, *args)
         assert code == 1 and err.count("error:") == 1, err

@@ -78,8 +78,19 @@ def test_export_int8_command_stays_within_its_memory(tmp_path):
     import sys
 
     ckpt = random_checkpoint(tmp_path / "c.pt")
-    export = [sys.executable, "-m", "posedeploy.cli", "export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "a"),
-              "--int8", "--calibration-data", "synthetic"]  # fmt: skip
+    export = [
+        sys.executable,
+        "-m",
+        "posedeploy.cli",
+        "export",
+        "--checkpoint",
+        str(ckpt),
+        "--out",
+        str(tmp_path / "a"),
+        "--int8",
+        "--calibration-data",
+        "synthetic",
+    ]
     result = subprocess.run([sys.executable, "-c", PEAK, *export], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert "pipeline.int8.onnx" in result.stdout and "calibrating" in result.stderr
@@ -92,8 +103,12 @@ def test_export_int8_command_stays_within_its_memory(tmp_path):
 
 def test_calibration_is_thinned_to_what_the_calibrator_can_hold(exported):
     from posedeploy.export.int8 import (
-        CALIBRATION_BATCH, CALIBRATION_DRAWS, CALIBRATION_MEMORY, calibrated_bytes_per_draw, calibration_poses,
-    )  # fmt: skip
+        CALIBRATION_BATCH,
+        CALIBRATION_DRAWS,
+        CALIBRATION_MEMORY,
+        calibrated_bytes_per_draw,
+        calibration_poses,
+    )
 
     per_draw = calibrated_bytes_per_draw(onnx.load(exported[1] / "pipeline.onnx"))
     assert 100_000 < per_draw < 10_000_000  # MGCN-lw: about 0.6 MB of MatMul inputs and outputs per draw

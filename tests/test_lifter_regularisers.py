@@ -80,18 +80,26 @@ def test_a_regularised_run_records_its_choices_and_resumes_only_with_them(tiny, 
     training = load_checkpoint(tmp_path / "best.pt").config.training
     assert training["input_noise"] == 0.004 and training["dropout"] == 0.2
     with pytest.raises(CheckpointError, match=r"trains something else \(dropout 0.2 -> \(none\)\)"):
-        fit(LifterTask("mgcn_lw", *tiny, input_noise=0.004), TrainSettings(epochs=2, batch_size=64, lr=1e-3),
-            tmp_path, Context(), resume=True)  # fmt: skip
+        fit(
+            LifterTask("mgcn_lw", *tiny, input_noise=0.004),
+            TrainSettings(epochs=2, batch_size=64, lr=1e-3),
+            tmp_path,
+            Context(),
+            resume=True,
+        )
     plain = LifterTask("mgcn_lw", *tiny)
     assert "input_noise" not in plain.identity() and "dropout" not in plain.identity()
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"input_noise": -0.1}, "input noise must be >= 0"),
-    ({"input_noise": float("nan")}, "input noise must be >= 0"),
-    ({"dropout": 1.0}, "dropout must be >= 0 and < 1"),
-    ({"dropout": 0.1, "lifter": "htnet"}, "--dropout applies to the graph-convolution lifters"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"input_noise": -0.1}, "input noise must be >= 0"),
+        ({"input_noise": float("nan")}, "input noise must be >= 0"),
+        ({"dropout": 1.0}, "dropout must be >= 0 and < 1"),
+        ({"dropout": 0.1, "lifter": "htnet"}, "--dropout applies to the graph-convolution lifters"),
+    ],
+)
 def test_unusable_values_are_refused(tiny, kwargs, message):
     lifter = kwargs.pop("lifter", "mgcn_lw")
     with pytest.raises(InputError, match=message):
@@ -123,7 +131,9 @@ def test_joined_splits_keep_every_sample_and_name_both(tiny):
     train.meta["subjects"], val.meta["subjects"], val.meta["stride"] = ["S1", "S5"], ["S8"], 7
     both = train.join(val)
     assert both.meta["subjects"] == ["S1", "S5", "S8"] and "stride" not in both.meta  # the strides differ
-    assert (both.keypoints[len(train):] == val.keypoints).all() and (both.subjects[:len(train)] == train.subjects).all()
+    assert (both.keypoints[len(train) :] == val.keypoints).all() and (
+        both.subjects[: len(train)] == train.subjects
+    ).all()
     other = load_dataset("synthetic", "val", "noisy", synthetic_size=8)
     with pytest.raises(InputError, match="cannot join poses of synthetic/gt and of synthetic/noisy"):
         train.join(other)

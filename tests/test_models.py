@@ -4,8 +4,12 @@ import torch
 from posedeploy.errors import CheckpointError
 from posedeploy.training.models import build_model, count_parameters
 
-MODELS = [("lifter", "htnet", 3_048_489, 3), ("lifter", "mgcn_lw", 157_696, 3),
-          ("avg", "gcn", 1_099_100, None), ("avg", "mlp", 12_049, None)]  # fmt: skip
+MODELS = [
+    ("lifter", "htnet", 3_048_489, 3),
+    ("lifter", "mgcn_lw", 157_696, 3),
+    ("avg", "gcn", 1_099_100, None),
+    ("avg", "mlp", 12_049, None),
+]
 
 
 @pytest.mark.parametrize("kind, name, params, coords", MODELS)
@@ -29,7 +33,9 @@ def test_shapes_at_batch_one_and_batch_independence(kind, name, params, coords):
 @pytest.mark.parametrize("kind, name, params, coords", MODELS)
 def test_graph_constants_are_buffers_outside_the_state_dict(kind, name, params, coords):
     model = build_model(kind, name)
-    assert not any(k.endswith((".adj", "self_mask", "neighbour_mask", "source", "limb_joints")) for k in model.state_dict())
+    assert not any(
+        k.endswith((".adj", "self_mask", "neighbour_mask", "source", "limb_joints")) for k in model.state_dict()
+    )
     double = model.to(torch.float64).eval()  # buffers follow dtype/device changes
     with torch.no_grad():
         assert double(torch.randn(2, 17, 2, dtype=torch.float64)).dtype == torch.float64

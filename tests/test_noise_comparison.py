@@ -17,9 +17,14 @@ from tests.test_cli import assert_one_line_error, run_cli
 def _toy(n_clusters: int = 12, per: int = 10) -> PoseSet:
     n = n_clusters * per
     zeros = np.zeros((n, 17, 3), np.float32)
-    return PoseSet(keypoints=zeros[..., :2], poses_3d=zeros, actions=np.array(["a", "b"] * (n // 2)),
-                   subjects=np.repeat([f"s{i}" for i in range(n_clusters)], per), cameras=np.full(n, "c"),
-                   frames=np.arange(n))  # fmt: skip
+    return PoseSet(
+        keypoints=zeros[..., :2],
+        poses_3d=zeros,
+        actions=np.array(["a", "b"] * (n // 2)),
+        subjects=np.repeat([f"s{i}" for i in range(n_clusters)], per),
+        cameras=np.full(n, "c"),
+        frames=np.arange(n),
+    )
 
 
 def test_paired_difference_is_the_mean_over_actions_with_a_cluster_bootstrap():
@@ -41,7 +46,7 @@ def test_best_of_s_curve_falls_with_s_and_runs_share_their_noise(tmp_path):
     a = evaluate(ckpt, data, hypotheses=8, noise="adaptive", best_of=(1, 2, 4), show_progress=False)
     curve = list(a.extra["best_of_s_mpjpe"].values())
     assert list(a.extra["best_of_s_mpjpe"]) == ["1", "2", "4", "8"]
-    assert all(x >= y for x, y in zip(curve, curve[1:]))
+    assert all(x >= y for x, y in zip(curve, curve[1:], strict=False))
     again = evaluate(ckpt, data, hypotheses=8, noise="adaptive", best_of=(1, 2, 4), show_progress=False)
     np.testing.assert_array_equal(a.per_sample["best"], again.per_sample["best"])
     q = a.extra["sigma"]
@@ -52,13 +57,35 @@ def test_best_of_s_curve_falls_with_s_and_runs_share_their_noise(tmp_path):
 
 def test_eval_sweeps_noise_rules_and_alphas(tmp_path):
     ckpt = random_checkpoint(tmp_path / "c.pt")
-    result = run_cli("eval", "--checkpoint", ckpt, "--split", "val", "--hypotheses", 6, "--stride", 100,
-                     "--noise", "adaptive,uniform,alpha", "--alpha", "0.005,0.02", "--best-of", "1,3",
-                     "--json", tmp_path / "sweep.json")  # fmt: skip
+    result = run_cli(
+        "eval",
+        "--checkpoint",
+        ckpt,
+        "--split",
+        "val",
+        "--hypotheses",
+        6,
+        "--stride",
+        100,
+        "--noise",
+        "adaptive,uniform,alpha",
+        "--alpha",
+        "0.005,0.02",
+        "--best-of",
+        "1,3",
+        "--json",
+        tmp_path / "sweep.json",
+    )
     assert result.returncode == 0, result.stderr
     doc = json.loads((tmp_path / "sweep.json").read_text())
     assert [(r["settings"]["noise"], r["settings"]["alpha"]) for r in doc["runs"]] == [
-        ("adaptive", 0.005), ("uniform", 0.005), ("alpha", 0.005), ("adaptive", 0.02), ("uniform", 0.02), ("alpha", 0.02)]
+        ("adaptive", 0.005),
+        ("uniform", 0.005),
+        ("alpha", 0.005),
+        ("adaptive", 0.02),
+        ("uniform", 0.02),
+        ("alpha", 0.02),
+    ]
     assert len(doc["paired"]) == 9 and all(p["se_mm"] >= 0 for p in doc["paired"])
     assert "paired differences" in result.stdout and "best-3" in result.stdout
     assert_one_line_error(run_cli("eval", "--checkpoint", ckpt, "--noise", "gaussian"), "noise must be some of")
@@ -83,8 +110,9 @@ def test_oracle_rules_share_the_noise_draws_and_amount_of_eval(tmp_path):
     assert len(sigmas) == 7 and sigmas == pytest.approx([sigmas[0]] * 7, rel=1e-5)
     for rule in ("oracle-3d", "oracle-2d", "oracle-amount", "perfect-avg", "perfect-clamped"):
         assert not np.array_equal(result["best"][rule], result["best"]["uniform"]), rule
-    some = oracle_best_of(ckpt, data, truth, hypotheses=12, alpha=0.02, rules=("uniform", "perfect-avg"),
-                          show_progress=False)  # fmt: skip
+    some = oracle_best_of(
+        ckpt, data, truth, hypotheses=12, alpha=0.02, rules=("uniform", "perfect-avg"), show_progress=False
+    )
     assert list(some["best"]) == ["uniform", "perfect-avg"]  # the same draws whatever else runs
     np.testing.assert_array_equal(some["best"]["perfect-avg"], result["best"]["perfect-avg"])
     with pytest.raises(InputError, match="oracle rules"):

@@ -18,7 +18,12 @@ from posedeploy.training.official import convert_official, import_official
 
 FIXTURE = np.load(Path(__file__).parent / "fixtures" / "official_outputs.npz")
 SEEDS = {"htnet": 11, "mgcn_lw": 12, "avg_gcn": 13, "avg_mlp": 14}
-MODELS = {"htnet": ("lifter", "htnet"), "mgcn_lw": ("lifter", "mgcn_lw"), "avg_gcn": ("avg", "gcn"), "avg_mlp": ("avg", "mlp")}
+MODELS = {
+    "htnet": ("lifter", "htnet"),
+    "mgcn_lw": ("lifter", "mgcn_lw"),
+    "avg_gcn": ("avg", "gcn"),
+    "avg_mlp": ("avg", "mlp"),
+}
 
 
 def official_state(key: str) -> dict:
@@ -51,10 +56,20 @@ def test_import_checkpoint_cli_round_trip(tmp_path):
 
     torch.save(official_state("htnet"), tmp_path / "shhpe_model_htnet.pth")
     torch.save({f"module.{k}": v for k, v in official_state("avg_gcn").items()}, tmp_path / "avg_model_htnet.pth")
-    result = CliRunner().invoke(app, [
-        "import-checkpoint", "--lifter", "htnet", "--lifter-weights", str(tmp_path / "shhpe_model_htnet.pth"),
-        "--avg-weights", str(tmp_path / "avg_model_htnet.pth"), "--out", str(tmp_path / "htnet.pt"),
-    ])  # fmt: skip
+    result = CliRunner().invoke(
+        app,
+        [
+            "import-checkpoint",
+            "--lifter",
+            "htnet",
+            "--lifter-weights",
+            str(tmp_path / "shhpe_model_htnet.pth"),
+            "--avg-weights",
+            str(tmp_path / "avg_model_htnet.pth"),
+            "--out",
+            str(tmp_path / "htnet.pt"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     ckpt = load_checkpoint(tmp_path / "htnet.pt")
     assert ckpt.config.lifter == "htnet" and ckpt.config.avg == "gcn" and ckpt.config.alpha == 0.005

@@ -16,8 +16,7 @@ from posedeploy.data import evenly_spaced, load_dataset
 from posedeploy.errors import ArtifactError, InputError
 from posedeploy.export.onnx_export import export_artifacts
 from posedeploy.parity import run_parity
-from posedeploy.runtime import MultiHypothesisLifter
-from posedeploy.runtime import backend_choice
+from posedeploy.runtime import MultiHypothesisLifter, backend_choice
 from posedeploy.runtime.backend_choice import choose_backend
 
 openvino = pytest.importorskip("openvino")
@@ -37,8 +36,10 @@ def exported(tmp_path_factory):
 
 def test_openvino_matches_onnxruntime_on_the_same_noise(exported):
     _, artifacts = exported
-    with MultiHypothesisLifter(artifacts, backend="onnxruntime") as ort, \
-            MultiHypothesisLifter(artifacts, backend="openvino") as ov:  # fmt: skip
+    with (
+        MultiHypothesisLifter(artifacts, backend="onnxruntime") as ort,
+        MultiHypothesisLifter(artifacts, backend="openvino") as ov,
+    ):
         a, b = ort(KP, noise=NOISE), ov(KP, noise=NOISE)
         assert ov.backend.name == "openvino" and ov.backend.precision == "fp32"
     for name in ("hypotheses", "pose", "spread"):
@@ -123,7 +124,9 @@ def test_auto_measures_once_then_uses_the_cache(exported, tmp_path, monkeypatch)
     assert first.backend == min(first.probe_ms, key=first.probe_ms.get)
     assert first.backend in first.describe() and "probe" in first.describe()
     calls = []
-    monkeypatch.setattr(backend_choice, "probe", lambda backends: calls.append(list(backends)) or dict.fromkeys(backends, 1.0))
+    monkeypatch.setattr(
+        backend_choice, "probe", lambda backends: calls.append(list(backends)) or dict.fromkeys(backends, 1.0)
+    )
     again = choose_backend(manifest, cache_dir=tmp_path)
     assert again.cached and again.backend == first.backend and not calls
     # the backends are probed together (taking turns), not one after the other
@@ -155,10 +158,24 @@ def test_auto_is_the_default_and_says_what_it_picked(exported, tmp_path):
     _, artifacts = exported
     np.save(tmp_path / "kp.npy", KP)
     result = subprocess.run(
-        [sys.executable, "-m", "posedeploy.cli", "run", "--input", str(tmp_path / "kp.npy"), "--out",
-         str(tmp_path / "out.json"), "--artifacts", str(artifacts), "--hypotheses", "10"],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "posedeploy.cli",
+            "run",
+            "--input",
+            str(tmp_path / "kp.npy"),
+            "--out",
+            str(tmp_path / "out.json"),
+            "--artifacts",
+            str(artifacts),
+            "--hypotheses",
+            "10",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert "backend auto:" in result.stderr
 

@@ -50,8 +50,7 @@ def test_golden_noise_parity(exports, poses, lifter, precision, limit_mm, b, s):
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_free_noise_distributions_agree(exports, poses, precision):
     ckpt, artifacts = exports["mgcn_lw"]
-    report = run_parity(ckpt, artifacts, evenly_spaced(poses, 16), hypotheses=200, precision=precision,
-                        free_noise=True)  # fmt: skip
+    report = run_parity(ckpt, artifacts, evenly_spaced(poses, 16), hypotheses=200, precision=precision, free_noise=True)
     assert report.passed, report.format()
     if precision == "fp32":
         assert report.task["relative spread difference"] < 0.15

@@ -1,5 +1,6 @@
 """Reliability: hostile input, concurrent use, interrupted work, memory limits."""
 
+import contextlib
 import json
 import os
 import signal
@@ -41,7 +42,9 @@ VALUES = st.floats(allow_nan=True, allow_infinity=True, width=32)
     keypoints=st.one_of(
         hnp.arrays(DTYPES, SHAPES, elements=None),
         hnp.arrays(np.float32, st.tuples(st.integers(0, 6), st.just(17), st.just(2)), elements=VALUES),
-        st.just([[1, 2]] * 17), st.none(), st.text(max_size=5),
+        st.just([[1, 2]] * 17),
+        st.none(),
+        st.text(max_size=5),
     ),
     hypotheses=st.one_of(st.integers(-5, 40), st.just(10**12), st.floats(-2, 50), st.none(), st.text(max_size=3)),
     image_size=st.one_of(st.none(), st.tuples(st.floats(-10, 2000), st.floats(-10, 2000)), st.just((1000, 1000))),
@@ -66,35 +69,57 @@ def test_any_noise_ends_in_a_result_or_a_posedeploy_error(lifter, noise):
     assert result.hypotheses.shape == (2, noise.shape[1], 17, 3) and np.isfinite(result.pose).all()
 
 
-ODD = st.one_of(st.none(), st.booleans(), st.text(max_size=4), st.floats(allow_nan=True, allow_infinity=True),
-                st.integers(-3, 2**70), st.lists(st.integers(0, 3), max_size=2))  # fmt: skip
+ODD = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.text(max_size=4),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-3, 2**70),
+    st.lists(st.integers(0, 3), max_size=2),
+)
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     where=st.sampled_from(["path", "str", "missing", "none", "number", "list"]),
-    options=st.fixed_dictionaries({}, optional={
-        "precision": st.one_of(st.sampled_from(["fp32", "fp16", "int8", "bf16", "FP32", ""]), ODD),
-        "backend": st.one_of(st.sampled_from(["onnxruntime", "openvino", "auto", "tensorrt", "tpu"]), ODD),
-        "provider": st.one_of(st.sampled_from(["auto", "cpu", "cuda", "tensorrt", "vulkan"]), ODD),
-        "hypotheses": st.one_of(st.integers(-2, 30), ODD), "seed": st.one_of(st.integers(-2, 10), ODD),
-        "max_poses": st.one_of(st.integers(-2, 50), ODD), "threads": st.one_of(st.integers(-1, 3), ODD),
-        "memory_budget_mb": st.one_of(st.floats(-1, 64), ODD), "noise": st.one_of(st.sampled_from(["host", "device"]), ODD),
-        "cuda": st.one_of(st.sampled_from(["auto", "cuda-python", "pycuda"]), ODD),
-    }),
-    call=st.fixed_dictionaries({}, optional={
-        "units": st.one_of(st.sampled_from(["mm", "m", "cm"]), ODD, st.just(["mm"])),
-        "seed": st.one_of(st.integers(-2, 10), ODD), "hypotheses": st.one_of(st.integers(-2, 30), ODD),
-        "keep_hypotheses": st.one_of(st.booleans(), ODD),
-        "image_size": st.one_of(st.none(), st.tuples(st.floats(-10, 2000), st.floats(-10, 2000)), ODD),
-        "keypoints": st.one_of(st.just("ragged"), st.just("pose"), ODD),
-    }),
-)  # fmt: skip
+    options=st.fixed_dictionaries(
+        {},
+        optional={
+            "precision": st.one_of(st.sampled_from(["fp32", "fp16", "int8", "bf16", "FP32", ""]), ODD),
+            "backend": st.one_of(st.sampled_from(["onnxruntime", "openvino", "auto", "tensorrt", "tpu"]), ODD),
+            "provider": st.one_of(st.sampled_from(["auto", "cpu", "cuda", "tensorrt", "vulkan"]), ODD),
+            "hypotheses": st.one_of(st.integers(-2, 30), ODD),
+            "seed": st.one_of(st.integers(-2, 10), ODD),
+            "max_poses": st.one_of(st.integers(-2, 50), ODD),
+            "threads": st.one_of(st.integers(-1, 3), ODD),
+            "memory_budget_mb": st.one_of(st.floats(-1, 64), ODD),
+            "noise": st.one_of(st.sampled_from(["host", "device"]), ODD),
+            "cuda": st.one_of(st.sampled_from(["auto", "cuda-python", "pycuda"]), ODD),
+        },
+    ),
+    call=st.fixed_dictionaries(
+        {},
+        optional={
+            "units": st.one_of(st.sampled_from(["mm", "m", "cm"]), ODD, st.just(["mm"])),
+            "seed": st.one_of(st.integers(-2, 10), ODD),
+            "hypotheses": st.one_of(st.integers(-2, 30), ODD),
+            "keep_hypotheses": st.one_of(st.booleans(), ODD),
+            "image_size": st.one_of(st.none(), st.tuples(st.floats(-10, 2000), st.floats(-10, 2000)), ODD),
+            "keypoints": st.one_of(st.just("ragged"), st.just("pose"), ODD),
+        },
+    ),
+)
 def test_any_api_arguments_end_in_a_result_or_a_posedeploy_error(artifacts, tmp_path, where, options, call):
     """The Python API's every argument, of any type or value: a result of the documented shapes, or a
     PoseDeployError naming the problem; never numpy's, ONNX Runtime's or Python's own exception."""
-    target = {"path": artifacts, "str": str(artifacts), "missing": tmp_path / "nowhere", "none": None, "number": 3,
-              "list": [artifacts]}[where]  # fmt: skip
+    target = {
+        "path": artifacts,
+        "str": str(artifacts),
+        "missing": tmp_path / "nowhere",
+        "none": None,
+        "number": 3,
+        "list": [artifacts],
+    }[where]
     keypoints = call.pop("keypoints", "pose")
     named = {"ragged": [[0.1, 0.2]] * 16 + [[0.1]], "pose": np.zeros((2, 17, 2), np.float32)}
     keypoints = named[keypoints] if isinstance(keypoints, str) and keypoints in named else keypoints
@@ -125,7 +150,9 @@ def test_memory_budget_sizes_calls_and_refuses_what_cannot_fit(artifacts):
             # Split, the pose is summed on the host in float64; whole, in float32 by whichever backend
             # 'auto' picked, in its own order. float32 steps are 3e-5 mm at 500 mm: a micrometre
             # holds every backend's rounding, and is still nothing a pose could notice.
-            np.testing.assert_allclose(small(kp, hypotheses=50, seed=1).pose, big(kp, hypotheses=50, seed=1).pose, atol=1e-3)
+            np.testing.assert_allclose(
+                small(kp, hypotheses=50, seed=1).pose, big(kp, hypotheses=50, seed=1).pose, atol=1e-3
+            )
     with pytest.raises(InputError, match="cannot hold one pose"):
         MultiHypothesisLifter(artifacts, memory_budget_mb=per_pose / 2**20)
     for budget in (0, -5, float("inf"), float("nan"), "big", None, True):
@@ -144,7 +171,7 @@ def test_one_lifter_from_many_threads_matches_serial_calls(lifter):
     serial = [lifter(_request(i), hypotheses=16, seed=i).hypotheses for i in range(REQUESTS)]
     with ThreadPoolExecutor(max_workers=8) as pool:
         parallel = list(pool.map(lambda i: lifter(_request(i), hypotheses=16, seed=i).hypotheses, range(REQUESTS)))
-    for a, b in zip(serial, parallel):
+    for a, b in zip(serial, parallel, strict=True):
         np.testing.assert_array_equal(a, b)
     # Without seeds, the shared generator is used under a lock: every call still succeeds.
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -200,8 +227,10 @@ def test_killing_export_never_leaves_a_file_mistaken_for_an_artifact(tmp_path):
         out = tmp_path / f"out{attempt}"
         if attempt % 2:  # a previous complete export being overwritten
             export_artifacts(random_checkpoint(tmp_path / "old.pt", seed=5), out)
-        _kill_at_random([sys.executable, "-m", "posedeploy.cli", "export", "--checkpoint", str(ckpt), "--out", str(out),
-                         "--fp16"], float(rng.uniform(2.0, 7.0)))  # fmt: skip
+        _kill_at_random(
+            [sys.executable, "-m", "posedeploy.cli", "export", "--checkpoint", str(ckpt), "--out", str(out), "--fp16"],
+            float(rng.uniform(2.0, 7.0)),
+        )
         outcomes.append(_check_export_dir(out))
     assert set(outcomes) <= {"nothing", "complete"}
 
@@ -210,8 +239,25 @@ def test_killing_export_never_leaves_a_file_mistaken_for_an_artifact(tmp_path):
 @needs_torch
 def test_killing_training_leaves_a_resumable_run(tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "posedeploy.cli", "train", "lifter", "--data", "synthetic", "--stride", "25",
-           "--val-stride", "10", "--epochs", "6", "--batch-size", "32", "--out", str(out)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "posedeploy.cli",
+        "train",
+        "lifter",
+        "--data",
+        "synthetic",
+        "--stride",
+        "25",
+        "--val-stride",
+        "10",
+        "--epochs",
+        "6",
+        "--batch-size",
+        "32",
+        "--out",
+        str(out),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     _kill_at_random(cmd, 14.0, env)
     from posedeploy.training.checkpoint import load_checkpoint
@@ -227,7 +273,9 @@ def test_killing_training_leaves_a_resumable_run(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.trt
-@pytest.mark.skipif(__import__("importlib").util.find_spec("tensorrt_rtx") is None, reason="TensorRT for RTX not installed")
+@pytest.mark.skipif(
+    __import__("importlib").util.find_spec("tensorrt_rtx") is None, reason="TensorRT for RTX not installed"
+)
 def test_killing_build_never_leaves_a_plan_mistaken_for_an_engine(artifacts, tmp_path):
     import shutil
 
@@ -237,12 +285,25 @@ def test_killing_build_never_leaves_a_plan_mistaken_for_an_engine(artifacts, tmp
     for attempt in range(3):
         out = tmp_path / f"a{attempt}"
         shutil.copytree(artifacts, out)
-        _kill_at_random([sys.executable, "-m", "posedeploy.cli", "build", "--artifacts", str(out), "--precision", "fp32",
-                         "--compute-capability", "8.9"], float(rng.uniform(1.0, 5.0)))  # fmt: skip
+        _kill_at_random(
+            [
+                sys.executable,
+                "-m",
+                "posedeploy.cli",
+                "build",
+                "--artifacts",
+                str(out),
+                "--precision",
+                "fp32",
+                "--compute-capability",
+                "8.9",
+            ],
+            float(rng.uniform(1.0, 5.0)),
+        )
         plan = out / "pipeline.fp32.rtx.plan"
         if plan.exists():
-            try:
-                read_engine_manifest(plan)  # complete: its manifest exists and size and hash agree
-            except ArtifactError:
-                pass  # killed between the plan and its manifest: refused, not mistaken for an engine
+            # Complete (its manifest exists, size and hash agree), or killed between the plan and its
+            # manifest: refused, not mistaken for an engine.
+            with contextlib.suppress(ArtifactError):
+                read_engine_manifest(plan)
         assert not (out / "pipeline.fp32.rtx.plan.json").exists() or plan.exists()

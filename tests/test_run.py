@@ -51,15 +51,25 @@ def test_every_input_format(poses, tmp_path):
     np.save(tmp_path / "conf.npy", np.concatenate([px, np.ones((8, 17, 1))], axis=-1))
     np.savez(tmp_path / "plain.npz", keypoints=px, frame_ids=np.arange(100, 108))
     vp3d = {"video1": {"custom": [px[:, [j for j in range(17) if j != 9]]]}}  # 16-joint layout
-    np.savez(tmp_path / "vp3d.npz", positions_2d=np.array(vp3d, dtype=object),
-             metadata=np.array({"video_metadata": {"video1": {"w": 1000, "h": 1000}}}, dtype=object))  # fmt: skip
+    np.savez(
+        tmp_path / "vp3d.npz",
+        positions_2d=np.array(vp3d, dtype=object),
+        metadata=np.array({"video_metadata": {"video1": {"w": 1000, "h": 1000}}}, dtype=object),
+    )
     coco = to_coco(px)
     results = [{"image_id": i, "category_id": 1, "keypoints": coco[i].ravel().tolist(), "score": 0.8} for i in range(8)]
     results.append({"image_id": 3, "category_id": 1, "keypoints": (coco[3] * 0.5).ravel().tolist(), "score": 0.1})
     (tmp_path / "coco.json").write_text(json.dumps(results))
-    mmpose = {"meta_info": {}, "instance_info": [
-        {"frame_id": i + 1, "instances": [{"keypoints": coco[i, :, :2].tolist(), "keypoint_scores": coco[i, :, 2].tolist()}]}
-        for i in range(8)]}  # fmt: skip
+    mmpose = {
+        "meta_info": {},
+        "instance_info": [
+            {
+                "frame_id": i + 1,
+                "instances": [{"keypoints": coco[i, :, :2].tolist(), "keypoint_scores": coco[i, :, 2].tolist()}],
+            }
+            for i in range(8)
+        ],
+    }
     (tmp_path / "mmpose.json").write_text(json.dumps(mmpose))
     for name in ("plain.npy", "conf.npy", "plain.npz", "vp3d.npz", "coco.json", "mmpose.json"):
         [seq] = read_keypoints(tmp_path / name)
@@ -116,8 +126,14 @@ def test_wrong_layouts_are_named(tmp_path):
 def test_run_outputs_in_millimetres_with_frame_ids(artifacts, poses, tmp_path):
     px = poses.pixels()
     np.savez(tmp_path / "in.npz", keypoints=px, frame_ids=np.arange(10, 18))
-    results = run_file(artifacts, tmp_path / "in.npz", tmp_path / "out.npz", image_size=(1000, 1000), hypotheses=8,
-                       keep_hypotheses=True)  # fmt: skip
+    results = run_file(
+        artifacts,
+        tmp_path / "in.npz",
+        tmp_path / "out.npz",
+        image_size=(1000, 1000),
+        hypotheses=8,
+        keep_hypotheses=True,
+    )
     with np.load(tmp_path / "out.npz") as f:
         assert f["pose"].shape == (8, 17, 3) and f["spread"].shape == (8, 17) and f["hypotheses"].shape == (8, 8, 17, 3)
         assert list(f["frame_ids"]) == [str(i) for i in range(10, 18)]
@@ -138,15 +154,28 @@ def test_aggregations_and_pictures(artifacts, poses, tmp_path):
     (tmp_path / "cam.json").write_text(json.dumps(cam))
     out = {}
     for how in ("mean", "median", "jpma"):
-        [r] = run_file(artifacts, tmp_path / "in.npy", tmp_path / f"{how}.npz", camera_path=tmp_path / "cam.json",
-                       how=how, hypotheses=16)  # fmt: skip
+        [r] = run_file(
+            artifacts,
+            tmp_path / "in.npy",
+            tmp_path / f"{how}.npz",
+            camera_path=tmp_path / "cam.json",
+            how=how,
+            hypotheses=16,
+        )
         out[how] = r.pose
     assert not np.allclose(out["mean"], out["median"]) and not np.allclose(out["mean"], out["jpma"])
     with pytest.raises(InputError, match="needs the camera"):
         run_file(artifacts, tmp_path / "in.npy", tmp_path / "x.npz", image_size=(1000, 1000), how="jpma")
     pytest.importorskip("matplotlib", reason="the pictures need matplotlib (posedeploy[plot])")
-    run_file(artifacts, tmp_path / "in.npy", tmp_path / "p.npz", image_size=(1000, 1000), hypotheses=8,
-             plot_dir=tmp_path / "plots", gif=True)  # fmt: skip
+    run_file(
+        artifacts,
+        tmp_path / "in.npy",
+        tmp_path / "p.npz",
+        image_size=(1000, 1000),
+        hypotheses=8,
+        plot_dir=tmp_path / "plots",
+        gif=True,
+    )
     pngs = sorted((tmp_path / "plots").glob("*.png"))
     assert len(pngs) == 8 and pngs[0].read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "plots" / "in.npy.gif").read_bytes()[:3] == b"GIF"
@@ -166,8 +195,22 @@ def test_jpma_picks_the_hypothesis_that_reprojects_best():
 
 def test_run_errors_are_one_line(artifacts, tmp_path):
     np.save(tmp_path / "px.npy", np.full((3, 17, 2), 500.0))
-    result = subprocess.run([sys.executable, "-m", "posedeploy.cli", "run", "--artifacts", str(artifacts), "--input",
-                             str(tmp_path / "px.npy"), "--out", str(tmp_path / "o.npz")], capture_output=True, text=True)  # fmt: skip
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "posedeploy.cli",
+            "run",
+            "--artifacts",
+            str(artifacts),
+            "--input",
+            str(tmp_path / "px.npy"),
+            "--out",
+            str(tmp_path / "o.npz"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 1 and result.stderr.startswith("error: keypoints look like pixels")
     assert not (tmp_path / "o.npz").exists()
     (tmp_path / "cam.json").write_text('{"f": [0, 1], "c": [1, 1]}')
@@ -200,7 +243,9 @@ def test_doctor_survives_an_onnxruntime_whose_provider_query_fails(monkeypatch):
 
     monkeypatch.setattr(onnxruntime, "get_available_providers", broken)
     report = doctor.diagnose()
-    assert report["packages"]["onnxruntime"].startswith("broken (RuntimeError") and report["onnxruntime_providers"] == []
+    assert (
+        report["packages"]["onnxruntime"].startswith("broken (RuntimeError") and report["onnxruntime_providers"] == []
+    )
     assert any("--force-reinstall" in advice for advice in report["advice"])
     assert "broken" in doctor.format_diagnosis(report)
 
@@ -214,7 +259,9 @@ def test_non_finite_poses_are_an_error_not_nan_in_the_output(tmp_path):
     def broken_lifter(keypoints, **kwargs):
         pose = np.zeros((len(keypoints), 17, 3), np.float32)
         pose[1] = np.nan
-        return LiftResult(pose, np.zeros((len(keypoints), 17), np.float32), None, np.ones((len(keypoints), 2, 17)), "mm")
+        return LiftResult(
+            pose, np.zeros((len(keypoints), 17), np.float32), None, np.ones((len(keypoints), 2, 17)), "mm"
+        )
 
     seq = KeypointSequence(np.random.default_rng(0).uniform(-0.2, 0.2, (3, 17, 2)), None, np.array([10, 11, 12]), "s")
     with pytest.raises(ArtifactError, match="non-finite poses for 1 of 3 frames \\(first: frame 11\\)"):
@@ -237,16 +284,23 @@ def test_a_detection_without_a_finite_score_never_wins(tmp_path, how):
         bad = {"coco_nan": float("nan"), "coco_nan_text": "nan", "coco_inf": float("inf")}[how]
         items = []
         for f in frames:
-            items += [{"image_id": f, "keypoints": wrong.ravel().tolist(), "score": bad},
-                      {"image_id": f, "keypoints": right.ravel().tolist(), "score": 0.9}]  # fmt: skip
+            items += [
+                {"image_id": f, "keypoints": wrong.ravel().tolist(), "score": bad},
+                {"image_id": f, "keypoints": right.ravel().tolist(), "score": 0.9},
+            ]
         doc = items
     else:
+
         def instance(kp, box, joint_scores):
             inst = {"keypoints": kp[:, :2].tolist(), "keypoint_scores": joint_scores}
             return inst if box is None else {**inst, "bbox_score": box}
 
         scores = [0.9] * 17
-        first = instance(wrong, float("nan"), scores) if how == "mmpose_box_nan" else instance(wrong, None, [float("nan")] + scores[1:])
+        first = (
+            instance(wrong, float("nan"), scores)
+            if how == "mmpose_box_nan"
+            else instance(wrong, None, [float("nan")] + scores[1:])
+        )
         second = instance(right, 0.9 if how == "mmpose_box_nan" else None, scores)
         doc = {"instance_info": [{"frame_id": f, "instances": [first, second]} for f in frames]}
     (tmp_path / "d.json").write_text(json.dumps(doc, allow_nan=True))

@@ -18,8 +18,13 @@ SCRIPT = Path(__file__).with_name("without_packages.py")
 
 
 def posedeploy(*args, cwd=None):
-    return subprocess.run([sys.executable, str(SCRIPT), HIDDEN, "--", *map(str, args)], capture_output=True, text=True,
-                          timeout=300, cwd=cwd)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), HIDDEN, "--", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+    )
 
 
 def one_line_error(result, *fragments):
@@ -36,15 +41,22 @@ def one_line_error(result, *fragments):
         (["eval"], "posedeploy eval needs the 'torch' package", "posedeploy[train]"),
         (["train", "lifter"], "posedeploy train lifter needs the 'torch'", "posedeploy[train]"),
         (["train", "avg", "--checkpoint", "lifter.pt"], "posedeploy train avg needs the 'torch'", "posedeploy[train]"),
-        (["predict", "--keypoints", "kp.npy", "--out", "out.npz"], "posedeploy predict needs the 'torch'", "posedeploy[train]"),
-        (["import-checkpoint", "--lifter", "htnet", "--lifter-weights", "w.pth", "--out", "c.pt"],
-         "posedeploy import-checkpoint needs the 'torch'", "posedeploy[train]"),
+        (
+            ["predict", "--keypoints", "kp.npy", "--out", "out.npz"],
+            "posedeploy predict needs the 'torch'",
+            "posedeploy[train]",
+        ),
+        (
+            ["import-checkpoint", "--lifter", "htnet", "--lifter-weights", "w.pth", "--out", "c.pt"],
+            "posedeploy import-checkpoint needs the 'torch'",
+            "posedeploy[train]",
+        ),
         (["parity"], "posedeploy parity needs the 'torch'", "posedeploy[train]"),
         (["export"], "posedeploy export needs the 'torch' and 'onnx' packages", "posedeploy[export]"),
         (["deploy"], "posedeploy deploy needs the 'torch' and 'onnx' packages", "posedeploy[export]"),
         (["bench", "--backend", "onnxruntime"], "bench without --artifacts", "posedeploy[export]"),
     ],
-)  # fmt: skip
+)
 def test_each_command_says_what_it_needs(tmp_path, args, needs, extra):
     result = posedeploy(*args, cwd=tmp_path)
     one_line_error(result, needs, extra)
@@ -54,11 +66,37 @@ def test_each_command_says_what_it_needs(tmp_path, args, needs, extra):
 def test_the_runtime_commands_work_without_torch(exported, tmp_path):
     keypoints = np.random.default_rng(0).normal(scale=0.3, size=(4, 17, 2)).astype(np.float32)
     np.save(tmp_path / "kp.npy", keypoints)
-    done = posedeploy("run", "--input", tmp_path / "kp.npy", "--out", tmp_path / "poses.json", "--artifacts", exported,
-                      "--hypotheses", "10", "--backend", "onnxruntime")  # fmt: skip
+    done = posedeploy(
+        "run",
+        "--input",
+        tmp_path / "kp.npy",
+        "--out",
+        tmp_path / "poses.json",
+        "--artifacts",
+        exported,
+        "--hypotheses",
+        "10",
+        "--backend",
+        "onnxruntime",
+    )
     assert done.returncode == 0 and (tmp_path / "poses.json").is_file(), done.stderr[-2000:]
-    bench = posedeploy("bench", "--artifacts", exported, "--backend", "torch,onnxruntime", "--batch", "1", "--hypotheses",
-                       "10", "--min-seconds", "0", "--min-repeats", "1", "--warmup", "0")  # fmt: skip
+    bench = posedeploy(
+        "bench",
+        "--artifacts",
+        exported,
+        "--backend",
+        "torch,onnxruntime",
+        "--batch",
+        "1",
+        "--hypotheses",
+        "10",
+        "--min-seconds",
+        "0",
+        "--min-repeats",
+        "1",
+        "--warmup",
+        "0",
+    )
     assert bench.returncode == 0 and "torch is not installed" in bench.stderr, bench.stderr[-2000:]
     assert "onnxruntime" in bench.stdout
     assert posedeploy("doctor").returncode == 0
@@ -66,7 +104,16 @@ def test_the_runtime_commands_work_without_torch(exported, tmp_path):
 
 def test_pictures_without_matplotlib_are_refused_before_lifting(exported, tmp_path):
     np.save(tmp_path / "kp.npy", np.zeros((3, 17, 2), np.float32))
-    result = posedeploy("run", "--input", tmp_path / "kp.npy", "--out", tmp_path / "poses.json", "--artifacts", exported,
-                        "--plot", tmp_path / "pictures")  # fmt: skip
+    result = posedeploy(
+        "run",
+        "--input",
+        tmp_path / "kp.npy",
+        "--out",
+        tmp_path / "poses.json",
+        "--artifacts",
+        exported,
+        "--plot",
+        tmp_path / "pictures",
+    )
     one_line_error(result, "'matplotlib'", "posedeploy[plot]")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kp.npy"]  # no poses.json, no pictures folder

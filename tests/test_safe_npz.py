@@ -8,10 +8,10 @@ import zipfile
 import numpy as np
 import pytest
 
+from posedeploy import safe_npz
 from posedeploy.data.h36m import load_keypoints_2d
 from posedeploy.errors import DataError, InputError
 from posedeploy.keypoint_io import read_keypoints
-from posedeploy import safe_npz
 from posedeploy.safe_npz import load_npz
 
 MARKER = "/tmp/posedeploy-pwned"
@@ -59,7 +59,12 @@ def no_marker():
 
 def test_videopose3d_dicts_load(tmp_path):
     videos = {"S1": {"Walking 1": [np.random.default_rng(0).normal(size=(5, 17, 2)).astype(np.float32)]}}
-    meta = {"layout_name": "h36m", "num_joints": 17, "keypoints_symmetry": [[4, 5, 6], [1, 2, 3]], "scale": np.float64(2)}
+    meta = {
+        "layout_name": "h36m",
+        "num_joints": 17,
+        "keypoints_symmetry": [[4, 5, 6], [1, 2, 3]],
+        "scale": np.float64(2),
+    }
     np.savez(tmp_path / "k.npz", positions_2d=np.array(videos, dtype=object), metadata=np.array(meta, dtype=object))
     loaded = load_npz(tmp_path / "k.npz")
     np.testing.assert_array_equal(loaded["positions_2d"].item()["S1"]["Walking 1"][0], videos["S1"]["Walking 1"][0])
@@ -75,11 +80,15 @@ def test_hostile_pickles_are_refused_without_running(tmp_path, layout):
     members = {
         "payload_as_positions": {"positions_2d": _hostile_npy()},
         "payload_beside_keypoints": {"keypoints": plain.getvalue(), "positions_2d": _hostile_npy()},
-        "payload_as_metadata": {"positions_2d": _object_npy({"S1": {"a": [np.zeros((2, 17, 2))]}}),
-                                "metadata": _hostile_npy()},
-    }[layout]  # fmt: skip
+        "payload_as_metadata": {
+            "positions_2d": _object_npy({"S1": {"a": [np.zeros((2, 17, 2))]}}),
+            "metadata": _hostile_npy(),
+        },
+    }[layout]
     path = _npz_with_member(tmp_path / "evil.npz", members)
-    with pytest.raises(InputError, match="refusing to load 'posix.system'|refusing to load 'os.system'|more than numpy"):
+    with pytest.raises(
+        InputError, match="refusing to load 'posix.system'|refusing to load 'os.system'|more than numpy"
+    ):
         read_keypoints(path)
     with pytest.raises(DataError, match="more than numpy"):
         load_keypoints_2d(path)
@@ -89,7 +98,9 @@ def test_a_pickled_non_array_and_garbage_are_refused(tmp_path):
     not_array = np.lib.format.write_array_header_1_0
     header = io.BytesIO()
     not_array(header, {"descr": "|O", "fortran_order": False, "shape": ()})
-    path = _npz_with_member(tmp_path / "odd.npz", {"positions_2d": header.getvalue() + pickle.dumps({"a": 1}, protocol=3)})
+    path = _npz_with_member(
+        tmp_path / "odd.npz", {"positions_2d": header.getvalue() + pickle.dumps({"a": 1}, protocol=3)}
+    )
     with pytest.raises(InputError, match="not an array"):
         load_npz(path)
     (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 not really")
@@ -97,11 +108,13 @@ def test_a_pickled_non_array_and_garbage_are_refused(tmp_path):
         load_npz(tmp_path / "junk.npz")
 
 
-
-@pytest.mark.parametrize("header", [
-    "{'descr': '|O', 'fortran_order': False, 'shape': (), |",  # numpy's tokenizer fails: EOF in a statement
-    "{'descr': '<f4', 'fortran_order': False, 'shape': (2,) ]}",  # the parser fails: SyntaxError
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "header",
+    [
+        "{'descr': '|O', 'fortran_order': False, 'shape': (), |",  # numpy's tokenizer fails: EOF in a statement
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (2,) ]}",  # the parser fails: SyntaxError
+    ],
+)
 def test_an_unparsable_array_header_is_refused(tmp_path, header):
     header = header.ljust(63) + "\n"
     member = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode("latin1") + bytes(8)
@@ -119,7 +132,10 @@ def test_declared_sizes_are_checked_before_reading(tmp_path, monkeypatch):
     header = io.BytesIO()
     np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (2**40, 17, 2)})
     (tmp_path / "huge.npy").write_bytes(header.getvalue() + b"\0" * 64)  # a 200-byte file claiming 136 TiB
-    with pytest.raises(InputError, match="declares a 1099511627776x17x2 float32 array \\(136.0 TiB|declares a 1099511627776x17x2 float32 array .* the limit is 1.0 GiB"):
+    with pytest.raises(
+        InputError,
+        match="declares a 1099511627776x17x2 float32 array (\\(136.0 TiB|.* the limit is 1.0 GiB)",
+    ):
         read_keypoints(tmp_path / "huge.npy")
     # An archive member whose header promises more than it holds.
     small = io.BytesIO()

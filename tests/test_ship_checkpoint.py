@@ -28,8 +28,10 @@ def reports(tmp_path_factory):
         config.training = {"stage": "lifter", "epoch": 7, "mpjpe_mm": 63.5, **extra, "avg": {**avg, **extra}}
         save_checkpoint(root / f"{name}.pt", Checkpoint(config, *weights))
     evaluate = ("eval", "--checkpoint", "selected.pt", "--data", "synthetic", "--stride", "40")
-    for args in (("--hypotheses", "0", "--json", "single.json"),
-                 ("--noise", "adaptive,uniform,alpha", "--alpha", "0.01", "--json", "s200.json")):  # fmt: skip
+    for args in (
+        ("--hypotheses", "0", "--json", "single.json"),
+        ("--noise", "adaptive,uniform,alpha", "--alpha", "0.01", "--json", "s200.json"),
+    ):
         result = run_cli(*evaluate, *args, cwd=root)
         assert result.returncode == 0, result.stderr
     (root / "commands.txt").write_text("posedeploy train lifter --the-commands-run\n")
@@ -40,13 +42,32 @@ def ship(root: Path, checkpoint: str, monkeypatch) -> str:
     assets = root / f"assets_{checkpoint}"
     assets.mkdir()
     monkeypatch.setattr(posedeploy.assets, "ASSETS", assets)
-    spec = importlib.util.spec_from_file_location("ship_checkpoint", Path(__file__).parents[1] / "scripts" / "ship_checkpoint.py")
+    spec = importlib.util.spec_from_file_location(
+        "ship_checkpoint", Path(__file__).parents[1] / "scripts" / "ship_checkpoint.py"
+    )
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    monkeypatch.setattr(sys, "argv", ["ship_checkpoint.py", "--name", "htnet", "--checkpoint", str(root / checkpoint),
-                                      "--alpha", "0.01", "--single", str(root / "single.json"), "--noise",
-                                      str(root / "s200.json"), "--keypoints", "gt", "--train-commands",
-                                      str(root / "commands.txt")])  # fmt: skip
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "ship_checkpoint.py",
+            "--name",
+            "htnet",
+            "--checkpoint",
+            str(root / checkpoint),
+            "--alpha",
+            "0.01",
+            "--single",
+            str(root / "single.json"),
+            "--noise",
+            str(root / "s200.json"),
+            "--keypoints",
+            "gt",
+            "--train-commands",
+            str(root / "commands.txt"),
+        ],
+    )
     script.main()
     assert load_checkpoint(assets / "htnet_gcn_h36m.pt").config.alpha == 0.01
     return (assets / "MODEL_CARD_htnet.md").read_text()

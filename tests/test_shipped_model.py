@@ -11,7 +11,6 @@ from posedeploy.assets import ASSETS, DEFAULT_CHECKPOINT, SHIPPED, model_card
 from posedeploy.files import sha256_file
 from posedeploy.training.checkpoint import load_checkpoint
 
-
 # name -> (lifter, AVG model, how its weights are stored)
 EXPECTED = {"mgcn_lw": ("mgcn_lw", "mlp", "f32"), "htnet": ("htnet", "gcn", "int8")}
 MAX_TRACKED_BYTES = 5 * 2**20  # the limit for files kept in git
@@ -45,8 +44,12 @@ def test_shipped_checkpoint_is_small_and_described(name):
 
 
 def test_export_defaults_to_the_shipped_checkpoint(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "posedeploy.cli", "export", "--out", tmp_path / "a"],
-                            capture_output=True, text=True, timeout=600)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "posedeploy.cli", "export", "--out", tmp_path / "a"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
     assert manifest["checkpoint"]["sha256"] == sha256_file(DEFAULT_CHECKPOINT)
@@ -58,9 +61,29 @@ def test_shipped_model_matches_its_card_on_h36m(name, h36m_root, tmp_path):
     """The lifter alone on every 20th test frame, the checkpoint taken by name, lands within 2 mm of the card."""
     ckpt = load_checkpoint(shipped(name))
     keypoints = ckpt.config.keypoints.split("/")[1]
-    result = subprocess.run([sys.executable, "-m", "posedeploy.cli", "eval", "--checkpoint", name, "--data", h36m_root,
-                             "--keypoints", keypoints, "--hypotheses", "0", "--stride", "20", "--json", tmp_path / "r.json"],
-                            capture_output=True, text=True, timeout=600)  # fmt: skip
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "posedeploy.cli",
+            "eval",
+            "--checkpoint",
+            name,
+            "--data",
+            h36m_root,
+            "--keypoints",
+            keypoints,
+            "--hypotheses",
+            "0",
+            "--stride",
+            "20",
+            "--json",
+            tmp_path / "r.json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     measured = json.loads((tmp_path / "r.json").read_text())["means"]["single"]["mpjpe"]
     assert measured == pytest.approx(card_value(name, "lifter alone"), abs=2.0)

@@ -3,15 +3,23 @@ import pytest
 
 from posedeploy.errors import InputError
 from posedeploy.skeleton import (
-    BONES, FLIP_PERMUTATION, JOINT_NAMES, JOINTS_LEFT, JOINTS_RIGHT, NUM_JOINTS, PARENTS, adjacency, flip_pose,
-)  # fmt: skip
+    BONES,
+    FLIP_PERMUTATION,
+    JOINT_NAMES,
+    JOINTS_LEFT,
+    JOINTS_RIGHT,
+    NUM_JOINTS,
+    PARENTS,
+    adjacency,
+    flip_pose,
+)
 
 
 def test_layout_is_consistent():
     assert len(JOINT_NAMES) == len(PARENTS) == NUM_JOINTS == 17
     assert all(p < j for j, p in enumerate(PARENTS))  # parents come first
     assert len(BONES) == 16
-    for left, right in zip(JOINTS_LEFT, JOINTS_RIGHT):
+    for left, right in zip(JOINTS_LEFT, JOINTS_RIGHT, strict=True):
         assert JOINT_NAMES[left].replace("left", "") == JOINT_NAMES[right].replace("right", "")
 
 

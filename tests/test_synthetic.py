@@ -4,9 +4,16 @@ import pytest
 from posedeploy.data.h36m import load_h36m
 from posedeploy.data.posture import joint_angles
 from posedeploy.data.synthetic import (
-    ACTIVITIES, BONE_LENGTHS, CAMERA_HEIGHT, CAMERA_TILT_DEG, FPS, generate, handedness, studio_cameras,
+    ACTIVITIES,
+    BONE_LENGTHS,
+    CAMERA_HEIGHT,
+    CAMERA_TILT_DEG,
+    FPS,
+    generate,
+    handedness,
+    studio_cameras,
     synthetic_split,
-)  # fmt: skip
+)
 from posedeploy.errors import InputError
 from posedeploy.skeleton import FLIP_PERMUTATION, PARENTS, flip_pose
 
@@ -22,9 +29,11 @@ def test_poses_are_plausible():
     data = generate(3000, seed=0)
     assert data.keypoints.shape == (3000, 17, 2) and data.poses_3d.shape == (3000, 17, 3)
     np.testing.assert_array_equal(data.poses_3d[:, 0], 0)
-    bones = np.stack([np.linalg.norm(data.poses_3d[:, j] - data.poses_3d[:, PARENTS[j]], axis=-1) for j in range(1, 17)], 1)
+    bones = np.stack(
+        [np.linalg.norm(data.poses_3d[:, j] - data.poses_3d[:, PARENTS[j]], axis=-1) for j in range(1, 17)], 1
+    )
     ratio = bones / BONE_LENGTHS[1:]
-    assert 0.75 < ratio.min() and ratio.max() < 1.3
+    assert ratio.min() > 0.75 and ratio.max() < 1.3
     # Left and right limbs of one body have the same length.
     np.testing.assert_allclose(bones[:, 4 - 1], bones[:, 1 - 1], rtol=1e-5)
     assert set(data.actions) == set(ACTIVITIES)
@@ -74,7 +83,9 @@ def test_walkers_travel_and_others_stay_put():
             k = data.intrinsics[rows[0]]
             # The root's image position moves when the person walks through the scene.
             root = data.pixels()[rows, 0]
-            travelled.setdefault(data.actions[rows[0]], []).append(np.linalg.norm(root[-1] - root[0]) + np.ptp(root, 0).sum())
+            travelled.setdefault(data.actions[rows[0]], []).append(
+                np.linalg.norm(root[-1] - root[0]) + np.ptp(root, 0).sum()
+            )
             assert k[0] > 1100
     assert np.median(travelled["walking"]) > 2 * np.median(travelled["standing"])
 

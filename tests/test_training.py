@@ -20,7 +20,9 @@ CPU = Context()
 
 @pytest.fixture(scope="module")
 def tiny():
-    return load_dataset("synthetic", "train", synthetic_size=1024), load_dataset("synthetic", "test", synthetic_size=256)
+    return load_dataset("synthetic", "train", synthetic_size=1024), load_dataset(
+        "synthetic", "test", synthetic_size=256
+    )
 
 
 def _train_lifter(tiny, out, epochs, resume=False, lr=2e-3, batch_size=128, weight_decay=0.0, init=None, ema=None):
@@ -91,7 +93,9 @@ def test_init_starts_from_a_checkpoints_weights(tiny, tmp_path):
 def test_init_refuses_another_lifter_a_training_state_and_a_seen_fold(tiny, tmp_path):
     _train_lifter(tiny, tmp_path, epochs=1)
     start = StartingPoint.read(tmp_path / "best.pt")
-    with pytest.raises(CheckpointError, match="holds a 'mgcn_lw' lifter; this run trains 'htnet' \\(pass --lifter mgcn_lw\\)"):
+    with pytest.raises(
+        CheckpointError, match="holds a 'mgcn_lw' lifter; this run trains 'htnet' \\(pass --lifter mgcn_lw\\)"
+    ):
         start.check("htnet", None)
     with pytest.raises(CheckpointError, match="trained on every training subject: a run without fold 0/2"):
         start.check("mgcn_lw", [0, 2])
@@ -135,14 +139,14 @@ def test_averaged_weights_are_what_is_validated_written_and_resumed(tiny, tmp_pa
     a = torch.load(tmp_path / "straight" / "last.pt", weights_only=True)
     b = torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)
     assert a["ema"]["steps"] == b["ema"]["steps"] == 3 * len(tiny[0]) // 32
-    for x, y in zip(a["ema"]["params"], b["ema"]["params"]):
+    for x, y in zip(a["ema"]["params"], b["ema"]["params"], strict=True):
         torch.testing.assert_close(x, y, rtol=0, atol=0)
     # best.pt holds the average, not the weights the optimizer left (after one epoch, best.pt is that epoch's).
     _train_lifter(tiny, tmp_path / "one", epochs=1, batch_size=32, ema=0.99)
     state = torch.load(tmp_path / "one" / "last.pt", weights_only=True)
     best = load_checkpoint(tmp_path / "one" / "best.pt").lifter_state
     names = [name for name, _ in LifterTask("mgcn_lw", *tiny).model.named_parameters()]
-    for name, averaged in zip(names, state["ema"]["params"]):
+    for name, averaged in zip(names, state["ema"]["params"], strict=True):
         torch.testing.assert_close(best[name], averaged, rtol=0, atol=0)
     assert any(not torch.equal(best[name], state["model"][name]) for name in names)
     with pytest.raises(CheckpointError, match="settings differ .*ema 0.99 -> None"):
@@ -229,7 +233,9 @@ def test_htnet_and_its_gcn_avg_train(tmp_path):
     # The HTNet pairing was not trained on Human3.6M here (CPU only); this keeps its training path honest.
     torch.manual_seed(0)
     small = load_dataset("synthetic", "train", synthetic_size=256), load_dataset("synthetic", "test", synthetic_size=64)
-    summary = fit(LifterTask("htnet", *small), TrainSettings(epochs=2, batch_size=64, lr=1e-3, seed=1), tmp_path / "lifter", CPU)
+    summary = fit(
+        LifterTask("htnet", *small), TrainSettings(epochs=2, batch_size=64, lr=1e-3, seed=1), tmp_path / "lifter", CPU
+    )
     assert summary["history"][-1]["train_loss"] < summary["history"][0]["train_loss"]
     lifter = load_checkpoint(tmp_path / "lifter" / "best.pt")
     assert lifter.config.lifter == "htnet"
@@ -241,11 +247,18 @@ def test_htnet_and_its_gcn_avg_train(tmp_path):
 
 def test_learning_rate_schedules():
     s = TrainSettings(lr=1e-3, schedule="samples", sample_decay=0.5, decay_every_samples=1000)
-    assert s.lr_at(1, 0, 10) == 1e-3 and s.lr_at(1, 999, 10) == 1e-3 and s.lr_at(1, 1000, 10) == 5e-4 and s.lr_at(9, 2500, 10) == 2.5e-4
+    assert (
+        s.lr_at(1, 0, 10) == 1e-3
+        and s.lr_at(1, 999, 10) == 1e-3
+        and s.lr_at(1, 1000, 10) == 5e-4
+        and s.lr_at(9, 2500, 10) == 2.5e-4
+    )
     e = TrainSettings(lr=1e-3)  # epoch schedule: x0.95 after epochs 1-4, x0.5 after the 5th
     assert e.lr_at(1, 10**9, 10) == 1e-3 and e.lr_at(6, 0, 10) == pytest.approx(1e-3 * 0.95**4 * 0.5)
     c = TrainSettings(lr=1e-3, schedule="cosine", epochs=4, cosine_floor=0.01)  # 4 epochs of 100 samples
-    assert c.lr_at(1, 0, 100) == pytest.approx(1e-3) and c.lr_at(3, 200, 100) == pytest.approx(1e-3 * (0.01 + 0.99 * 0.5))
+    assert c.lr_at(1, 0, 100) == pytest.approx(1e-3) and c.lr_at(3, 200, 100) == pytest.approx(
+        1e-3 * (0.01 + 0.99 * 0.5)
+    )
     assert c.lr_at(4, 400, 100) == pytest.approx(1e-5) and c.lr_at(2, 150, 100) > c.lr_at(2, 160, 100)
     with pytest.raises(InputError, match="schedule"):
         TrainSettings(schedule="linear").validate()
@@ -308,9 +321,8 @@ def test_resume_restores_an_epoch_the_log_lost_and_a_second_trainer_is_refused(t
     log_path.write_text(log_path.read_text().splitlines(keepends=True)[0])  # killed after last.pt, before the log
     _train_lifter(tiny, tmp_path, epochs=3, resume=True)
     assert [json.loads(line)["epoch"] for line in log_path.read_text().splitlines()] == [1, 2, 3]
-    with folder_lock(tmp_path, "train"):
-        with pytest.raises(InputError, match="is being written by"):
-            _train_lifter(tiny, tmp_path, epochs=4, resume=True)
+    with folder_lock(tmp_path, "train"), pytest.raises(InputError, match="is being written by"):
+        _train_lifter(tiny, tmp_path, epochs=4, resume=True)
 
 
 def test_a_damaged_or_foreign_training_state_is_refused_in_one_line(tiny, tmp_path):
@@ -340,9 +352,26 @@ def test_training_onto_a_full_disk_is_a_one_line_error(tmp_path):
 
     out = tmp_path / "run"
     result = subprocess.run(
-        [sys.executable, "-m", "posedeploy.cli", "train", "lifter", "--epochs", "1", "--stride", "40", "--val-stride",
-         "20", "--out", str(out)], preexec_fn=limit_writes, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "posedeploy.cli",
+            "train",
+            "lifter",
+            "--epochs",
+            "1",
+            "--stride",
+            "40",
+            "--val-stride",
+            "20",
+            "--out",
+            str(out),
+        ],
+        preexec_fn=limit_writes,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert lines[-1].startswith(f"error: cannot write {out / 'best.pt'}: the write failed, is the disk full?")

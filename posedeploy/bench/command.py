@@ -53,8 +53,14 @@ def _checkpoint_for(artifacts, checkpoint: Path | None) -> Path | None:
     return None
 
 
-def make_targets(artifacts_dir: Path, backends: list[str], precisions: list[str], checkpoint: Path | None,
-                 threads: int | None, torch_device: str) -> list[Target]:  # fmt: skip
+def make_targets(
+    artifacts_dir: Path,
+    backends: list[str],
+    precisions: list[str],
+    checkpoint: Path | None,
+    threads: int | None,
+    torch_device: str,
+) -> list[Target]:
     unknown = [b for b in backends if b not in BACKENDS]
     if unknown:
         raise InputError(f"unknown backend(s) {', '.join(unknown)}; expected some of {', '.join(BACKENDS)}")
@@ -85,8 +91,10 @@ def make_targets(artifacts_dir: Path, backends: list[str], precisions: list[str]
 
 
 def format_report(report: dict) -> str:
-    lines = [f"{'backend':<24}{'B':>4}{'S':>5}{'p50 ms':>10}{'p99 ms':>10}{'frames/s':>10}{'hyp/s':>11}"
-             f"{'GFLOP/s':>9}{'of peak':>8}{'x torch':>8}"]  # fmt: skip
+    lines = [
+        f"{'backend':<24}{'B':>4}{'S':>5}{'p50 ms':>10}{'p99 ms':>10}{'frames/s':>10}{'hyp/s':>11}"
+        f"{'GFLOP/s':>9}{'of peak':>8}{'x torch':>8}"
+    ]
     for c in report["results"]:
         peak = f"{c['fraction_of_peak']:.0%}" if c.get("fraction_of_peak") is not None else "-"
         speed = f"{c['speedup_vs_torch']:.2f}" if c.get("speedup_vs_torch") else "-"
@@ -100,20 +108,33 @@ def format_report(report: dict) -> str:
         lines.append(f"peak {device}: {peak['gflops']:.1f} GFLOP/s ({peak['method']})")
     for label, fit in report["fits"].items():
         if fit["slope_us_per_hypothesis"] is not None:
-            cliffs = ", ".join(f"B={c['batch']} S={c['hypotheses']} +{c['excess']:.0%}" for c in fit["cliffs"]) or "none"
-            lines.append(f"{label}: {fit['intercept_ms']:.2f} ms + {fit['slope_us_per_hypothesis']:.2f} us x B*S "
-                         f"(R^2 {fit['r2']:.3f}); cliffs: {cliffs}")  # fmt: skip
+            cliffs = (
+                ", ".join(f"B={c['batch']} S={c['hypotheses']} +{c['excess']:.0%}" for c in fit["cliffs"]) or "none"
+            )
+            lines.append(
+                f"{label}: {fit['intercept_ms']:.2f} ms + {fit['slope_us_per_hypothesis']:.2f} us x B*S "
+                f"(R^2 {fit['r2']:.3f}); cliffs: {cliffs}"
+            )
     for s in report.get("streaming", []):
         lines.append(
-            f"stream {s['backend']} at {s['fps']:g} fps, S={s['hypotheses']}: latency p50 {s['latency_ms']['p50']:.1f} ms, "
+            f"stream {s['backend']} at {s['fps']:g} fps, S={s['hypotheses']}: "
+            f"latency p50 {s['latency_ms']['p50']:.1f} ms, "
             f"p99 {s['latency_ms']['p99']:.1f} ms, jitter {s['jitter_ms']:.1f} ms, dropped {s['dropped']}/{s['frames']}"
         )
     return "\n".join(lines)
 
 
-def bench(artifacts: Path | None, backends: list[str], precisions: list[str], settings: BenchSettings,
-          checkpoint: Path | None = None, threads: int | None = None, torch_device: str = "cpu",
-          stream_fps: float | None = None, stream_frames: int = 100) -> dict:  # fmt: skip
+def bench(
+    artifacts: Path | None,
+    backends: list[str],
+    precisions: list[str],
+    settings: BenchSettings,
+    checkpoint: Path | None = None,
+    threads: int | None = None,
+    torch_device: str = "cpu",
+    stream_fps: float | None = None,
+    stream_frames: int = 100,
+) -> dict:
     settings.validate()  # before any export or model is loaded
     if stream_fps is not None and not (0 < stream_fps <= MAX_STREAM_FPS):
         raise InputError(f"stream frame rate must be a number of frames/s in (0, {MAX_STREAM_FPS}], got {stream_fps}")
@@ -124,13 +145,30 @@ def bench(artifacts: Path | None, backends: list[str], precisions: list[str], se
 
         resolve_device(torch_device)
     with tempfile.TemporaryDirectory(prefix="posedeploy-bench-") as scratch:
-        return _bench(default_artifacts(artifacts, Path(scratch)), backends, precisions, settings, checkpoint, threads,
-                      torch_device, stream_fps, stream_frames)  # fmt: skip
+        return _bench(
+            default_artifacts(artifacts, Path(scratch)),
+            backends,
+            precisions,
+            settings,
+            checkpoint,
+            threads,
+            torch_device,
+            stream_fps,
+            stream_frames,
+        )
 
 
-def _bench(artifacts_dir: Path, backends: list[str], precisions: list[str], settings: BenchSettings,
-           checkpoint: Path | None, threads: int | None, torch_device: str, stream_fps: float | None,
-           stream_frames: int) -> dict:  # fmt: skip
+def _bench(
+    artifacts_dir: Path,
+    backends: list[str],
+    precisions: list[str],
+    settings: BenchSettings,
+    checkpoint: Path | None,
+    threads: int | None,
+    torch_device: str,
+    stream_fps: float | None,
+    stream_frames: int,
+) -> dict:
     manifest = read_manifest(artifacts_dir).manifest
     targets = make_targets(artifacts_dir, backends, precisions, checkpoint, threads, torch_device)
     try:

@@ -60,8 +60,13 @@ class BenchSettings:
 
 def _percentiles(seconds: list[float]) -> dict[str, float]:
     ms = np.asarray(seconds) * 1e3
-    return {"p50": float(np.percentile(ms, 50)), "p90": float(np.percentile(ms, 90)),
-            "p99": float(np.percentile(ms, 99)), "mean": float(ms.mean()), "min": float(ms.min())}  # fmt: skip
+    return {
+        "p50": float(np.percentile(ms, 50)),
+        "p90": float(np.percentile(ms, 90)),
+        "p99": float(np.percentile(ms, 99)),
+        "mean": float(ms.mean()),
+        "min": float(ms.min()),
+    }
 
 
 def _rss_kb(field_name: str) -> int | None:
@@ -101,7 +106,11 @@ def measure_peak_gflops(device: str = "cpu", size: int = 2048, repeats: int = 5)
     a @ a
     torch.cuda.synchronize()
     best = min(_timed(lambda: (a @ a, torch.cuda.synchronize())) for _ in range(repeats))
-    return {"device": device, "gflops": 2 * (size * 4) ** 3 / best / 1e9, "method": f"torch float32 {size * 4}^2 matmul"}
+    return {
+        "device": device,
+        "gflops": 2 * (size * 4) ** 3 / best / 1e9,
+        "method": f"torch float32 {size * 4}^2 matmul",
+    }
 
 
 def _timed(fn) -> float:
@@ -113,8 +122,13 @@ def _timed(fn) -> float:
 def machine_summary() -> dict:
     from posedeploy.engines.machine import cpu_model, describe_machine
 
-    summary = {"cpu": cpu_model(), "cores": os.cpu_count(), "arch": platform.machine(),
-               "python": platform.python_version(), "posedeploy": __version__}  # fmt: skip
+    summary = {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "arch": platform.machine(),
+        "python": platform.python_version(),
+        "posedeploy": __version__,
+    }
 
     info = describe_machine()
     summary["gpus"] = [asdict(g) for g in info.gpus]
@@ -146,14 +160,28 @@ def fit_linear(cells: list[dict]) -> dict:
     for i, c in enumerate(cells):
         cheaper = per_hypothesis[work < work[i]]
         if cheaper.size and per_hypothesis[i] > (1 + CLIFF) * cheaper.min():
-            cliffs.append({"batch": c["batch"], "hypotheses": c["hypotheses"],
-                           "excess": float(per_hypothesis[i] / cheaper.min() - 1)})  # fmt: skip
-    return {"slope_us_per_hypothesis": float(slope * 1e3), "intercept_ms": float(intercept),
-            "r2": 1 - ss_res / ss_tot if ss_tot > 0 else 1.0, "cliffs": cliffs}  # fmt: skip
+            cliffs.append(
+                {
+                    "batch": c["batch"],
+                    "hypotheses": c["hypotheses"],
+                    "excess": float(per_hypothesis[i] / cheaper.min() - 1),
+                }
+            )
+    return {
+        "slope_us_per_hypothesis": float(slope * 1e3),
+        "intercept_ms": float(intercept),
+        "r2": 1 - ss_res / ss_tot if ss_tot > 0 else 1.0,
+        "cliffs": cliffs,
+    }
 
 
-def run_sweep(targets: list[Target], settings: BenchSettings, flops: dict | None = None,
-              peaks: dict[str, dict] | None = None, show_progress: bool = True) -> dict:  # fmt: skip
+def run_sweep(
+    targets: list[Target],
+    settings: BenchSettings,
+    flops: dict | None = None,
+    peaks: dict[str, dict] | None = None,
+    show_progress: bool = True,
+) -> dict:
     """Time every target on every (B, S) cell; returns the report (see docs/PERFORMANCE.md)."""
     settings.validate()
     if not targets:
@@ -172,7 +200,7 @@ def run_sweep(targets: list[Target], settings: BenchSettings, flops: dict | None
             while rounds * BLOCK < settings.max_repeats and (
                 rounds * BLOCK < settings.min_repeats or time.monotonic() - started < settings.min_seconds
             ):
-                order = targets[rounds % len(targets):] + targets[: rounds % len(targets)]
+                order = targets[rounds % len(targets) :] + targets[: rounds % len(targets)]
                 for t in order:
                     t.call()  # absorbs the previous target's lingering threads
                     for _ in range(BLOCK):
@@ -184,11 +212,18 @@ def run_sweep(targets: list[Target], settings: BenchSettings, flops: dict | None
                 lat = _percentiles(times[t.label])
                 p50_s = lat["p50"] / 1e3
                 cell = {
-                    "backend": t.name, "precision": t.precision, "device": t.device, "label": t.label,
-                    "batch": b, "hypotheses": s, "repeats": len(times[t.label]), "latency_ms": lat,
-                    "frames_per_s": b / p50_s, "hypotheses_per_s": b * s / p50_s,
+                    "backend": t.name,
+                    "precision": t.precision,
+                    "device": t.device,
+                    "label": t.label,
+                    "batch": b,
+                    "hypotheses": s,
+                    "repeats": len(times[t.label]),
+                    "latency_ms": lat,
+                    "frames_per_s": b / p50_s,
+                    "hypotheses_per_s": b * s / p50_s,
                     "peak_host_mb": peak_host_mb(t),
-                }  # fmt: skip
+                }
                 if device[t.label]:
                     keys = device[t.label][0].keys()
                     cell["device_ms"] = {k: float(np.median([d[k] for d in device[t.label]])) for k in keys}
@@ -204,6 +239,15 @@ def run_sweep(targets: list[Target], settings: BenchSettings, flops: dict | None
     for c in results:
         base = baseline.get((c["batch"], c["hypotheses"]))
         c["speedup_vs_torch"] = base["latency_ms"]["p50"] / c["latency_ms"]["p50"] if base else None
-    fits = {label: fit_linear([c for c in results if c["label"] == label]) for label in dict.fromkeys(c["label"] for c in results)}
-    return {"schema": SCHEMA, "settings": asdict(settings), "flops": flops, "peaks": peaks or {},
-            "results": results, "fits": fits}  # fmt: skip
+    fits = {
+        label: fit_linear([c for c in results if c["label"] == label])
+        for label in dict.fromkeys(c["label"] for c in results)
+    }
+    return {
+        "schema": SCHEMA,
+        "settings": asdict(settings),
+        "flops": flops,
+        "peaks": peaks or {},
+        "results": results,
+        "fits": fits,
+    }

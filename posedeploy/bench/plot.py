@@ -25,16 +25,35 @@ def plot_report(report: dict, path: str | Path) -> Path:
     for i, label in enumerate(labels):
         color = f"C{i}"
         for j, b in enumerate(batches):
-            cells = sorted((c for c in results if c["label"] == label and c["batch"] == b), key=lambda c: c["hypotheses"])
-            left.plot([c["hypotheses"] for c in cells], [c["latency_ms"]["p50"] for c in cells], styles[j % 4],
-                      color=color, label=f"{label}, B={b}")  # fmt: skip
+            cells = sorted(
+                (c for c in results if c["label"] == label and c["batch"] == b), key=lambda c: c["hypotheses"]
+            )
+            left.plot(
+                [c["hypotheses"] for c in cells],
+                [c["latency_ms"]["p50"] for c in cells],
+                styles[j % 4],
+                color=color,
+                label=f"{label}, B={b}",
+            )
         s_max = hyps[-1]
-        cells = sorted((c for c in results if c["label"] == label and c["hypotheses"] == s_max), key=lambda c: c["batch"])
+        cells = sorted(
+            (c for c in results if c["label"] == label and c["hypotheses"] == s_max), key=lambda c: c["batch"]
+        )
         right.plot([c["batch"] for c in cells], [c["frames_per_s"] for c in cells], "-o", color=color, label=label)
-    left.set(xlabel="hypotheses S", ylabel="latency per call, p50 (ms)", xscale="log", yscale="log",
-             title="Latency vs hypotheses")  # fmt: skip
-    right.set(xlabel="batch B (frames per call)", ylabel=f"frames / s at S={hyps[-1]}", xscale="log", yscale="log",
-              title="Throughput vs batch")  # fmt: skip
+    left.set(
+        xlabel="hypotheses S",
+        ylabel="latency per call, p50 (ms)",
+        xscale="log",
+        yscale="log",
+        title="Latency vs hypotheses",
+    )
+    right.set(
+        xlabel="batch B (frames per call)",
+        ylabel=f"frames / s at S={hyps[-1]}",
+        xscale="log",
+        yscale="log",
+        title="Throughput vs batch",
+    )
     for ax in (left, right):
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)

@@ -40,7 +40,13 @@ def run_stream(target: Target, fps: float, frames: int, hypotheses: int) -> dict
     ms = np.asarray(latencies) * 1e3
     p50, p99 = float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
     return {
-        "backend": target.label, "fps": fps, "frames": frames, "hypotheses": hypotheses,
-        "processed": len(latencies), "dropped": dropped, "achieved_fps": len(latencies) / elapsed,
-        "latency_ms": {"p50": p50, "p99": p99, "max": float(ms.max())}, "jitter_ms": p99 - p50,
-    }  # fmt: skip
+        "backend": target.label,
+        "fps": fps,
+        "frames": frames,
+        "hypotheses": hypotheses,
+        "processed": len(latencies),
+        "dropped": dropped,
+        "achieved_fps": len(latencies) / elapsed,
+        "latency_ms": {"p50": p50, "p99": p99, "max": float(ms.max())},
+        "jitter_ms": p99 - p50,
+    }

@@ -32,7 +32,7 @@ class Target(ABC):
         """Device-side split of the last call (compute, transfers), where the target measures one."""
         return None
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a hook: most targets hold nothing to release
         pass
 
     @property
@@ -90,8 +90,9 @@ class TorchTarget(Target):
 class BackendTarget(Target):
     """A deployed pipeline on a posedeploy runtime backend (ONNX Runtime, OpenVINO, TensorRT)."""
 
-    def __init__(self, artifacts, backend: str, precision: str = "fp32", provider: str = "auto",
-                 threads: int | None = None):  # fmt: skip
+    def __init__(
+        self, artifacts, backend: str, precision: str = "fp32", provider: str = "auto", threads: int | None = None
+    ):
         from posedeploy.artifacts import read_manifest
         from posedeploy.runtime.backend_choice import open_backend
 

@@ -74,4 +74,5 @@ def load_dataset(
     poses.meta["split"] = split
     return poses
 
+
 __all__ = ["AUTO", "PoseSet", "SYNTHETIC", "evenly_spaced", "load_dataset", "resolve_data"]

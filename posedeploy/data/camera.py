@@ -79,7 +79,5 @@ def normalize_screen_coordinates(pixels: np.ndarray, w: float, h: float) -> np.n
 def image_coordinates(normalized: np.ndarray, w: float, h: float) -> np.ndarray:
     """Inverse of :func:`normalize_screen_coordinates`."""
     if normalized.shape[-1] != 2:
-        raise InputError(
-            f"screen coordinates must end in 2 values (x, y), got shape {normalized.shape}"
-        )
+        raise InputError(f"screen coordinates must end in 2 values (x, y), got shape {normalized.shape}")
     return ((normalized + np.array([1.0, h / w])) * w / 2).astype(normalized.dtype, copy=False)

@@ -7,8 +7,9 @@ Files (see ../shared/data/h36m/README.md):
 - ``cameras.json``: ``cameras[subject][camera_id]`` with R, T (mm), f, c, k, p.
 
 The npz files hold pickled dicts; they are read with posedeploy.safe_npz, which builds only numpy
-arrays and plain containers from them and never runs code a file asks for. Ground-truth 2D is not a file: it is projected from the 3D joints through each camera,
-with distortion, as VideoPose3D made its ``data_2d_h36m_gt.npz``.
+arrays and plain containers from them and never runs code a file asks for. Ground-truth 2D is not a
+file: it is projected from the 3D joints through each camera, with distortion, as VideoPose3D made
+its ``data_2d_h36m_gt.npz``.
 """
 
 from __future__ import annotations
@@ -38,9 +39,22 @@ SPLITS: dict[str, tuple[str, ...]] = {
 }
 
 ACTIONS: tuple[str, ...] = (
-    "Directions", "Discussion", "Eating", "Greeting", "Phoning", "Photo", "Posing", "Purchases",
-    "Sitting", "SittingDown", "Smoking", "Waiting", "WalkDog", "Walking", "WalkTogether",
-)  # fmt: skip
+    "Directions",
+    "Discussion",
+    "Eating",
+    "Greeting",
+    "Phoning",
+    "Photo",
+    "Posing",
+    "Purchases",
+    "Sitting",
+    "SittingDown",
+    "Smoking",
+    "Waiting",
+    "WalkDog",
+    "Walking",
+    "WalkTogether",
+)
 
 # Camera order of the positions_2d lists, and each camera's image size (width, height) in pixels.
 CAMERA_IDS: tuple[str, ...] = ("54138969", "55011271", "58860488", "60457274")
@@ -166,9 +180,7 @@ def load_cameras(path: str | Path) -> dict[str, dict[str, Camera]]:
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise DataError(f"{path} is not valid JSON: {exc}") from None
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise DataError(
-            f"{path} does not hold cameras[subject][camera_id] with R, T, f, c, k, p: {exc!r}"
-        ) from None
+        raise DataError(f"{path} does not hold cameras[subject][camera_id] with R, T, f, c, k, p: {exc!r}") from None
     return cameras
 
 
@@ -278,7 +290,9 @@ def load_h36m(
                 parts["K"].append(np.tile([*cam.f, *cam.c], (n, 1)))
                 parts["size"].append(np.tile([cam.width, cam.height], (n, 1)))
     if not parts["kp"]:
-        raise DataError(f"no Human3.6M samples for subjects {subjects}, actions {actions or 'all'}, keypoints {keypoints}")
+        raise DataError(
+            f"no Human3.6M samples for subjects {subjects}, actions {actions or 'all'}, keypoints {keypoints}"
+        )
     return PoseSet(
         keypoints=np.concatenate(parts["kp"]).astype(np.float32),
         poses_3d=np.concatenate(parts["p3"]).astype(np.float32),

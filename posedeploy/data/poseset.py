@@ -43,7 +43,7 @@ class PoseSet:
     def __len__(self) -> int:
         return len(self.keypoints)
 
-    def take(self, index: np.ndarray) -> "PoseSet":
+    def take(self, index: np.ndarray) -> PoseSet:
         """The samples at ``index`` (an integer array or a boolean mask)."""
         return PoseSet(
             keypoints=self.keypoints[index],
@@ -58,15 +58,28 @@ class PoseSet:
             image_sizes=None if self.image_sizes is None else self.image_sizes[index],
         )
 
-    def join(self, other: "PoseSet") -> "PoseSet":
+    def join(self, other: PoseSet) -> PoseSet:
         """This set's samples followed by ``other``'s (of the same source, e.g. two splits)."""
         if other.source != self.source:
             raise InputError(f"cannot join poses of {self.source} and of {other.source}")
-        if (self.intrinsics is None) != (other.intrinsics is None) or (self.image_sizes is None) != (other.image_sizes is None):
+        if (self.intrinsics is None) != (other.intrinsics is None) or (self.image_sizes is None) != (
+            other.image_sizes is None
+        ):
             raise InputError("cannot join a set with camera intrinsics and image sizes to one without")
-        columns = {name: np.concatenate([getattr(self, name), getattr(other, name)])
-                   for name in ("keypoints", "poses_3d", "actions", "subjects", "cameras", "frames", "intrinsics",
-                                "image_sizes") if getattr(self, name) is not None}  # fmt: skip
+        columns = {
+            name: np.concatenate([getattr(self, name), getattr(other, name)])
+            for name in (
+                "keypoints",
+                "poses_3d",
+                "actions",
+                "subjects",
+                "cameras",
+                "frames",
+                "intrinsics",
+                "image_sizes",
+            )
+            if getattr(self, name) is not None
+        }
         # What both halves agree on holds for the whole; their splits and subjects add up.
         meta = {k: v for k, v in self.meta.items() if other.meta.get(k, None) == v}
         for key, add in (("split", lambda a, b: f"{a}+{b}"), ("subjects", lambda a, b: list(dict.fromkeys([*a, *b])))):
@@ -74,7 +87,7 @@ class PoseSet:
                 meta[key] = add(self.meta[key], other.meta[key])
         return PoseSet(**columns, source=self.source, meta=meta)
 
-    def every(self, step: int) -> "PoseSet":
+    def every(self, step: int) -> PoseSet:
         """An evenly spaced subsample: every ``step``-th sample, in order."""
         if step < 1:
             raise InputError(f"subsample step must be >= 1, got {step}")

@@ -36,7 +36,9 @@ def joint_angles(poses: np.ndarray) -> dict[str, np.ndarray]:
     return {
         "lean": _angle(spine, up),
         "knee": np.concatenate([_angle(p[:, h] - p[:, k], p[:, a] - p[:, k]) for h, k, a in ((1, 2, 3), (4, 5, 6))]),
-        "elbow": np.concatenate([_angle(p[:, s] - p[:, e], p[:, w] - p[:, e]) for s, e, w in ((14, 15, 16), (11, 12, 13))]),
+        "elbow": np.concatenate(
+            [_angle(p[:, s] - p[:, e], p[:, w] - p[:, e]) for s, e, w in ((14, 15, 16), (11, 12, 13))]
+        ),
         "hip": np.concatenate([_angle(spine, p[:, k] - p[:, h]) for h, k in ((1, 2), (4, 5))]),
         "shoulder": np.concatenate([_angle(-spine, p[:, e] - p[:, s]) for s, e in ((14, 15), (11, 12))]),
         "head": _angle(spine, p[:, 10] - p[:, 8]),

@@ -22,9 +22,26 @@ from posedeploy.skeleton import NUM_JOINTS, PARENTS, ROOT
 
 # Mean bone lengths (metres) of Human3.6M S1 S5 S6 S7 S8, indexed by child joint.
 BONE_LENGTHS = np.array(
-    [0.0, 0.1345, 0.4499, 0.4459, 0.1345, 0.4499, 0.4459, 0.2393, 0.2554,
-     0.1163, 0.1150, 0.1493, 0.2804, 0.2496, 0.1493, 0.2804, 0.2496]
-)  # fmt: skip
+    [
+        0.0,
+        0.1345,
+        0.4499,
+        0.4459,
+        0.1345,
+        0.4499,
+        0.4459,
+        0.2393,
+        0.2554,
+        0.1163,
+        0.1150,
+        0.1493,
+        0.2804,
+        0.2496,
+        0.1493,
+        0.2804,
+        0.2496,
+    ]
+)
 # Mirror pairs of bones (left child, right child): one body has equal left and right limbs.
 _BONE_PAIRS = ((4, 1), (5, 2), (6, 3), (11, 14), (12, 15), (13, 16))
 
@@ -111,21 +128,42 @@ def _smooth(rng: np.random.Generator, n: int, t: np.ndarray) -> np.ndarray:
 # from, and how far (standard deviation) it drifts during the sequence. Chosen so that the joint
 # angles (see posedeploy.data.posture) fall in the ranges Human3.6M's actions show.
 _BASE = {
-    "lean": ((-3, 8), 3), "side": ((-4, 4), 2), "twist": ((-10, 10), 6), "upper": ((8, 20), 3),
-    "nod": ((-8, 20), 6), "head_turn": ((-25, 25), 12),
-    "hip_flex": ((-2, 12), 3), "hip_abd": ((0, 10), 2), "knee": ((2, 25), 5),
-    "arm_flex": ((-10, 50), 12), "arm_abd": ((15, 45), 6), "elbow": ((30, 145), 15), "arm_in": ((0, 70), 10),
-}  # fmt: skip
+    "lean": ((-3, 8), 3),
+    "side": ((-4, 4), 2),
+    "twist": ((-10, 10), 6),
+    "upper": ((8, 20), 3),
+    "nod": ((-8, 20), 6),
+    "head_turn": ((-25, 25), 12),
+    "hip_flex": ((-2, 12), 3),
+    "hip_abd": ((0, 10), 2),
+    "knee": ((2, 25), 5),
+    "arm_flex": ((-10, 50), 12),
+    "arm_abd": ((15, 45), 6),
+    "elbow": ((30, 145), 15),
+    "arm_in": ((0, 70), 10),
+}
 _ACTIVITY = {
     "standing": {},
     "walking": {"elbow": ((10, 70), 8), "arm_abd": ((4, 15), 3), "knee": ((8, 15), 2), "hip_flex": ((5, 10), 2)},
-    "sitting": {"hip_flex": ((55, 90), 6), "knee": ((60, 100), 8), "lean": ((-10, 15), 5), "hip_abd": ((0, 20), 4),
-                "elbow": ((40, 140), 15), "arm_flex": ((0, 50), 10)},
+    "sitting": {
+        "hip_flex": ((55, 90), 6),
+        "knee": ((60, 100), 8),
+        "lean": ((-10, 15), 5),
+        "hip_abd": ((0, 20), 4),
+        "elbow": ((40, 140), 15),
+        "arm_flex": ((0, 50), 10),
+    },
     "reaching": {"arm_flex": ((-20, 140), 20), "arm_abd": ((0, 90), 12), "elbow": ((0, 130), 20)},
     "bending": {"lean": ((20, 70), 10), "hip_flex": ((0, 30), 5), "knee": ((0, 50), 8), "arm_flex": ((0, 60), 12)},
-    "crouching": {"hip_flex": ((70, 110), 8), "knee": ((80, 130), 8), "lean": ((0, 30), 6), "hip_abd": ((5, 25), 4),
-                  "elbow": ((20, 120), 15), "arm_flex": ((10, 70), 10)},
-}  # fmt: skip
+    "crouching": {
+        "hip_flex": ((70, 110), 8),
+        "knee": ((80, 130), 8),
+        "lean": ((0, 30), 6),
+        "hip_abd": ((5, 25), 4),
+        "elbow": ((20, 120), 15),
+        "arm_flex": ((10, 70), 10),
+    },
+}
 _PER_SIDE = ("hip_flex", "hip_abd", "knee", "arm_flex", "arm_abd", "elbow", "arm_in")
 
 
@@ -238,11 +276,19 @@ def studio_cameras(rng: np.random.Generator, n: int) -> list[Camera]:
     for i in range(n):
         w, h = IMAGE_SIZES[rng.integers(len(IMAGE_SIZES))]
         f = rng.uniform(*FOCAL_PX)
-        cameras.append(Camera(
-            id="synthetic", R=rotation[i], T=centre[i], f=np.array([f, f - rng.uniform(0, 3)]),
-            c=np.array([w / 2 + rng.normal(8, 4), h / 2 + rng.normal(5, 6)]),
-            k=DISTORTION_K + rng.normal(0, [0.006, 0.012, 0.004]), p=rng.normal(0, 0.001, 2), width=w, height=h,
-        ))  # fmt: skip
+        cameras.append(
+            Camera(
+                id="synthetic",
+                R=rotation[i],
+                T=centre[i],
+                f=np.array([f, f - rng.uniform(0, 3)]),
+                c=np.array([w / 2 + rng.normal(8, 4), h / 2 + rng.normal(5, 6)]),
+                k=DISTORTION_K + rng.normal(0, [0.006, 0.012, 0.004]),
+                p=rng.normal(0, 0.001, 2),
+                width=w,
+                height=h,
+            )
+        )
     return cameras
 
 

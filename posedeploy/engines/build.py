@@ -69,10 +69,14 @@ class BuildSettings:
         if not 0 <= self.optimization_level <= 5:
             raise InputError(f"builder optimisation level must be 0-5, got {self.optimization_level}")
         if self.dla_core is not None and (isinstance(self.dla_core, bool) or not 0 <= self.dla_core < DLA_CORES):
-            raise InputError(f"DLA core must be 0-{DLA_CORES - 1} (Jetson Orin and Xavier have {DLA_CORES}), got {self.dla_core}")
+            raise InputError(
+                f"DLA core must be 0-{DLA_CORES - 1} (Jetson Orin and Xavier have {DLA_CORES}), got {self.dla_core}"
+            )
         unknown = [c for c in self.compute_capabilities if c not in RTX_TARGETS and c != "current"]
         if unknown:
-            raise InputError(f"unknown compute capability {', '.join(unknown)}; expected current or {', '.join(RTX_TARGETS)}")
+            raise InputError(
+                f"unknown compute capability {', '.join(unknown)}; expected current or {', '.join(RTX_TARGETS)}"
+            )
 
 
 ENGINE_PRECISIONS = ("fp32", "fp16")
@@ -90,8 +94,6 @@ def parse_range(text: str, name: str) -> tuple[int, int, int]:
     if len(parts) != 3:
         raise InputError(f"{name} range must be MIN:OPT:MAX, got '{text}'")
     return tuple(parts)  # type: ignore[return-value]
-
-
 
 
 def _logger(trt: TensorRT):
@@ -180,8 +182,9 @@ def _network(trt: TensorRT, builder, onnx_path: Path, logger, strongly_typed: bo
     return network, parser
 
 
-def _configure(trt: TensorRT, builder, network, s: BuildSettings, cache_bytes: bytes | None, machine,
-               strongly_typed: bool):  # fmt: skip
+def _configure(
+    trt: TensorRT, builder, network, s: BuildSettings, cache_bytes: bytes | None, machine, strongly_typed: bool
+):
     m = trt.module
     config = builder.create_builder_config()
     if s.workspace_mb is not None:
@@ -220,8 +223,9 @@ def _configure(trt: TensorRT, builder, network, s: BuildSettings, cache_bytes: b
     if trt.is_rtx:
         config.num_compute_capabilities = len(targets)
         for i, cc in enumerate(targets):
-            config.set_compute_capability(m.ComputeCapability.CURRENT if cc == "current" else getattr(
-                m.ComputeCapability, RTX_TARGETS[cc]), i)  # fmt: skip
+            config.set_compute_capability(
+                m.ComputeCapability.CURRENT if cc == "current" else getattr(m.ComputeCapability, RTX_TARGETS[cc]), i
+            )
     monitor = _progress_monitor(trt)
     if monitor is not None:
         config.progress_monitor = monitor
@@ -236,13 +240,17 @@ def _targets(trt: TensorRT, s: BuildSettings, machine) -> list[str]:
             raise InputError("no GPU here to build for: name the target with --compute-capability (e.g. 8.9, 12.0)")
         return targets
     if s.compute_capabilities:
-        raise InputError("--compute-capability is for TensorRT for RTX; datacenter TensorRT builds for the GPU it runs on")
+        raise InputError(
+            "--compute-capability is for TensorRT for RTX; datacenter TensorRT builds for the GPU it runs on"
+        )
     if here is None:
         raise EngineBuildError("TensorRT needs a CUDA GPU to build on (TensorRT for RTX can build without one)")
     return [here]
 
 
-def build_engine(artifacts_dir: str | Path, settings: BuildSettings | None = None, out: str | Path | None = None) -> dict:
+def build_engine(
+    artifacts_dir: str | Path, settings: BuildSettings | None = None, out: str | Path | None = None
+) -> dict:
     """Build, check and write the engine; returns its manifest."""
     s = settings or BuildSettings()
     s.validate()
@@ -253,8 +261,10 @@ def build_engine(artifacts_dir: str | Path, settings: BuildSettings | None = Non
     machine = describe_machine()
     if s.dla_core is not None and (trt.is_rtx or not machine.l4t):
         why = "TensorRT for RTX has no DLA support" if trt.is_rtx else "this machine is not a Jetson"
-        raise InputError(f"--dla-core {s.dla_core}: DLA cores exist only on Jetson (Xavier, Orin) with JetPack's "
-                         f"TensorRT, and {why}; build without --dla-core")  # fmt: skip
+        raise InputError(
+            f"--dla-core {s.dla_core}: DLA cores exist only on Jetson (Xavier, Orin) with JetPack's "
+            f"TensorRT, and {why}; build without --dla-core"
+        )
     plan_path = Path(out) if out else artifacts_dir / plan_filename(s.graph, trt.is_rtx)
     cache_path = Path(s.timing_cache) if s.timing_cache else plan_path.with_name(f"timing.{trt.flavour}.cache")
     cache_bytes = cache_path.read_bytes() if cache_path.is_file() else None
@@ -267,9 +277,11 @@ def build_engine(artifacts_dir: str | Path, settings: BuildSettings | None = Non
     strongly_typed = trt.strongly_typed(s.typing)
     network, _parser = _network(trt, builder, onnx_path, logger, strongly_typed)
     config, cache, targets, monitor = _configure(trt, builder, network, s, cache_bytes, machine, strongly_typed)
-    log(f"build: {onnx_path.name} with {trt.flavour} {trt.version} "
+    log(
+        f"build: {onnx_path.name} with {trt.flavour} {trt.version} "
         f"({'strongly typed' if strongly_typed else 'FP16 flag'}) for compute capability {', '.join(targets)}; "
-        f"B {':'.join(map(str, s.batch))}, S {':'.join(map(str, s.hypotheses))}")  # fmt: skip
+        f"B {':'.join(map(str, s.batch))}, S {':'.join(map(str, s.hypotheses))}"
+    )
     with _ticker("build", enabled=monitor is None):
         plan = builder.build_serialized_network(network, config)
     if plan is None:
@@ -295,8 +307,11 @@ def build_engine(artifacts_dir: str | Path, settings: BuildSettings | None = Non
             "gpu": machine.gpus[0].name if machine.gpus and not trt.is_rtx else None,
             "built_on_gpu": machine.gpus[0].name if machine.gpus else None,
         },
-        "cuda": {"driver": machine.driver_version, "runtime": machine.cuda_runtime_version,
-                 "tensorrt_cuda": getattr(m, "__cuda_version__", None)},
+        "cuda": {
+            "driver": machine.driver_version,
+            "runtime": machine.cuda_runtime_version,
+            "tensorrt_cuda": getattr(m, "__cuda_version__", None),
+        },
         "platform": {"arch": machine.arch, "system": machine.system, "l4t": machine.l4t},
         "precision": s.precision,
         "graph": s.graph,
@@ -305,12 +320,13 @@ def build_engine(artifacts_dir: str | Path, settings: BuildSettings | None = Non
             "version_compatible": s.version_compatible,
             "hardware_compatibility": "ampere_plus" if s.hardware_compatible else None,
             "dla": {"core": s.dla_core, "gpu_fallback": True} if s.dla_core is not None else None,
-            "workspace_mb": s.workspace_mb, "optimization_level": s.optimization_level,
+            "workspace_mb": s.workspace_mb,
+            "optimization_level": s.optimization_level,
         },
         "onnx": {"file": onnx_path.name, "sha256": sha256_file(onnx_path)},
         "checkpoint_sha256": artifacts.manifest["checkpoint"]["sha256"],
         "build_seconds": round(seconds, 1),
-    }  # fmt: skip
+    }
     with contextlib.ExitStack() as stack:
         manifest_tmp = stack.enter_context(atomic_path(manifest_path(plan_path)))  # renamed last
         plan_tmp = stack.enter_context(atomic_path(plan_path))
@@ -320,11 +336,12 @@ def build_engine(artifacts_dir: str | Path, settings: BuildSettings | None = Non
         if cache is not None:
             cache_tmp = stack.enter_context(atomic_path(cache_path))
             cache_tmp.write_bytes(memoryview(cache.serialize()))
-            manifest["timing_cache"] = {"file": cache_path.name, "sha256": sha256_file(cache_tmp),
-                                        "reused": cache_bytes is not None}  # fmt: skip
+            manifest["timing_cache"] = {
+                "file": cache_path.name,
+                "sha256": sha256_file(cache_tmp),
+                "reused": cache_bytes is not None,
+            }
         manifest_tmp.write_text(json.dumps(manifest, indent=2) + "\n")
     where = f"DLA core {s.dla_core} with GPU fallback" if s.dla_core is not None else "GPU"
     log(f"build: {plan_path.name} ({manifest['plan']['bytes'] / 1e6:.1f} MB, {where}) in {seconds:.1f} s")
     return manifest
-
-

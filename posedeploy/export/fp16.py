@@ -21,11 +21,28 @@ from onnx import TensorProto, helper, numpy_helper
 
 from posedeploy.errors import PoseDeployError
 
-KEEP_FP32: frozenset[str] = frozenset({
-    "LayerNormalization", "BatchNormalization", "InstanceNormalization", "GroupNormalization",
-    "Softmax", "LogSoftmax", "ReduceMean", "ReduceSum", "ReduceSumSquare", "ReduceL2", "ReduceMax",
-    "ReduceMin", "ReduceProd", "Pow", "Sqrt", "Reciprocal", "Exp", "Log",
-})  # fmt: skip
+KEEP_FP32: frozenset[str] = frozenset(
+    {
+        "LayerNormalization",
+        "BatchNormalization",
+        "InstanceNormalization",
+        "GroupNormalization",
+        "Softmax",
+        "LogSoftmax",
+        "ReduceMean",
+        "ReduceSum",
+        "ReduceSumSquare",
+        "ReduceL2",
+        "ReduceMax",
+        "ReduceMin",
+        "ReduceProd",
+        "Pow",
+        "Sqrt",
+        "Reciprocal",
+        "Exp",
+        "Log",
+    }
+)
 # Each model's input layer, which reads the noisy 2D coordinates: in float16 they would be rounded
 # to steps of 2^-11, a tenth of the noise scale, so this cheap layer (2 input channels) stays float32.
 INPUT_LAYERS: tuple[str, ...] = ("/input/", "/gconv_input/", "/patch_embed/", "/avg/w1/")
@@ -48,10 +65,12 @@ def to_mixed_precision(model: onnx.ModelProto, scopes: tuple[str, ...] = ("/lift
     types = _float_tensors(model)
     nodes = list(graph.node)  # one Python object per node: protobuf wrappers are not stable across iterations
     half = {
-        id(n) for n in nodes
-        if any(scope in n.name for scope in scopes) and n.op_type not in KEEP_FP32
+        id(n)
+        for n in nodes
+        if any(scope in n.name for scope in scopes)
+        and n.op_type not in KEEP_FP32
         and not any(layer in n.name for layer in INPUT_LAYERS)
-    }  # fmt: skip
+    }
     if not half:
         raise PoseDeployError(f"no node of the graph lies in the scopes {scopes}: nothing to convert to float16")
 

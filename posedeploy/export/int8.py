@@ -39,9 +39,10 @@ KEEP_FLOAT = ("/lifter/gcn/input/", "/lifter/gcn/output/", "/lifter/patch_embed/
 def quantised_nodes(model: onnx.ModelProto) -> list[str]:
     """The lifter's matrix products, without its first and last layers."""
     return [
-        n.name for n in model.graph.node
+        n.name
+        for n in model.graph.node
         if n.op_type in QUANTISED_OPS and n.name.startswith("/lifter/") and not n.name.startswith(KEEP_FLOAT)
-    ]  # fmt: skip
+    ]
 
 
 class _Calibration:
@@ -50,10 +51,12 @@ class _Calibration:
     def __init__(self, keypoints: np.ndarray, seed: int):
         rng = np.random.default_rng(seed)
         self._feeds = iter(
-            {"keypoints": keypoints[i : i + CALIBRATION_BATCH],
-             "noise": draw_noise(rng, len(keypoints[i : i + CALIBRATION_BATCH]), CALIBRATION_DRAWS)}
+            {
+                "keypoints": keypoints[i : i + CALIBRATION_BATCH],
+                "noise": draw_noise(rng, len(keypoints[i : i + CALIBRATION_BATCH]), CALIBRATION_DRAWS),
+            }
             for i in range(0, len(keypoints), CALIBRATION_BATCH)
-        )  # fmt: skip
+        )
 
     def get_next(self) -> dict | None:
         return next(self._feeds, None)
@@ -77,10 +80,15 @@ def calibrated_bytes_per_draw(pipeline: onnx.ModelProto) -> int:
     typed = {v.name: v for v in (*inferred.graph.value_info, *inferred.graph.output, *inferred.graph.input)}
     weights = {w.name for w in pipeline.graph.initializer}
     floats = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)
-    names = list(dict.fromkeys(
-        t for node in pipeline.graph.node if node.op_type in QUANTISED_OPS for t in (*node.input, *node.output)
-        if t in typed and t not in weights and typed[t].type.tensor_type.elem_type in floats
-    ))  # fmt: skip
+    names = list(
+        dict.fromkeys(
+            t
+            for node in pipeline.graph.node
+            if node.op_type in QUANTISED_OPS
+            for t in (*node.input, *node.output)
+            if t in typed and t not in weights and typed[t].type.tensor_type.elem_type in floats
+        )
+    )
     probe = onnx.ModelProto()
     probe.CopyFrom(pipeline)
     outputs = {o.name for o in probe.graph.output}
@@ -88,13 +96,17 @@ def calibrated_bytes_per_draw(pipeline: onnx.ModelProto) -> int:
     session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
     poses, draws = 2, CALIBRATION_DRAWS
-    feed = {"keypoints": rng.normal(scale=0.3, size=(poses, 17, 2)).astype(np.float32), "noise": draw_noise(rng, poses, draws)}
+    feed = {
+        "keypoints": rng.normal(scale=0.3, size=(poses, 17, 2)).astype(np.float32),
+        "noise": draw_noise(rng, poses, draws),
+    }
     kept = sum(a.nbytes for a in session.run(names, feed))
     return -(-kept // (poses * draws))
 
 
-def quantise_pipeline(pipeline: onnx.ModelProto, calibration_keypoints: np.ndarray,
-                      seed: int = 0) -> tuple[onnx.ModelProto, int]:  # fmt: skip
+def quantise_pipeline(
+    pipeline: onnx.ModelProto, calibration_keypoints: np.ndarray, seed: int = 0
+) -> tuple[onnx.ModelProto, int]:
     """The INT8 pipeline of the float32 ``pipeline``, calibrated on (N, 17, 2) normalised keypoints
     (evenly thinned to what the calibrator can hold); and how many poses it was calibrated on."""
     try:
@@ -105,23 +117,34 @@ def quantise_pipeline(pipeline: onnx.ModelProto, calibration_keypoints: np.ndarr
         raise MissingDependencyError("onnxruntime", "cpu", "INT8 quantisation") from None
     keypoints = np.asarray(calibration_keypoints, np.float32)
     if keypoints.ndim != 3 or keypoints.shape[1:] != (17, 2) or len(keypoints) < CALIBRATION_BATCH:
-        raise InputError(f"INT8 calibration needs at least {CALIBRATION_BATCH} poses of shape (17, 2), got {keypoints.shape}")
+        raise InputError(
+            f"INT8 calibration needs at least {CALIBRATION_BATCH} poses of shape (17, 2), got {keypoints.shape}"
+        )
     keep = calibration_poses(len(keypoints), calibrated_bytes_per_draw(pipeline))
     keypoints = keypoints[np.linspace(0, len(keypoints) - 1, keep).round().astype(int)]
     nodes = quantised_nodes(pipeline)
     if not nodes:
         raise InputError("the pipeline has no lifter matrix products to quantise")
-    log(f"export: INT8: calibrating {len(nodes)} lifter matrix products on {len(keypoints)} poses x {CALIBRATION_DRAWS} noise draws")
+    log(
+        f"export: INT8: calibrating {len(nodes)} lifter matrix products on {len(keypoints)} poses x "
+        f"{CALIBRATION_DRAWS} noise draws"
+    )
     with tempfile.TemporaryDirectory(prefix="posedeploy-int8-") as tmp:
         src, dst = Path(tmp) / "pipeline.onnx", Path(tmp) / "pipeline.int8.onnx"
         onnx.save(pipeline, src)
         with contextlib.redirect_stdout(sys.stderr), _as_export_error():  # its calibrator prints to stdout
             quantize_static(
-                str(src), str(dst), _Calibration(keypoints, seed), quant_format=QuantFormat.QDQ, per_channel=True,
-                activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, nodes_to_quantize=nodes,
+                str(src),
+                str(dst),
+                _Calibration(keypoints, seed),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QInt8,
+                weight_type=QuantType.QInt8,
+                nodes_to_quantize=nodes,
                 op_types_to_quantize=list(QUANTISED_OPS),
                 calibrate_method=CalibrationMethod.Percentile,
-            )  # fmt: skip
+            )
         return onnx.load(dst), keep
 
 
@@ -136,4 +159,6 @@ def _as_export_error():
         raise ArtifactError("INT8 calibration ran out of memory; lower CALIBRATION_MEMORY") from None
     except Exception as exc:  # noqa: BLE001
         text = str(exc).strip().splitlines()
-        raise ArtifactError(f"INT8 quantisation failed: {type(exc).__name__}: {text[0][:200] if text else ''}") from None
+        raise ArtifactError(
+            f"INT8 quantisation failed: {type(exc).__name__}: {text[0][:200] if text else ''}"
+        ) from None

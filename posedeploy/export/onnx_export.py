@@ -64,8 +64,17 @@ def _trace(module: nn.Module, args: tuple, inputs: list[str], outputs: list[str]
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about shape-dependent Python branches
-        torch.onnx.export(module, args, buffer, dynamo=False, opset_version=OPSET, input_names=inputs,
-                          output_names=outputs, dynamic_axes=axes, do_constant_folding=True)  # fmt: skip
+        torch.onnx.export(
+            module,
+            args,
+            buffer,
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_axes=axes,
+            do_constant_folding=True,
+        )
     model = onnx.load_from_string(buffer.getvalue())
     onnx.checker.check_model(model, full_check=True)
     return onnx.shape_inference.infer_shapes(model, strict_mode=True)
@@ -82,16 +91,32 @@ def _graphs(ckpt: Checkpoint, in_graph_noise: bool) -> dict[str, onnx.ModelProto
     noise = torch.zeros(2, 3, 2, 17, 2)
     n_axis = {0: "N"}
     graphs = {
-        "avg": _trace(AVGGraph(avg).eval(), (kp,), ["keypoints"], ["relative_error"],
-                      {"keypoints": n_axis, "relative_error": n_axis}),
-        "lifter": _trace(LifterGraph(lifter).eval(), (kp,), ["keypoints"], ["pose_3d"],
-                         {"keypoints": n_axis, "pose_3d": n_axis}),
-        "pipeline": _trace(pipeline, (kp, noise), list(INPUTS), list(OUTPUTS),
-                           {"keypoints": {0: "B"}, "noise": {0: "B", 1: "S"}, **OUTPUT_AXES}),
-    }  # fmt: skip
+        "avg": _trace(
+            AVGGraph(avg).eval(),
+            (kp,),
+            ["keypoints"],
+            ["relative_error"],
+            {"keypoints": n_axis, "relative_error": n_axis},
+        ),
+        "lifter": _trace(
+            LifterGraph(lifter).eval(), (kp,), ["keypoints"], ["pose_3d"], {"keypoints": n_axis, "pose_3d": n_axis}
+        ),
+        "pipeline": _trace(
+            pipeline,
+            (kp, noise),
+            list(INPUTS),
+            list(OUTPUTS),
+            {"keypoints": {0: "B"}, "noise": {0: "B", 1: "S"}, **OUTPUT_AXES},
+        ),
+    }
     if in_graph_noise:
-        graphs["pipeline.rng"] = _trace(InGraphNoisePipeline(pipeline).eval(), (kp, torch.zeros(3)), list(RNG_INPUTS),
-                                        list(OUTPUTS), {"keypoints": {0: "B"}, "slots": {0: "S"}, **OUTPUT_AXES})
+        graphs["pipeline.rng"] = _trace(
+            InGraphNoisePipeline(pipeline).eval(),
+            (kp, torch.zeros(3)),
+            list(RNG_INPUTS),
+            list(OUTPUTS),
+            {"keypoints": {0: "B"}, "slots": {0: "S"}, **OUTPUT_AXES},
+        )
     return graphs
 
 
@@ -108,11 +133,13 @@ def _self_check(ckpt: Checkpoint, model: onnx.ModelProto, tolerance: float) -> f
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     got = session.run(list(OUTPUTS), {"keypoints": kp, "noise": noise})
     # np.max keeps a NaN where Python's max() would step over it.
-    worst = float(np.max([np.abs(g - e).max() for g, e in zip(got, expected)]))
+    worst = float(np.max([np.abs(g - e).max() for g, e in zip(got, expected, strict=True)]))
     if not all(np.isfinite(g).all() for g in got):
         raise ArtifactError("the exported graph gives non-finite outputs on ordinary poses; not written")
     if not worst <= tolerance:
-        raise ArtifactError(f"exported graph differs from PyTorch by {worst:.3g} m (allowed {tolerance:g}); not written")
+        raise ArtifactError(
+            f"exported graph differs from PyTorch by {worst:.3g} m (allowed {tolerance:g}); not written"
+        )
     return worst
 
 
@@ -174,14 +201,23 @@ def _io(model: onnx.ModelProto) -> dict:
         out = {}
         for v in values:
             dims = [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
-            out[v.name] = {"dtype": onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type).name, "shape": dims}
+            out[v.name] = {
+                "dtype": onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type).name,
+                "shape": dims,
+            }
         return out
 
     return {"inputs": describe(model.graph.input), "outputs": describe(model.graph.output)}
 
 
-def export_artifacts(checkpoint: str | Path, out_dir: str | Path, fp16: bool = False, triton: bool = False,
-                     in_graph_noise: bool = False, int8_calibration=None) -> dict:  # fmt: skip
+def export_artifacts(
+    checkpoint: str | Path,
+    out_dir: str | Path,
+    fp16: bool = False,
+    triton: bool = False,
+    in_graph_noise: bool = False,
+    int8_calibration=None,
+) -> dict:
     """Write the artifacts of ``checkpoint`` into ``out_dir``; returns the manifest. With
     ``int8_calibration`` (a PoseSet of training poses) also pipeline.int8.onnx."""
     started = time.monotonic()
@@ -201,8 +237,10 @@ def export_artifacts(checkpoint: str | Path, out_dir: str | Path, fp16: bool = F
         for name in [n for n in graphs if n.startswith("pipeline")]:
             graphs[f"{name}.fp16"] = to_mixed_precision(graphs[name])
             precision[f"{name}.fp16"] = "fp16-mixed"
-        log("export: pipeline.fp16.onnx: lifter and AVG in float16, normalisation/softmax/reductions and "
-            "the sigma, noise and aggregation arithmetic in float32")  # fmt: skip
+        log(
+            "export: pipeline.fp16.onnx: lifter and AVG in float16, normalisation/softmax/reductions and "
+            "the sigma, noise and aggregation arithmetic in float32"
+        )
     if int8_calibration is not None:
         from posedeploy.export.int8 import quantise_pipeline
 
@@ -223,19 +261,34 @@ def export_artifacts(checkpoint: str | Path, out_dir: str | Path, fp16: bool = F
         "opset": OPSET,
         "checkpoint": {"path": str(checkpoint), "sha256": checkpoint_hash},
         "config": {
-            "lifter": c.lifter, "avg": c.avg, "alpha": c.alpha, "joints": list(c.joints), "parents": list(PARENTS),
-            "joints_left": list(JOINTS_LEFT), "joints_right": list(JOINTS_RIGHT), "normalisation": c.normalisation,
-            "units": c.units, "trained_on": c.keypoints,
+            "lifter": c.lifter,
+            "avg": c.avg,
+            "alpha": c.alpha,
+            "joints": list(c.joints),
+            "parents": list(PARENTS),
+            "joints_left": list(JOINTS_LEFT),
+            "joints_right": list(JOINTS_RIGHT),
+            "normalisation": c.normalisation,
+            "units": c.units,
+            "trained_on": c.keypoints,
         },
         "contract": {"inputs": list(INPUTS), "outputs": list(OUTPUTS)},
         # A (B, S) call costs B * (2 * avg + 2 * S * lifter): every pose and its mirror image.
-        "flops": {"lifter_per_pose": _flops_per_pose(ckpt.build_lifter()), "avg_per_pose": _flops_per_pose(ckpt.build_avg())},
+        "flops": {
+            "lifter_per_pose": _flops_per_pose(ckpt.build_lifter()),
+            "avg_per_pose": _flops_per_pose(ckpt.build_avg()),
+        },
         # What MultiHypothesisLifter sizes its calls by under a memory budget.
-        "memory": {"bytes_per_lifted_pose": _activation_bytes_per_pose(ckpt.build_lifter()) + (17 * 2 + 17 * 3) * 4 * 2},
+        "memory": {
+            "bytes_per_lifted_pose": _activation_bytes_per_pose(ckpt.build_lifter()) + (17 * 2 + 17 * 3) * 4 * 2
+        },
         "files": {},
-    }  # fmt: skip
+    }
     if int8_calibration is not None:
-        manifest["int8"] = {"calibration": calibration, "method": "ONNX Runtime static QDQ, per-channel weights, percentile activations"}
+        manifest["int8"] = {
+            "calibration": calibration,
+            "method": "ONNX Runtime static QDQ, per-channel weights, percentile activations",
+        }
     with folder_lock(out_dir, "export"), contextlib.ExitStack() as stack:
         # Entered first, renamed last (ExitStack unwinds in reverse): the manifest lands after the graphs.
         manifest_tmp = stack.enter_context(atomic_path(out_dir / MANIFEST))
@@ -244,8 +297,11 @@ def export_artifacts(checkpoint: str | Path, out_dir: str | Path, fp16: bool = F
             tmp = stack.enter_context(atomic_path(out_dir / filename))
             onnx.save(model, tmp)
             manifest["files"][filename] = {
-                "sha256": sha256_file(tmp), "bytes": tmp.stat().st_size, "precision": precision[name], **_io(model),
-            }  # fmt: skip
+                "sha256": sha256_file(tmp),
+                "bytes": tmp.stat().st_size,
+                "precision": precision[name],
+                **_io(model),
+            }
             log(f"export: {filename} ({tmp.stat().st_size / 1e6:.1f} MB)")
         if triton:
             from posedeploy.export.triton import write_model_repository

@@ -51,8 +51,9 @@ def model_config(name: str, io: dict, accelerator: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_model_repository(stack: contextlib.ExitStack, root: Path, graphs: dict[str, onnx.ModelProto],
-                           manifest: dict) -> dict:  # fmt: skip
+def write_model_repository(
+    stack: contextlib.ExitStack, root: Path, graphs: dict[str, onnx.ModelProto], manifest: dict
+) -> dict:
     """Write the repository through ``stack`` (atomic files, renamed with the rest of the export)."""
     models = {"posedeploy_pipeline": ("pipeline.onnx", None), "posedeploy_pipeline_trt": ("pipeline.onnx", "tensorrt")}
     if "pipeline.fp16" in graphs:

@@ -59,10 +59,11 @@ class Backend(ABC):
     def run(self, feed: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """Run once on ``feed``; returns the requested (default: all) outputs by name."""
 
+    @abstractmethod
     def close(self) -> None:
         """Release the session / engine and its memory. Idempotent."""
 
-    def __enter__(self) -> "Backend":
+    def __enter__(self) -> Backend:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -81,7 +82,7 @@ def check_feed(specs: Sequence[TensorSpec], feed: Mapping[str, np.ndarray], grap
     for spec in specs:
         array = np.ascontiguousarray(feed[spec.name], dtype=spec.dtype)
         if array.ndim != len(spec.shape) or any(
-            isinstance(want, int) and want != got for want, got in zip(spec.shape, array.shape)
+            isinstance(want, int) and want != got for want, got in zip(spec.shape, array.shape, strict=True)
         ):
             raise InputError(f"input '{spec.name}' must have shape {spec.shape}, got {array.shape}")
         checked[spec.name] = array

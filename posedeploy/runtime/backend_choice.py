@@ -75,9 +75,15 @@ def cache_key(artifacts, precision: str, noise: str, threads: int | None) -> str
 
     graphs = {name: entry.get("sha256") for name, entry in sorted(artifacts.manifest["files"].items())}
     what = {
-        "cpu": cpu_model(), "cores": os.cpu_count(), "gpus": [g.name for g in describe_machine().gpus],
-        "versions": _versions(), "graphs": graphs, "precision": precision, "noise": noise, "threads": threads,
-    }  # fmt: skip
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "gpus": [g.name for g in describe_machine().gpus],
+        "versions": _versions(),
+        "graphs": graphs,
+        "precision": precision,
+        "noise": noise,
+        "threads": threads,
+    }
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
 
 
@@ -124,16 +130,25 @@ def _cached_choice(hit: object, candidates: list[str]) -> Choice | None:
     if not isinstance(hit, dict) or hit.get("backend") not in candidates or not isinstance(hit.get("probe_ms"), dict):
         return None
     timings = hit["probe_ms"]
-    numbers = all(isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                  and v > 0 for k, v in timings.items())  # fmt: skip
+    numbers = all(
+        isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+        for k, v in timings.items()
+    )
     if not numbers or hit["backend"] not in timings:
         return None  # edited or damaged: measure again
     return Choice(hit["backend"], {k: float(v) for k, v in timings.items()}, cached=True)
 
 
-def open_backend(artifacts, precision: str = "fp32", backend: str = AUTO, provider: str = "auto",
-                 threads: int | None = None, cuda: str = "auto", noise: str = "host",
-                 cache_dir: Path | None = None) -> Backend:  # fmt: skip
+def open_backend(
+    artifacts,
+    precision: str = "fp32",
+    backend: str = AUTO,
+    provider: str = "auto",
+    threads: int | None = None,
+    cuda: str = "auto",
+    noise: str = "host",
+    cache_dir: Path | None = None,
+) -> Backend:
     """The verified pipeline of an artifact directory, loaded on ``backend``, or on the fastest
     here for 'auto' (a cached choice that can no longer load it is measured again)."""
     if backend != AUTO:
@@ -144,21 +159,32 @@ def open_backend(artifacts, precision: str = "fp32", backend: str = AUTO, provid
     except PoseDeployError as exc:
         if not choice.cached:
             raise
-        log(f"backend auto: the cached choice, {choice.backend}, cannot load this artifact any more ({exc}); measuring again")
+        log(
+            f"backend auto: the cached choice, {choice.backend}, cannot load this artifact any more ({exc}); "
+            "measuring again"
+        )
         choice = choose_backend(artifacts, precision, noise, threads, cache_dir, refresh=True)
         loaded = load_backend(artifacts, precision, choice.backend, provider, threads, cuda, noise)
     log(choice.describe())
     return loaded
 
 
-def choose_backend(artifacts, precision: str = "fp32", noise: str = "host", threads: int | None = None,
-                   cache_dir: Path | None = None, refresh: bool = False) -> Choice:  # fmt: skip
+def choose_backend(
+    artifacts,
+    precision: str = "fp32",
+    noise: str = "host",
+    threads: int | None = None,
+    cache_dir: Path | None = None,
+    refresh: bool = False,
+) -> Choice:
     """The fastest backend that loads this artifact's pipeline here, measured once and cached
     (``refresh``: measured again whatever the cache holds)."""
     forced = os.environ.get(FORCE_ENV)
     if forced:
         if forced not in BACKENDS:
-            raise InputError(f"{FORCE_ENV}={forced!r} names no backend; expected one of {', '.join(BACKENDS)}, or unset it")
+            raise InputError(
+                f"{FORCE_ENV}={forced!r} names no backend; expected one of {', '.join(BACKENDS)}, or unset it"
+            )
         return Choice(forced, {}, cached=False, forced=True)
     candidates = installed_backends()
     path = (cache_dir or cache_root()) / CACHE_FILE

@@ -18,9 +18,16 @@ import numpy as np
 
 from posedeploy.artifacts import read_manifest
 from posedeploy.contract import (
-    DEFAULT_MEMORY_BUDGET_MB, MAX_HYPOTHESES, VIEWS, check_hypotheses, check_noise, check_request, check_seed,
-    draw_noise, normalise_keypoints,
-)  # fmt: skip
+    DEFAULT_MEMORY_BUDGET_MB,
+    MAX_HYPOTHESES,
+    VIEWS,
+    check_hypotheses,
+    check_noise,
+    check_request,
+    check_seed,
+    draw_noise,
+    normalise_keypoints,
+)
 from posedeploy.errors import InputError
 from posedeploy.runtime.backend_choice import open_backend
 from posedeploy.runtime.loading import AUTO
@@ -58,10 +65,20 @@ class MultiHypothesisLifter:
     ((B, 17, 3), (B, 17))
     """
 
-    def __init__(self, artifacts: str | Path, precision: str = "fp32", backend: str = AUTO,
-                 provider: str = "auto", hypotheses: int = DEFAULT_HYPOTHESES, seed: int | None = None,
-                 max_poses: int = DEFAULT_MAX_POSES, threads: int | None = None, cuda: str = "auto",
-                 noise: str = "host", memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB):  # fmt: skip
+    def __init__(
+        self,
+        artifacts: str | Path,
+        precision: str = "fp32",
+        backend: str = AUTO,
+        provider: str = "auto",
+        hypotheses: int = DEFAULT_HYPOTHESES,
+        seed: int | None = None,
+        max_poses: int = DEFAULT_MAX_POSES,
+        threads: int | None = None,
+        cuda: str = "auto",
+        noise: str = "host",
+        memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
+    ):
         if not isinstance(artifacts, (str, os.PathLike)):
             raise InputError(f"artifacts must be the path of an exported artifact directory, got {artifacts!r}")
         self.artifacts = read_manifest(artifacts)
@@ -69,16 +86,24 @@ class MultiHypothesisLifter:
         if isinstance(max_poses, bool) or not isinstance(max_poses, (int, np.integer)) or max_poses < VIEWS:
             raise InputError(f"max_poses must be a whole number >= {VIEWS}, got {max_poses!r}")
         self.max_poses = int(max_poses)
-        real = isinstance(memory_budget_mb, (int, float, np.integer, np.floating)) and not isinstance(memory_budget_mb, bool)
+        real = isinstance(memory_budget_mb, (int, float, np.integer, np.floating)) and not isinstance(
+            memory_budget_mb, bool
+        )
         if not (real and 0 < memory_budget_mb <= MAX_MEMORY_BUDGET_MB):
-            raise InputError(f"memory budget must be a number of MB in (0, {MAX_MEMORY_BUDGET_MB:,}], got {memory_budget_mb!r}")
+            raise InputError(
+                f"memory budget must be a number of MB in (0, {MAX_MEMORY_BUDGET_MB:,}], got {memory_budget_mb!r}"
+            )
         self.memory_budget = int(memory_budget_mb * 2**20)
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1):
+        if threads is not None and (
+            isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1
+        ):
             raise InputError(f"threads must be a whole number >= 1 or None (all cores), got {threads!r}")
         threads = None if threads is None else int(threads)
         if noise == "device" and seed is not None:
-            raise InputError("a lifter that draws its noise on the device (noise='device') cannot be seeded; "
-                             "load it with noise='host' for reproducible draws")  # fmt: skip
+            raise InputError(
+                "a lifter that draws its noise on the device (noise='device') cannot be seeded; "
+                "load it with noise='host' for reproducible draws"
+            )
         seed = check_seed(seed)
         # Each call's working set: its inputs, outputs and the lifter's activations per pose.
         per_pose = self.artifacts.manifest.get("memory", {}).get("bytes_per_lifted_pose")
@@ -107,17 +132,26 @@ class MultiHypothesisLifter:
         """(B, 17, 2) or (17, 2) keypoints, pixels with ``image_size`` = (w, h) or already normalised."""
         return normalise_keypoints(keypoints, image_size)
 
-    def __call__(self, keypoints: np.ndarray, image_size: tuple[float, float] | None = None,
-                 noise: np.ndarray | None = None, hypotheses: int | None = None, seed: int | None = None,
-                 units: str = "mm", keep_hypotheses: bool = True) -> LiftResult:  # fmt: skip
+    def __call__(
+        self,
+        keypoints: np.ndarray,
+        image_size: tuple[float, float] | None = None,
+        noise: np.ndarray | None = None,
+        hypotheses: int | None = None,
+        seed: int | None = None,
+        units: str = "mm",
+        keep_hypotheses: bool = True,
+    ) -> LiftResult:
         """Lift B poses. Noise: given (B, S, 2, 17, 2), else drawn — from ``seed`` when given,
         otherwise continuing this lifter's own generator; with ``noise='device'`` at construction,
         drawn inside the graph (not seedable)."""
         if not isinstance(units, str) or units not in UNITS:
             raise InputError(f"units must be one of {', '.join(UNITS)}, got {units!r}")
         if seed is not None and self.noise_source == "device":
-            raise InputError("this lifter draws its noise on the device, which cannot be seeded; load it with "
-                             "noise='host' for reproducible draws")  # fmt: skip
+            raise InputError(
+                "this lifter draws its noise on the device, which cannot be seeded; load it with "
+                "noise='host' for reproducible draws"
+            )
         seed = check_seed(seed)
         kp = self.normalise(keypoints, image_size)
         b = len(kp)
@@ -168,9 +202,12 @@ class MultiHypothesisLifter:
                 spread[rows] = np.sqrt(np.maximum(squares / s - (mean**2).sum(axis=-1), 0.0))
         scale = UNITS[units]
         return LiftResult(
-            pose=pose * scale, spread=spread * scale,
-            hypotheses=None if hyps_out is None else hyps_out * scale, sigma=sigma, units=units,
-        )  # fmt: skip
+            pose=pose * scale,
+            spread=spread * scale,
+            hypotheses=None if hyps_out is None else hyps_out * scale,
+            sigma=sigma,
+            units=units,
+        )
 
     def _draw(self, rng: np.random.Generator | None, n: int, k: int) -> np.ndarray:
         if rng is not None:
@@ -205,7 +242,7 @@ class MultiHypothesisLifter:
     def close(self) -> None:
         self.backend.close()
 
-    def __enter__(self) -> "MultiHypothesisLifter":
+    def __enter__(self) -> MultiHypothesisLifter:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -23,7 +23,8 @@ def find_plan(artifacts, graph: str) -> Path:
     if not plans:
         raise ArtifactError(
             f"{artifacts.root} has no engine for {GRAPHS[graph]}; build one here with posedeploy build "
-            f"--artifacts {artifacts.root}" + (" --precision fp32" if not graph.endswith("fp16") else "")
+            f"--artifacts {artifacts.root}"
+            + (" --precision fp32" if not graph.endswith("fp16") else "")
             + (" --in-graph-noise" if ".rng" in graph else "")
         )
     plan = plans[0]
@@ -41,8 +42,15 @@ def graph_for(backend: str, precision: str, noise: str = "host") -> str:
     return pipeline_graph("fp32" if lowered_by_openvino else precision, noise)
 
 
-def load_backend(artifacts, precision: str = "fp32", backend: str = "onnxruntime", provider: str = "auto",
-                 threads: int | None = None, cuda: str = "auto", noise: str = "host") -> Backend:  # fmt: skip
+def load_backend(
+    artifacts,
+    precision: str = "fp32",
+    backend: str = "onnxruntime",
+    provider: str = "auto",
+    threads: int | None = None,
+    cuda: str = "auto",
+    noise: str = "host",
+) -> Backend:
     """The verified pipeline of an artifact directory, loaded on the named ``backend``."""
     if backend not in BACKENDS:
         raise InputError(f"unknown backend '{backend}'; expected {AUTO} or one of {', '.join(BACKENDS)}")
@@ -73,5 +81,3 @@ def _verified(loaded: Backend, artifacts, graph: str, noise: str) -> Backend:
         loaded.close()
         raise ArtifactError(f"{path} does not have the pipeline contract's inputs {inputs} and outputs {OUTPUTS}")
     return loaded
-
-

@@ -64,8 +64,14 @@ def available_providers() -> list[str]:
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
-    def __init__(self, path: str | Path, provider: str = "auto", threads: int | None = None,
-                 precision: str | None = None, cuda_graph: bool = True):  # fmt: skip
+    def __init__(
+        self,
+        path: str | Path,
+        provider: str = "auto",
+        threads: int | None = None,
+        precision: str | None = None,
+        cuda_graph: bool = True,
+    ):
         ort = _ort()
         path = Path(path)
         if not path.is_file():
@@ -77,12 +83,15 @@ class OnnxRuntimeBackend(Backend):
             if provider not in offered:
                 extra = "gpu" if provider in ("cuda", "tensorrt") else "cpu"
                 raise MissingDependencyError(
-                    "onnxruntime-gpu" if extra == "gpu" else "onnxruntime", extra,
+                    "onnxruntime-gpu" if extra == "gpu" else "onnxruntime",
+                    extra,
                     f"The ONNX Runtime '{provider}' execution provider (this build offers {', '.join(offered)})",
-                )  # fmt: skip
+                )
             chosen = [provider] + (["cuda"] if provider == "tensorrt" else []) + ["cpu"]
         else:
-            raise InputError(f"unknown ONNX Runtime provider {provider!r}; expected auto or one of {', '.join(PROVIDERS)}")
+            raise InputError(
+                f"unknown ONNX Runtime provider {provider!r}; expected auto or one of {', '.join(PROVIDERS)}"
+            )
         self._ort, self.path, self._threads = ort, path, threads
         self._chosen = list(dict.fromkeys(chosen))
         # On CUDA, inputs and outputs live in device buffers bound once per (B, S) shape (I/O
@@ -95,8 +104,12 @@ class OnnxRuntimeBackend(Backend):
         meta = self._session.get_modelmeta().custom_metadata_map
         self.metadata = dict(meta)
         self._precision = precision or meta.get("precision", "fp32")
-        self._inputs = tuple(TensorSpec(i.name, _NUMPY.get(i.type, i.type), tuple(i.shape)) for i in self._session.get_inputs())
-        self._outputs = tuple(TensorSpec(o.name, _NUMPY.get(o.type, o.type), tuple(o.shape)) for o in self._session.get_outputs())
+        self._inputs = tuple(
+            TensorSpec(i.name, _NUMPY.get(i.type, i.type), tuple(i.shape)) for i in self._session.get_inputs()
+        )
+        self._outputs = tuple(
+            TensorSpec(o.name, _NUMPY.get(o.type, o.type), tuple(o.shape)) for o in self._session.get_outputs()
+        )
 
     def _open(self, cuda_graph: bool):
         ort = self._ort
@@ -137,7 +150,7 @@ class OnnxRuntimeBackend(Backend):
         """Resolve an output's named dimensions (B, S, ...) from the inputs that carry them."""
         sizes = {}
         for i in self._inputs:
-            for dim, size in zip(i.shape, feed[i.name].shape):
+            for dim, size in zip(i.shape, feed[i.name].shape, strict=False):
                 if isinstance(dim, str):
                     sizes[dim] = size
         if any(isinstance(d, str) and d not in sizes for d in spec.shape):
@@ -149,10 +162,16 @@ class OnnxRuntimeBackend(Backend):
         key = tuple(feed[i.name].shape for i in self._inputs)
         if key not in self._bound:
             binding = self._session.io_binding()
-            ins = {i.name: ort.OrtValue.ortvalue_from_shape_and_type(feed[i.name].shape, np.dtype(i.dtype), "cuda", 0)
-                   for i in self._inputs}  # fmt: skip
-            outs = {o.name: ort.OrtValue.ortvalue_from_shape_and_type(self._output_shape(o, feed), np.dtype(o.dtype),
-                                                                      "cuda", 0) for o in self._outputs}  # fmt: skip
+            ins = {
+                i.name: ort.OrtValue.ortvalue_from_shape_and_type(feed[i.name].shape, np.dtype(i.dtype), "cuda", 0)
+                for i in self._inputs
+            }
+            outs = {
+                o.name: ort.OrtValue.ortvalue_from_shape_and_type(
+                    self._output_shape(o, feed), np.dtype(o.dtype), "cuda", 0
+                )
+                for o in self._outputs
+            }
             for name, value in ins.items():
                 binding.bind_ortvalue_input(name, value)
             for name, value in outs.items():
@@ -173,7 +192,7 @@ class OnnxRuntimeBackend(Backend):
         names = list(outputs) if outputs else [o.name for o in self._outputs]
         feed = check_feed(self._inputs, feed, self.path.name)
         if self.device == "cpu":
-            return dict(zip(names, self._session.run(names, feed)))
+            return dict(zip(names, self._session.run(names, feed), strict=True))
         with self._lock:
             return self._run_cuda(feed, names)
 

@@ -39,15 +39,16 @@ def openvino_version() -> str | None:
 
 
 def _spec(port) -> TensorSpec:
-    shape = tuple(d.get_length() if d.is_static else name for d, name in zip(port.get_partial_shape(), "BSVJC"))
+    shape = tuple(
+        d.get_length() if d.is_static else name for d, name in zip(port.get_partial_shape(), "BSVJC", strict=False)
+    )
     return TensorSpec(port.get_any_name(), port.get_element_type().to_dtype().name, shape)
 
 
 class OpenVINOBackend(Backend):
     name = "openvino"
 
-    def __init__(self, path: str | Path, precision: str = "fp32", threads: int | None = None,
-                 hint: str = "latency"):  # fmt: skip
+    def __init__(self, path: str | Path, precision: str = "fp32", threads: int | None = None, hint: str = "latency"):
         ov = _ov()
         path = Path(path)
         if not path.is_file():
@@ -121,7 +122,6 @@ class OpenVINOBackend(Backend):
         threads = f", {self.threads} threads" if self.threads else ""
         fallback = f"; {self.asked} asked, not supported by this CPU" if self.asked != self.precision else ""
         return f"openvino on cpu ({self.precision}{fallback}, {self.hint}{threads})"
-
 
 
 def _last_line(exc: Exception) -> str:

@@ -67,7 +67,9 @@ class TensorRTBackend(Backend):
                 self._profile[name] = (tuple(lo), tuple(hi))
                 self._specs_in.append(TensorSpec(name, np.dtype(dtype).name, tuple(self.engine.get_tensor_shape(name))))
             else:
-                self._specs_out.append(TensorSpec(name, np.dtype(dtype).name, tuple(self.engine.get_tensor_shape(name))))
+                self._specs_out.append(
+                    TensorSpec(name, np.dtype(dtype).name, tuple(self.engine.get_tensor_shape(name)))
+                )
         self._allocate()
 
     def _allocate(self) -> None:
@@ -114,7 +116,7 @@ class TensorRTBackend(Backend):
             raise InputError(f"the engine takes inputs {sorted(names)}, got {sorted(feed)}")
         for spec in self._specs_in:
             shape, (lo, hi) = np.shape(feed[spec.name]), self._profile[spec.name]
-            if len(shape) != len(lo) or any(not a <= d <= b for d, a, b in zip(shape, lo, hi)):
+            if len(shape) != len(lo) or any(not a <= d <= b for d, a, b in zip(shape, lo, hi, strict=True)):
                 raise InputError(
                     f"input '{spec.name}' of shape {shape} is outside the engine profile {lo}..{hi}; "
                     f"split the request or rebuild with a larger --batch/--hypotheses"

@@ -26,9 +26,18 @@ from posedeploy.training.trainer import TrainTask
 class AVGTask(TrainTask):
     metric = "mse"
 
-    def __init__(self, lifter_checkpoint: Checkpoint, train: PoseSet, val: PoseSet, avg: str | None = None,
-                 alpha: float | None = None, cache_dir: Path | None = None, device: str | torch.device = "cpu",
-                 fold_lifters: list[Checkpoint] | None = None, refit: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        lifter_checkpoint: Checkpoint,
+        train: PoseSet,
+        val: PoseSet,
+        avg: str | None = None,
+        alpha: float | None = None,
+        cache_dir: Path | None = None,
+        device: str | torch.device = "cpu",
+        fold_lifters: list[Checkpoint] | None = None,
+        refit: bool = False,
+    ):
         """``refit``: ``train`` holds ``val`` too (for a lifter refitted on both), so ``val`` is only
         reported and every epoch is written."""
         config = lifter_checkpoint.config.with_avg(avg, alpha)
@@ -44,11 +53,22 @@ class AVGTask(TrainTask):
         if fold_lifters:
             # Each training sample's label comes from the fold lifter that never saw its subject.
             owner = assign_lifters(train, fold_lifters, lifter_checkpoint)
-            parts = [load_or_compute(f.build_lifter(device), f.lifter_fingerprint(), train.keypoints[owner == i],
-                                     train.poses_3d[owner == i], True, cache_dir)
-                     for i, f in enumerate(fold_lifters)]  # fmt: skip
+            parts = [
+                load_or_compute(
+                    f.build_lifter(device),
+                    f.lifter_fingerprint(),
+                    train.keypoints[owner == i],
+                    train.poses_3d[owner == i],
+                    True,
+                    cache_dir,
+                )
+                for i, f in enumerate(fold_lifters)
+            ]
             inputs, errors = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-            self.pseudo_labels = {"from": "held-out folds", "fold_lifters": [f.lifter_fingerprint() for f in fold_lifters]}
+            self.pseudo_labels = {
+                "from": "held-out folds",
+                "fold_lifters": [f.lifter_fingerprint() for f in fold_lifters],
+            }
         else:
             inputs, errors = load_or_compute(lifter, self.fingerprint, train.keypoints, train.poses_3d, True, cache_dir)
             self.pseudo_labels = {"from": "the lifter on its own training data"}
@@ -59,8 +79,13 @@ class AVGTask(TrainTask):
         self.model = build_model("avg", config.avg, config.avg_params)
 
     def identity(self) -> dict:
-        identity = {"task": self.name, "lifter": self.fingerprint, "data": self.train_source, "samples": len(self.inputs),
-                    "pseudo_labels": self.pseudo_labels}  # fmt: skip
+        identity = {
+            "task": self.name,
+            "lifter": self.fingerprint,
+            "data": self.train_source,
+            "samples": len(self.inputs),
+            "pseudo_labels": self.pseudo_labels,
+        }
         # Absent when unused, so that states written before the option existed still resume.
         return {**identity, "refit": True} if self.refit else identity
 
@@ -82,10 +107,20 @@ class AVGTask(TrainTask):
     def checkpoint(self, model: nn.Module, summary: dict) -> Checkpoint:
         self.config.training = {
             **self.lifter_checkpoint.config.training,
-            "avg": {"train_source": self.train_source, "val_source": self.val_source, "val_split": self.val_split,
-                    "pseudo_label_mean_m": self.error_mean, "pseudo_labels": self.pseudo_labels,
-                    **({"refit": True} if self.refit else {}), **summary},
-        }  # fmt: skip
+            "avg": {
+                "train_source": self.train_source,
+                "val_source": self.val_source,
+                "val_split": self.val_split,
+                "pseudo_label_mean_m": self.error_mean,
+                "pseudo_labels": self.pseudo_labels,
+                **({"refit": True} if self.refit else {}),
+                **summary,
+            },
+        }
         avg_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        return Checkpoint(self.config, self.lifter_checkpoint.lifter_state, avg_state,
-                          {**self.lifter_checkpoint.meta, "lifter_fingerprint": self.fingerprint})  # fmt: skip
+        return Checkpoint(
+            self.config,
+            self.lifter_checkpoint.lifter_state,
+            avg_state,
+            {**self.lifter_checkpoint.meta, "lifter_fingerprint": self.fingerprint},
+        )

@@ -53,15 +53,19 @@ class PipelineConfig:
     training: dict = field(default_factory=dict)
 
     @classmethod
-    def for_lifter(cls, lifter: str, **kwargs) -> "PipelineConfig":
+    def for_lifter(cls, lifter: str, **kwargs) -> PipelineConfig:
         return cls(lifter=lifter, lifter_params=default_params("lifter", lifter), **kwargs)
 
-    def with_avg(self, avg: str | None = None, alpha: float | None = None) -> "PipelineConfig":
+    def with_avg(self, avg: str | None = None, alpha: float | None = None) -> PipelineConfig:
         name = avg or DEFAULT_AVG[self.lifter]
-        return PipelineConfig(**{
-            **asdict(self), "avg": name, "avg_params": default_params("avg", name),
-            "alpha": self.alpha if alpha is None else alpha,
-        })  # fmt: skip
+        return PipelineConfig(
+            **{
+                **asdict(self),
+                "avg": name,
+                "avg_params": default_params("avg", name),
+                "alpha": self.alpha if alpha is None else alpha,
+            }
+        )
 
 
 @dataclass
@@ -111,8 +115,10 @@ def _load_state(model: nn.Module, state: dict, what: str) -> None:
             )
         # Integers (or booleans) where real-valued weights belong are not weights: loading would cast them silently.
         if given.is_floating_point() != tensor.is_floating_point() or given.is_complex():
-            raise CheckpointError(f"weights do not fit the {what}: {key} holds {str(given.dtype).removeprefix('torch.')}, "
-                                  f"expected {str(tensor.dtype).removeprefix('torch.')}")  # fmt: skip
+            raise CheckpointError(
+                f"weights do not fit the {what}: {key} holds {str(given.dtype).removeprefix('torch.')}, "
+                f"expected {str(tensor.dtype).removeprefix('torch.')}"
+            )
     model.load_state_dict(state)
 
 
@@ -130,7 +136,9 @@ def state_fingerprint(state: dict) -> str:
 def check_finite(checkpoint: Checkpoint, where: str) -> None:
     """Refuse weights or an alpha that are not finite numbers (NaN weights would lift every pose to NaN)."""
     alpha = checkpoint.config.alpha
-    if checkpoint.config.avg is not None and not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha > 0):
+    if checkpoint.config.avg is not None and not (
+        isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha > 0
+    ):
         raise CheckpointError(f"{where}: alpha must be a finite number > 0, got {alpha}")
     for part, state in (("lifter", checkpoint.lifter_state), ("AVG model", checkpoint.avg_state or {})):
         for name, tensor in state.items():
@@ -166,7 +174,9 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
     path = Path(path)
     check_finite(checkpoint, f"not writing {path}")
     if checkpoint.weights not in STORAGES:
-        raise CheckpointError(f"not writing {path}: weight storage must be one of {STORAGES}, got {checkpoint.weights!r}")
+        raise CheckpointError(
+            f"not writing {path}: weight storage must be one of {STORAGES}, got {checkpoint.weights!r}"
+        )
     payload = {
         "format": FORMAT,
         "format_version": F32_FORMAT_VERSION,
@@ -214,7 +224,9 @@ def safe_torch_load(path: str | Path, what: str = "checkpoint"):
             f"unpickle ({first})"
         ) from None
     except Exception as exc:  # noqa: BLE001 - torch's unpickler fails on damaged bytes with any error type
-        raise CheckpointError(f"cannot read {what} {path}: corrupted or not a torch file ({type(exc).__name__}: {exc})") from None
+        raise CheckpointError(
+            f"cannot read {what} {path}: corrupted or not a torch file ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
@@ -235,11 +247,15 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     if version < 2:
         later = [key for key in ("content_sha256", "weights", "scales") if key in payload]
         if later:  # a format 2 or 3 file relabelled, to dodge the hash check
-            raise CheckpointError(f"{path} says checkpoint format version {version} but holds "
-                                  f"{', '.join(later)}, which that format never had: it was altered; use an intact copy")  # fmt: skip
-        log(f"warning: {path} is a format {version} checkpoint, written before checkpoints carried a content hash: "
-            f"damage or tampering cannot be detected in it. Re-save it (posedeploy.training.checkpoint.save_checkpoint) "
-            f"to add one")  # fmt: skip
+            raise CheckpointError(
+                f"{path} says checkpoint format version {version} but holds "
+                f"{', '.join(later)}, which that format never had: it was altered; use an intact copy"
+            )
+        log(
+            f"warning: {path} is a format {version} checkpoint, written before checkpoints carried a content hash: "
+            "damage or tampering cannot be detected in it. Re-save it "
+            "(posedeploy.training.checkpoint.save_checkpoint) to add one"
+        )
     else:
         recorded = payload.get("content_sha256")
         try:

@@ -19,7 +19,9 @@ def resolve_device(device: str | None) -> str:
         raise InputError(f"device must be cpu, cuda or cuda:N, got '{device}'")
     if device != "cpu":
         if not torch.cuda.is_available():
-            raise DeviceError(f"--device {device}: this PyTorch sees no CUDA GPU (torch {torch.__version__}); use --device cpu")
+            raise DeviceError(
+                f"--device {device}: this PyTorch sees no CUDA GPU (torch {torch.__version__}); use --device cpu"
+            )
         index = int(match.group(1) or 0)
         if index >= torch.cuda.device_count():
             raise DeviceError(f"--device {device}: there are {torch.cuda.device_count()} CUDA GPU(s)")

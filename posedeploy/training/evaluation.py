@@ -109,8 +109,9 @@ def evaluate(
 
         def score_chunk(rows: slice, hyps: np.ndarray) -> None:
             if not np.isfinite(hyps).all():
-                raise InputError(f"the pipeline gave non-finite hypotheses with {noise} noise at alpha {alpha:g}; "
-                                 f"lower alpha")  # fmt: skip
+                raise InputError(
+                    f"the pipeline gave non-finite hypotheses with {noise} noise at alpha {alpha:g}; lower alpha"
+                )
             t = target[rows]
             for s_ in curve_s:
                 curve[s_][rows] = metrics.best_of_mpjpe(hyps[:, :s_], t) * 1000
@@ -123,8 +124,16 @@ def evaluate(
                 poses["jpma"][rows] = aggregate.jpma(hyps, pixels[rows], data.intrinsics[rows])
 
         with progress(n, f"{noise} sampling, S={hypotheses}", enabled=show_progress) as advance:
-            result = run_reference(pipeline, data.keypoints, hypotheses=hypotheses, seed=seed, max_poses=max_poses,
-                                   keep_hypotheses=False, on_hypotheses=score_chunk, progress=advance)  # fmt: skip
+            result = run_reference(
+                pipeline,
+                data.keypoints,
+                hypotheses=hypotheses,
+                seed=seed,
+                max_poses=max_poses,
+                keep_hypotheses=False,
+                on_hypotheses=score_chunk,
+                progress=advance,
+            )
         scores["best"] = best
         for name, pose in (("mean", result.pose), *poses.items()):
             scores[name] = {k: v for k, v in _score_single(pose, target).items() if k in AGGREGATED}
@@ -170,8 +179,10 @@ MAX_ALPHAS = 16  # values in one eval's sweep: each is a full sampling run
 
 def check_alpha(alpha: float) -> float:
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not (0 < alpha <= MAX_ALPHA):
-        raise InputError(f"alpha must be a number in (0, {MAX_ALPHA:g}] (normalised screen units, the image is 2 "
-                         f"wide), got {alpha!r}")  # fmt: skip
+        raise InputError(
+            f"alpha must be a number in (0, {MAX_ALPHA:g}] (normalised screen units, the image is 2 "
+            f"wide), got {alpha!r}"
+        )
     return float(alpha)
 
 
@@ -181,7 +192,9 @@ def best_of_curve(best_of: tuple[int, ...] | None, hypotheses: int) -> list[int]
         return sorted({s for s in BEST_OF if s < hypotheses} | {hypotheses})
     bad = [s for s in best_of if isinstance(s, bool) or not isinstance(s, int) or not 1 <= s <= max(hypotheses, 1)]
     if bad:
-        raise InputError(f"best-of values must be whole numbers from 1 to S={hypotheses}, got {', '.join(map(str, bad))}")
+        raise InputError(
+            f"best-of values must be whole numbers from 1 to S={hypotheses}, got {', '.join(map(str, bad))}"
+        )
     return sorted(set(best_of) | {hypotheses})
 
 
@@ -206,7 +219,9 @@ def format_report(report: EvalReport) -> str:
     groups = [("single", SINGLE, "lifter alone")]
     if "best" in report.means:
         groups += [("best", BEST, f"best-of-{s['hypotheses']}")]
-        groups += [(name, AGGREGATED, name if name != "jpma" else "JPMA") for name in AGGREGATORS if name in report.means]
+        groups += [
+            (name, AGGREGATED, name if name != "jpma" else "JPMA") for name in AGGREGATORS if name in report.means
+        ]
     short = {"mpjpe": "MPJPE", "p_mpjpe": "P-MPJPE", "pck": "PCK", "auc": "AUC"}
     width = {"mpjpe": 7, "p_mpjpe": 8, "pck": 7, "auc": 6}
     title = (
@@ -217,15 +232,18 @@ def format_report(report: EvalReport) -> str:
     spans = ["".join(f"{short[m]:>{width[m]}}" for m in metrics_) for _, metrics_, _ in groups]
     lines = [
         title,
-        f"{'':<14}{'':>7}" + "".join(f"  {label:^{len(span)}}" for (_, _, label), span in zip(groups, spans)),
+        f"{'':<14}{'':>7}"
+        + "".join(f"  {label:^{len(span)}}" for (_, _, label), span in zip(groups, spans, strict=True)),
         f"{'action':<14}{'n':>7}" + "".join(f"  {span}" for span in spans),
     ]
     for action in report.actions + ["mean"]:
         n = sum(report.counts.values()) if action == "mean" else report.counts[action]
         cells = []
         for group, metrics_, _ in groups:
-            values = [report.means[group][m] if action == "mean" else report.per_action[group][m][action] for m in metrics_]
-            cells.append("".join(f"{v:>{width[m]}.2f}" for v, m in zip(values, metrics_)))
+            values = [
+                report.means[group][m] if action == "mean" else report.per_action[group][m][action] for m in metrics_
+            ]
+            cells.append("".join(f"{v:>{width[m]}.2f}" for v, m in zip(values, metrics_, strict=True)))
         lines.append(f"{action:<14}{n:>7}" + "".join(f"  {c}" for c in cells))
     if report.extra:
         e = report.extra
@@ -235,7 +253,9 @@ def format_report(report: EvalReport) -> str:
         lines.append("best-of-S MPJPE: " + ", ".join(f"S={k} {v:.2f}" for k, v in e["best_of_s_mpjpe"].items()))
         if "sigma" in e and e["sigma"]["error_r_overall"] is not None:
             q = e["sigma"]
-            lines.append(f"sigma vs the lifter's true joint error: r {q['error_r_overall']:.3f} overall, "
-                         f"{q['error_r_within_joint']:.3f} within a joint; {q['clamped_fraction']:.0%} clamped to alpha")  # fmt: skip
+            lines.append(
+                f"sigma vs the lifter's true joint error: r {q['error_r_overall']:.3f} overall, "
+                f"{q['error_r_within_joint']:.3f} within a joint; {q['clamped_fraction']:.0%} clamped to alpha"
+            )
     lines.append("MPJPE and P-MPJPE in mm; PCK (150 mm) and AUC (0-150 mm) in %; mean: over actions.")
     return "\n".join(lines)

@@ -32,11 +32,12 @@ class StartingPoint:
     sha256: str
 
     @classmethod
-    def read(cls, path: str | Path, label: str | None = None) -> "StartingPoint":
+    def read(cls, path: str | Path, label: str | None = None) -> StartingPoint:
         path = Path(path)
         if path.name == LAST:
-            raise CheckpointError(f"--init {path} is a training state: pass the run's best.pt, or continue the run "
-                                  f"with --resume")  # fmt: skip
+            raise CheckpointError(
+                f"--init {path} is a training state: pass the run's best.pt, or continue the run with --resume"
+            )
         if not path.is_file():
             raise CheckpointError(f"checkpoint not found: {path}")
         digest = sha256_file(path)
@@ -52,27 +53,43 @@ class StartingPoint:
         """That a run of ``lifter`` (without ``fold``, writing to ``out_dir``) can start here."""
         config = self.checkpoint.config
         if config.lifter != lifter:
-            raise CheckpointError(f"--init {self.label} holds a '{config.lifter}' lifter; this run trains '{lifter}' "
-                                  f"(pass --lifter {config.lifter})")  # fmt: skip
+            raise CheckpointError(
+                f"--init {self.label} holds a '{config.lifter}' lifter; this run trains '{lifter}' "
+                f"(pass --lifter {config.lifter})"
+            )
         if config.lifter_params != default_params("lifter", lifter):
-            raise CheckpointError(f"--init {self.label}: its {lifter} has parameters {config.lifter_params}, this run "
-                                  f"builds {default_params('lifter', lifter)}")  # fmt: skip
+            raise CheckpointError(
+                f"--init {self.label}: its {lifter} has parameters {config.lifter_params}, this run "
+                f"builds {default_params('lifter', lifter)}"
+            )
         # A fold lifter's errors count as held-out only if no weights it started from saw that fold.
         started_without = config.training.get("fold")
         if fold is not None and (started_without is None or list(started_without) != list(fold)):
-            seen = "every training subject" if started_without is None else f"all but fold {started_without[0]}/{started_without[1]}"
-            raise CheckpointError(f"--init {self.label} was trained on {seen}: a run without fold {fold[0]}/{fold[1]} "
-                                  f"started from it has seen that fold")  # fmt: skip
+            seen = (
+                "every training subject"
+                if started_without is None
+                else f"all but fold {started_without[0]}/{started_without[1]}"
+            )
+            raise CheckpointError(
+                f"--init {self.label} was trained on {seen}: a run without fold {fold[0]}/{fold[1]} "
+                f"started from it has seen that fold"
+            )
         if out_dir is not None and self.path.resolve().parent == Path(out_dir).resolve():
-            raise InputError(f"--init {self.label} is in --out {out_dir}, where this run writes its best.pt: copy it "
-                             f"elsewhere first")  # fmt: skip
+            raise InputError(
+                f"--init {self.label} is in --out {out_dir}, where this run writes its best.pt: copy it elsewhere first"
+            )
 
     def describe(self) -> dict:
         """The record a run keeps of where it started (in its identity and its checkpoints)."""
         config = self.checkpoint.config
-        return {"path": self.label, "sha256": self.sha256, "keypoints": config.keypoints,
-                "fold": config.training.get("fold"), "weights": self.checkpoint.weights,
-                **{k: config.training[k] for k in ("epoch", "mpjpe_mm") if k in config.training}}  # fmt: skip
+        return {
+            "path": self.label,
+            "sha256": self.sha256,
+            "keypoints": config.keypoints,
+            "fold": config.training.get("fold"),
+            "weights": self.checkpoint.weights,
+            **{k: config.training[k] for k in ("epoch", "mpjpe_mm") if k in config.training},
+        }
 
 
 # The lifters built of graph convolution blocks, which --dropout sets (HTNet has its own dropout).
@@ -82,13 +99,17 @@ GRAPH_LIFTERS = ("mgcn_lw",)
 def check_regularisers(lifter: str, input_noise: float, dropout: float) -> None:
     """That ``input_noise`` and ``dropout`` (see ``LifterTask``) are usable for ``lifter``."""
     if not 0 <= input_noise < 1:  # also rejects NaN
-        raise InputError(f"input noise must be >= 0 and < 1 (normalised screen units; 0.002 = 1 px of a 1000-px "
-                         f"image), got {input_noise}")  # fmt: skip
+        raise InputError(
+            f"input noise must be >= 0 and < 1 (normalised screen units; 0.002 = 1 px of a 1000-px "
+            f"image), got {input_noise}"
+        )
     if not 0 <= dropout < 1:
         raise InputError(f"dropout must be >= 0 and < 1, got {dropout}")
     if dropout and lifter not in GRAPH_LIFTERS:
-        raise InputError(f"--dropout applies to the graph-convolution lifters ({', '.join(GRAPH_LIFTERS)}); "
-                         f"{lifter} has its own dropout in its model definition")  # fmt: skip
+        raise InputError(
+            f"--dropout applies to the graph-convolution lifters ({', '.join(GRAPH_LIFTERS)}); "
+            f"{lifter} has its own dropout in its model definition"
+        )
 
 
 def mpjpe_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -98,8 +119,17 @@ def mpjpe_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 class LifterTask(TrainTask):
     metric = "mpjpe_mm"
 
-    def __init__(self, lifter: str, train: PoseSet, val: PoseSet, augment: bool = True, init: dict | None = None,
-                 input_noise: float = 0.0, dropout: float = 0.0, refit: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        lifter: str,
+        train: PoseSet,
+        val: PoseSet,
+        augment: bool = True,
+        init: dict | None = None,
+        input_noise: float = 0.0,
+        dropout: float = 0.0,
+        refit: bool = False,
+    ):
         """``init``: the record (``StartingPoint.describe``) of the checkpoint the run started from; its
         weights are loaded by the caller, and not at all when the run resumes. ``input_noise``: the
         standard deviation of Gaussian jitter added to every training 2D coordinate, in normalised
@@ -125,7 +155,12 @@ class LifterTask(TrainTask):
         self.mirror2d, self.mirror3d = Mirror(2), Mirror(3)
 
     def identity(self) -> dict:
-        identity = {"task": self.name, "data": self.train_source, "samples": len(self.inputs), "augment": self.mirror_augment}
+        identity = {
+            "task": self.name,
+            "data": self.train_source,
+            "samples": len(self.inputs),
+            "augment": self.mirror_augment,
+        }
         # Absent when unused, so that states written before these options existed still resume.
         if self.init is not None:
             identity["init"] = self.init
@@ -137,7 +172,9 @@ class LifterTask(TrainTask):
 
     def _choices(self) -> dict:
         """The optional training choices this run made (none: empty)."""
-        return {k: v for k, v in (("input_noise", self.input_noise), ("dropout", self.dropout), ("refit", self.refit)) if v}
+        return {
+            k: v for k, v in (("input_noise", self.input_noise), ("dropout", self.dropout), ("refit", self.refit)) if v
+        }
 
     def _flips(self, n: int, gen: torch.Generator) -> torch.Tensor:
         return torch.rand(n, generator=gen) < 0.5 if self.mirror_augment else torch.zeros(n, dtype=torch.bool)
@@ -160,10 +197,18 @@ class LifterTask(TrainTask):
 
     def checkpoint(self, model: nn.Module, summary: dict) -> Checkpoint:
         config = PipelineConfig(
-            lifter=self.lifter, lifter_params=default_params("lifter", self.lifter), keypoints=self.train_source,
-            training={"stage": "lifter", "val_source": self.val.source, "val_split": self.val.meta.get("split"),
-                      "fold": self.fold, **({"init": self.init} if self.init else {}),
-                      **self._choices(), **({"train_split": self.train_split} if self.train_split else {}),
-                      **summary},
-        )  # fmt: skip
+            lifter=self.lifter,
+            lifter_params=default_params("lifter", self.lifter),
+            keypoints=self.train_source,
+            training={
+                "stage": "lifter",
+                "val_source": self.val.source,
+                "val_split": self.val.meta.get("split"),
+                "fold": self.fold,
+                **({"init": self.init} if self.init else {}),
+                **self._choices(),
+                **({"train_split": self.train_split} if self.train_split else {}),
+                **summary,
+            },
+        )
         return Checkpoint(config, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()})

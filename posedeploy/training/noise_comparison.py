@@ -21,11 +21,14 @@ BOOTSTRAP_REPLICATES = 2000
 
 def clusters(data: PoseSet) -> np.ndarray:
     """A sequence label per sample: subject, action and camera."""
-    return np.char.add(np.char.add(data.subjects.astype(str), "|" + data.actions.astype(str)), "|" + data.cameras.astype(str))
+    return np.char.add(
+        np.char.add(data.subjects.astype(str), "|" + data.actions.astype(str)), "|" + data.cameras.astype(str)
+    )
 
 
-def paired_difference(a: np.ndarray, b: np.ndarray, data: PoseSet, replicates: int = BOOTSTRAP_REPLICATES,
-                      seed: int = 0) -> dict:  # fmt: skip
+def paired_difference(
+    a: np.ndarray, b: np.ndarray, data: PoseSet, replicates: int = BOOTSTRAP_REPLICATES, seed: int = 0
+) -> dict:
     """Mean over actions of the per-sample (a - b), and its bootstrap standard error over sequences."""
     diff = np.asarray(a, np.float64) - np.asarray(b, np.float64)
     labels = clusters(data)
@@ -40,8 +43,11 @@ def paired_difference(a: np.ndarray, b: np.ndarray, data: PoseSet, replicates: i
         draw = rng.integers(0, len(keys), (replicates, len(keys)))
         replicate_means.append(sums[draw].sum(1) / counts[draw].sum(1))
     boot = np.mean(replicate_means, axis=0)
-    return {"mean_mm": float(np.mean(action_means)), "se_mm": float(boot.std(ddof=1)),
-            "sequences": int(len(np.unique(labels)))}  # fmt: skip
+    return {
+        "mean_mm": float(np.mean(action_means)),
+        "se_mm": float(boot.std(ddof=1)),
+        "sequences": int(len(np.unique(labels))),
+    }
 
 
 def run_label(report: EvalReport) -> str:
@@ -57,7 +63,9 @@ def compare(reports: list[EvalReport], data: PoseSet) -> list[dict]:
         same_noise = a.settings["noise"] == b.settings["noise"]
         if same_alpha != same_noise:
             d = paired_difference(a.per_sample["best"], b.per_sample["best"], data)
-            pairs.append({"a": run_label(a), "b": run_label(b), "metric": f"best-of-{a.settings['hypotheses']} MPJPE", **d})
+            pairs.append(
+                {"a": run_label(a), "b": run_label(b), "metric": f"best-of-{a.settings['hypotheses']} MPJPE", **d}
+            )
     return pairs
 
 
@@ -71,9 +79,10 @@ def format_comparison(reports: list[EvalReport], paired: list[dict]) -> str:
     lines = [
         f"{first['lifter']} (trained on {first['trained_on']}) on {first['data']}: {first['samples']:,} samples, "
         f"S={first['hypotheses']}, the same noise draws in every run (seed {first['seed']})",
-        f"{'noise':<10}{'alpha':>8}{'lifter':>9}" + "".join(f"{'best-' + s:>11}" for s in curve)
+        f"{'noise':<10}{'alpha':>8}{'lifter':>9}"
+        + "".join(f"{'best-' + s:>11}" for s in curve)
         + f"{'sigma px':>10}{'r':>7}{'r joint':>9}{'clamped':>9}",
-    ]  # fmt: skip
+    ]
     for r in reports:
         e, s = r.extra, r.settings
         q = e.get("sigma") or {}
@@ -88,6 +97,8 @@ def format_comparison(reports: list[EvalReport], paired: list[dict]) -> str:
         lines.append("paired differences of best-of-S MPJPE (a - b), mean over actions, bootstrap s.e. over sequences:")
         for p in paired:
             lines.append(f"  {p['a']:<24} - {p['b']:<24} {p['mean_mm']:+7.2f} mm  (s.e. {p['se_mm']:.2f})")
-    lines.append("MPJPE in mm; sigma px: mean sigma in pixels of a 1000-px-wide image; r: sigma vs the lifter's "
-                 "true joint error (all joints; within a joint); clamped: joint-views at exactly alpha.")  # fmt: skip
+    lines.append(
+        "MPJPE in mm; sigma px: mean sigma in pixels of a 1000-px-wide image; r: sigma vs the lifter's "
+        "true joint error (all joints; within a joint); clamped: joint-views at exactly alpha."
+    )
     return "\n".join(lines)

@@ -51,10 +51,43 @@ def both_views(per_joint: np.ndarray) -> np.ndarray:
     return np.stack([per_joint, per_joint[:, FLIP_PERMUTATION]], axis=1).astype(np.float32)
 
 
+def _rule_sigma(
+    rule: str,
+    adaptive: torch.Tensor,
+    total: torch.Tensor,
+    e: torch.Tensor,
+    e_2d: torch.Tensor,
+    scale: float,
+    mean_error: float,
+    clamped_scale: float,
+) -> torch.Tensor:
+    """The (B, 2, 17) sigma of one noise rule (see RULES), from this chunk's AVG sigma and true errors."""
+    if rule == "adaptive":
+        return adaptive
+    if rule == "uniform":
+        return total.expand_as(adaptive)
+    if rule == "oracle-3d":
+        return placed(e, total)
+    if rule == "oracle-2d":
+        return placed(e_2d, total)
+    if rule == "oracle-amount":
+        return (e.mean(dim=(1, 2), keepdim=True) * scale).expand_as(adaptive)
+    if rule == "perfect-avg":
+        return e * scale
+    return torch.clamp(e / mean_error, min=1) * clamped_scale  # perfect-clamped
+
+
 @torch.no_grad()
-def oracle_best_of(checkpoint: Checkpoint, data: PoseSet, truth_2d: PoseSet, hypotheses: int = 200,
-                   alpha: float | None = None, seed: int = 0, rules: tuple[str, ...] = RULES,
-                   show_progress: bool = True) -> dict:  # fmt: skip
+def oracle_best_of(
+    checkpoint: Checkpoint,
+    data: PoseSet,
+    truth_2d: PoseSet,
+    hypotheses: int = 200,
+    alpha: float | None = None,
+    seed: int = 0,
+    rules: tuple[str, ...] = RULES,
+    show_progress: bool = True,
+) -> dict:
     """Per-sample best-of-S MPJPE (mm) of each of ``rules`` (see :data:`RULES`), the lifter's own
     per-sample MPJPE ('single') and each rule's mean sigma (normalised units)."""
     unknown = [r for r in rules if r not in RULES]
@@ -68,8 +101,12 @@ def oracle_best_of(checkpoint: Checkpoint, data: PoseSet, truth_2d: PoseSet, hyp
     single = run_single(pipeline, data.keypoints)
     error_3d = both_views(metrics.joint_errors(single, data.poses_3d))
     error_2d = both_views(np.linalg.norm(data.keypoints - truth_2d.keypoints, axis=-1))
-    adaptive_all = torch.cat([pipeline.sigma(pipeline.views(torch.from_numpy(data.keypoints[i : i + 4096])))
-                              for i in range(0, len(data), 4096)])  # fmt: skip
+    adaptive_all = torch.cat(
+        [
+            pipeline.sigma(pipeline.views(torch.from_numpy(data.keypoints[i : i + 4096])))
+            for i in range(0, len(data), 4096)
+        ]
+    )
     # The data set's mean adaptive sigma, and its mean true error: the scale of the rules whose
     # amount varies between samples.
     sigma_total = float(adaptive_all.sum())
@@ -88,18 +125,10 @@ def oracle_best_of(checkpoint: Checkpoint, data: PoseSet, truth_2d: PoseSet, hyp
             adaptive = adaptive_all[rows]
             total = adaptive.mean(dim=(1, 2), keepdim=True)
             e = torch.from_numpy(error_3d[rows])
-            sigmas = {
-                "adaptive": lambda: adaptive,
-                "uniform": lambda: total.expand_as(adaptive),
-                "oracle-3d": lambda: placed(e, total),
-                "oracle-2d": lambda: placed(torch.from_numpy(error_2d[rows]), total),
-                "oracle-amount": lambda: (e.mean(dim=(1, 2), keepdim=True) * scale).expand_as(adaptive),
-                "perfect-avg": lambda: e * scale,
-                "perfect-clamped": lambda: torch.clamp(e / mean_error, min=1) * clamped_scale,
-            }
+            e_2d = torch.from_numpy(error_2d[rows])
             noise = torch.from_numpy(draw_noise(rng, rows.stop - rows.start, hypotheses))
             for rule in rules:
-                sigma = sigmas[rule]()
+                sigma = _rule_sigma(rule, adaptive, total, e, e_2d, scale, mean_error, clamped_scale)
                 hyps = pipeline.hypotheses(views, sigma, noise).numpy()
                 best[rule][rows] = metrics.best_of_mpjpe(hyps, data.poses_3d[rows]) * 1000
                 sigma_sum[rule] += float(sigma.sum())

@@ -10,7 +10,6 @@ and every tensor must then fit by name and shape.
 from __future__ import annotations
 
 import math
-
 import re
 from pathlib import Path
 
@@ -76,8 +75,9 @@ def convert_official(state: dict, kind: str, name: str, source: str) -> dict:
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
-def import_official(lifter: str, lifter_weights: str | Path, avg_weights: str | Path | None,
-                    alpha: float, keypoints: str = "h36m/cpn") -> Checkpoint:  # fmt: skip
+def import_official(
+    lifter: str, lifter_weights: str | Path, avg_weights: str | Path | None, alpha: float, keypoints: str = "h36m/cpn"
+) -> Checkpoint:
     """Build a posedeploy checkpoint from the official lifter (and AVG) weights."""
     if lifter not in DEFAULT_AVG:
         raise CheckpointError(f"unknown lifter '{lifter}'; expected one of {', '.join(DEFAULT_AVG)}")

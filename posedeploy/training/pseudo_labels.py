@@ -78,7 +78,6 @@ def load_or_compute(
     lifter.eval()
     errors = lifter_errors(lifter, keypoints, poses_3d)
     if path is not None:
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, errors=errors)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, errors=errors)
     return keypoints, errors

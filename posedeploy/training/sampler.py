@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from posedeploy.errors import InputError
 from posedeploy.contract import check_hypotheses, check_keypoints, check_noise, check_request, draw_noise
+from posedeploy.errors import InputError
 from posedeploy.skeleton import FLIP_PERMUTATION, NUM_JOINTS, ROOT
 
 DEFAULT_MAX_POSES = 16384  # lifter inputs per call on a GPU: bounds activation memory (HTNet: ~1 GB)
@@ -130,8 +130,9 @@ class InGraphNoisePipeline(nn.Module):
         self.pipeline = pipeline
 
     def forward(self, keypoints: torch.Tensor, slots: torch.Tensor):
-        noise = torch.randn(keypoints.shape[0], slots.shape[0], 2, NUM_JOINTS, 2, dtype=keypoints.dtype,
-                            device=keypoints.device)  # fmt: skip
+        noise = torch.randn(
+            keypoints.shape[0], slots.shape[0], 2, NUM_JOINTS, 2, dtype=keypoints.dtype, device=keypoints.device
+        )
         return self.pipeline(keypoints, noise)
 
 
@@ -157,8 +158,10 @@ class SamplerResult:
         for a in arrays:
             bad |= ~np.isfinite(a.reshape(len(a), -1)).all(axis=1)
         if bad.any():
-            raise InputError(f"the pipeline gave non-finite values for {int(bad.sum())} of {len(bad)} poses "
-                             f"(first at index {int(np.argmax(bad))}); nothing was written")  # fmt: skip
+            raise InputError(
+                f"the pipeline gave non-finite values for {int(bad.sum())} of {len(bad)} poses "
+                f"(first at index {int(np.argmax(bad))}); nothing was written"
+            )
 
 
 @torch.no_grad()
@@ -213,7 +216,11 @@ def run_reference(
         hyps = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
         pose, spread = pipeline.aggregate(hyps)
         hyps_np = hyps.cpu().numpy()
-        sigma_out[rows], pose_out[rows], spread_out[rows] = sigma.cpu().numpy(), pose.cpu().numpy(), spread.cpu().numpy()
+        sigma_out[rows], pose_out[rows], spread_out[rows] = (
+            sigma.cpu().numpy(),
+            pose.cpu().numpy(),
+            spread.cpu().numpy(),
+        )
         if hyps_out is not None:
             hyps_out[rows] = hyps_np
         if on_hypotheses is not None:

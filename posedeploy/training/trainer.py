@@ -75,8 +75,9 @@ class TrainSettings:
             raise InputError(f"gradient clipping norm must be > 0, got {self.clip_grad_norm}")
         if not (self.weight_decay >= 0 and self.lr * self.weight_decay < 1):
             # each step multiplies the weights by 1 - lr x decay: at 1 or more they vanish or flip sign
-            raise InputError(f"weight decay must be >= 0 and below 1 / learning rate ({1 / self.lr:.3g}), "
-                             f"got {self.weight_decay}")
+            raise InputError(
+                f"weight decay must be >= 0 and below 1 / learning rate ({1 / self.lr:.3g}), got {self.weight_decay}"
+            )
         if self.ema is not None and not 0 < self.ema < 1:
             raise InputError(f"weight-average decay (--ema) must be between 0 and 1 (e.g. 0.9998), got {self.ema}")
 
@@ -159,7 +160,7 @@ def recalibrate_batchnorm(model: nn.Module, task: TrainTask, batch_size: int, ge
     order = torch.randperm(len(task.inputs), generator=gen)[: RECALIBRATION_BATCHES * batch_size]
     for start in range(0, len(order), batch_size):
         model(task.augment(task.inputs[order[start : start + batch_size]], gen).to(device))
-    for m, momentum in zip(norms, momenta):
+    for m, momentum in zip(norms, momenta, strict=True):
         m.momentum = momentum
     model.train(was_training)
 
@@ -174,14 +175,24 @@ def _load_state(out_dir: Path) -> tuple[Path, dict]:
         raise CheckpointError(f"cannot resume from {path}: not a posedeploy training state")
     wrong = [key for key, kind in STATE_FIELDS.items() if not isinstance(state.get(key), kind)]
     if wrong:
-        raise CheckpointError(f"cannot resume from {path}: the training state is damaged or incomplete "
-                              f"({', '.join(wrong)} missing or of the wrong type); start the run again without --resume")  # fmt: skip
+        raise CheckpointError(
+            f"cannot resume from {path}: the training state is damaged or incomplete "
+            f"({', '.join(wrong)} missing or of the wrong type); start the run again without --resume"
+        )
     return path, state
 
 
 # What a training state must hold for a resume (anything else in it is optional).
-STATE_FIELDS = {"identity": dict, "settings": dict, "epoch": int, "model": dict, "optimizer": dict,
-                "best": (int, float), "best_epoch": int, "history": list}  # fmt: skip
+STATE_FIELDS = {
+    "identity": dict,
+    "settings": dict,
+    "epoch": int,
+    "model": dict,
+    "optimizer": dict,
+    "best": (int, float),
+    "best_epoch": int,
+    "history": list,
+}
 
 
 def saved_identity(out_dir: str | Path) -> dict:
@@ -193,8 +204,11 @@ def _read_state(out_dir: Path, task: TrainTask, settings: TrainSettings) -> dict
     path, state = _load_state(out_dir)
     saved, wanted = state["identity"], task.identity()
     if saved != wanted:
-        diff = ", ".join(f"{k} {saved.get(k, '(none)')} -> {wanted.get(k, '(none)')}"
-                         for k in {**saved, **wanted} if saved.get(k) != wanted.get(k))  # fmt: skip
+        diff = ", ".join(
+            f"{k} {saved.get(k, '(none)')} -> {wanted.get(k, '(none)')}"
+            for k in {**saved, **wanted}
+            if saved.get(k) != wanted.get(k)
+        )
         raise CheckpointError(f"cannot resume from {path}: it trains something else ({diff})")
     # How long to train may change on resume, not how; a cosine schedule is shaped by its length.
     free = ("patience",) if settings.schedule == "cosine" else ("epochs", "patience")
@@ -237,11 +251,18 @@ def _fit(task: TrainTask, settings: TrainSettings, out_dir: Path, ctx: Context, 
             optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, ValueError, KeyError, TypeError) as exc:  # the weights of another model
             first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-            raise CheckpointError(f"cannot resume from {out_dir / LAST}: its weights do not fit this {task.name} "
-                                  f"model ({first}); start the run again without --resume") from None  # fmt: skip
+            raise CheckpointError(
+                f"cannot resume from {out_dir / LAST}: its weights do not fit this {task.name} "
+                f"model ({first}); start the run again without --resume"
+            ) from None
         if average is not None:
             average.load_state_dict(state.get("ema"), model)
-        start_epoch, best, best_epoch, history = state["epoch"] + 1, state["best"], state["best_epoch"], state["history"]
+        start_epoch, best, best_epoch, history = (
+            state["epoch"] + 1,
+            state["best"],
+            state["best_epoch"],
+            state["history"],
+        )
         if ctx.is_main:
             _write_log(out_dir, history)  # last.pt's history is the record: a kill after it was saved lost no epoch
             log(f"resuming {task.name} at epoch {start_epoch} (best {task.metric} {best:.2f} at epoch {best_epoch})")
@@ -294,28 +315,43 @@ def _fit(task: TrainTask, settings: TrainSettings, out_dir: Path, ctx: Context, 
             with torch.no_grad():
                 metric = task.validate(judged)
             if not math.isfinite(metric):
-                raise TrainingError(f"{task.name}: validation {task.metric} is {metric} after epoch {epoch}; "
-                                    f"nothing of this epoch was written")  # fmt: skip
+                raise TrainingError(
+                    f"{task.name}: validation {task.metric} is {metric} after epoch {epoch}; "
+                    f"nothing of this epoch was written"
+                )
             improved = metric < best or not task.selects
             if improved:
                 best, best_epoch = metric, epoch
                 summary = {"epoch": epoch, task.metric: metric, "train_loss": train_loss}
                 save_checkpoint(out_dir / BEST, task.checkpoint(judged, summary))
-            record = {"epoch": epoch, "lr": lr, "train_loss": train_loss, task.metric: metric,
-                      "seconds": round(time.monotonic() - started, 1)}  # fmt: skip
+            record = {
+                "epoch": epoch,
+                "lr": lr,
+                "train_loss": train_loss,
+                task.metric: metric,
+                "seconds": round(time.monotonic() - started, 1),
+            }
             history.append(record)
             state = {
-                "format": STATE_FORMAT, "identity": task.identity(), "settings": asdict(settings),
-                "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "format": STATE_FORMAT,
+                "identity": task.identity(),
+                "settings": asdict(settings),
+                "epoch": epoch,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
                 "ema": average.state_dict() if average is not None else None,
-                "best": best, "best_epoch": best_epoch, "history": history,
-            }  # fmt: skip
+                "best": best,
+                "best_epoch": best_epoch,
+                "history": history,
+            }
             save_torch(state, out_dir / LAST)
             _write_log(out_dir, history)
             # A task that does not select keeps every epoch: neither a star nor a "best" would mean anything.
             kept = f"{' *' if improved else ''}  (best {best:.2f} @ {best_epoch})" if task.selects else " (in-sample)"
-            log(f"epoch {epoch}/{settings.epochs}  lr {lr:.2e}  train loss {train_loss:.4f}  "
-                f"val {task.metric} {metric:.2f}{kept}  {record['seconds']:.0f} s")  # fmt: skip
+            log(
+                f"epoch {epoch}/{settings.epochs}  lr {lr:.2e}  train loss {train_loss:.4f}  "
+                f"val {task.metric} {metric:.2f}{kept}  {record['seconds']:.0f} s"
+            )
         ctx.barrier()
         if settings.patience is not None and epoch - best_epoch >= settings.patience:
             if ctx.is_main:

@@ -26,7 +26,7 @@ class WeightAverage:
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         decay = min(self.decay, (1 + self.steps) / (10 + self.steps))
-        for average, param in zip(self.params, model.parameters()):
+        for average, param in zip(self.params, model.parameters(), strict=True):
             average.lerp_(param.detach(), 1 - decay)
         self.steps += 1
 
@@ -34,7 +34,7 @@ class WeightAverage:
         """A copy of ``model`` holding the averaged parameters (its buffers as they are)."""
         result = copy.deepcopy(model)
         with torch.no_grad():
-            for param, average in zip(result.parameters(), self.params):
+            for param, average in zip(result.parameters(), self.params, strict=True):
                 param.copy_(average)
         return result
 
@@ -48,4 +48,4 @@ class WeightAverage:
         if not isinstance(saved, list) or [tuple(p.shape) for p in saved] != [tuple(p.shape) for p in params]:
             raise CheckpointError("the training state's weight average does not match this model's parameters")
         self.decay, self.steps = state["decay"], state["steps"]
-        self.params = [p.to(device=q.device, dtype=q.dtype, copy=True) for p, q in zip(saved, params)]
+        self.params = [p.to(device=q.device, dtype=q.dtype, copy=True) for p, q in zip(saved, params, strict=True)]

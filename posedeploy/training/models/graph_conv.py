@@ -109,8 +109,9 @@ class ResGraphConvBlock(nn.Module):
 class ModulatedGCN(nn.Module):
     """Input block, ``num_layers`` residual blocks, output graph convolution: (N, J, in) -> (N, J, out)."""
 
-    def __init__(self, adj: torch.Tensor, in_features: int, hidden: int, out_features: int,
-                 num_layers: int, weights: int):  # fmt: skip
+    def __init__(
+        self, adj: torch.Tensor, in_features: int, hidden: int, out_features: int, num_layers: int, weights: int
+    ):
         super().__init__()
         self.gconv_input = nn.Sequential(GraphConvBlock(adj, in_features, hidden, weights))
         self.gconv_layers = nn.Sequential(*[ResGraphConvBlock(adj, hidden, weights) for _ in range(num_layers)])

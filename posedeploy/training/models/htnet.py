@@ -97,8 +97,15 @@ class _LimbPooling(nn.Module):
     """Pool each limb with a strided convolution, refine with an MLP, and write the limb feature
     onto the limb's joints after the first; the other joints keep their (normalised) features."""
 
-    def __init__(self, dim: int, mlp_hidden: int, dropout: float, drop_path: float,
-                 limbs: tuple[tuple[int, ...], ...], joints: int):  # fmt: skip
+    def __init__(
+        self,
+        dim: int,
+        mlp_hidden: int,
+        dropout: float,
+        drop_path: float,
+        limbs: tuple[tuple[int, ...], ...],
+        joints: int,
+    ):
         super().__init__()
         size = len(limbs[0])
         self.norm = nn.LayerNorm(dim)
