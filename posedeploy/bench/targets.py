@@ -95,8 +95,10 @@ class BackendTarget(Target):
     ):
         from posedeploy.artifacts import read_manifest
         from posedeploy.runtime.backend_choice import open_backend
+        from posedeploy.runtime.loading import LoadOptions
 
-        self.backend = open_backend(read_manifest(artifacts), precision, backend, provider, threads)
+        options = LoadOptions(precision, provider=provider, threads=threads)
+        self.backend = open_backend(read_manifest(artifacts), backend, options)
         self.name = backend if backend != "onnxruntime" else f"onnxruntime-{getattr(self.backend, 'provider', 'cpu')}"
         self.precision = self.backend.computed_precision(precision)  # what ran, not only what was asked
         self.device = self.backend.device

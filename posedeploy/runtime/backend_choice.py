@@ -10,7 +10,6 @@ noise source and thread count, so the probe runs once.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import math
 import os
@@ -21,18 +20,18 @@ from pathlib import Path
 
 import numpy as np
 
+from posedeploy.artifacts import Artifacts
 from posedeploy.contract import draw_noise
 from posedeploy.errors import InputError, MissingDependencyError, PoseDeployError
+from posedeploy.extras import installed
 from posedeploy.files import cache_root, write_json
 from posedeploy.progress import log
 from posedeploy.runtime.backend import Backend
-from posedeploy.runtime.loading import AUTO, BACKENDS, load_backend
+from posedeploy.runtime.loading import AUTO, BACKENDS, REGISTRY, LoadOptions, load_backend
 
 PROBE_HYPOTHESES = 200
 PROBE_WARMUP, PROBE_ROUNDS, PROBE_CALLS = 5, 5, 3
 CACHE_FILE = "backend_choice.json"
-# backend -> the modules of which one makes it a candidate
-MODULES = {"onnxruntime": ("onnxruntime",), "openvino": ("openvino",), "tensorrt": ("tensorrt", "tensorrt_rtx")}
 
 
 # Names the backend 'auto' takes without measuring (a fleet pinned to one, a test run per backend).
@@ -55,7 +54,7 @@ class Choice:
 
 
 def installed_backends() -> list[str]:
-    return [name for name, modules in MODULES.items() if any(importlib.util.find_spec(m) for m in modules)]
+    return [name for name, kind in REGISTRY.items() if any(installed(m) for m in kind.modules)]
 
 
 def _versions() -> dict[str, str]:
@@ -140,22 +139,16 @@ def _cached_choice(hit: object, candidates: list[str]) -> Choice | None:
 
 
 def open_backend(
-    artifacts,
-    precision: str = "fp32",
-    backend: str = AUTO,
-    provider: str = "auto",
-    threads: int | None = None,
-    cuda: str = "auto",
-    noise: str = "host",
-    cache_dir: Path | None = None,
+    artifacts: Artifacts, backend: str = AUTO, options: LoadOptions | None = None, cache_dir: Path | None = None
 ) -> Backend:
     """The verified pipeline of an artifact directory, loaded on ``backend``, or on the fastest
     here for 'auto' (a cached choice that can no longer load it is measured again)."""
+    options = options or LoadOptions()
     if backend != AUTO:
-        return load_backend(artifacts, precision, backend, provider, threads, cuda, noise)
-    choice = choose_backend(artifacts, precision, noise, threads, cache_dir)
+        return load_backend(artifacts, backend, options)
+    choice = choose_backend(artifacts, options.precision, options.noise, options.threads, cache_dir)
     try:
-        loaded = load_backend(artifacts, precision, choice.backend, provider, threads, cuda, noise)
+        loaded = load_backend(artifacts, choice.backend, options)
     except PoseDeployError as exc:
         if not choice.cached:
             raise
@@ -163,8 +156,8 @@ def open_backend(
             f"backend auto: the cached choice, {choice.backend}, cannot load this artifact any more ({exc}); "
             "measuring again"
         )
-        choice = choose_backend(artifacts, precision, noise, threads, cache_dir, refresh=True)
-        loaded = load_backend(artifacts, precision, choice.backend, provider, threads, cuda, noise)
+        choice = choose_backend(artifacts, options.precision, options.noise, options.threads, cache_dir, refresh=True)
+        loaded = load_backend(artifacts, choice.backend, options)
     log(choice.describe())
     return loaded
 
@@ -199,7 +192,7 @@ def choose_backend(
     try:
         for name in candidates:
             try:
-                backend = load_backend(artifacts, precision, name, threads=threads, noise=noise)
+                backend = load_backend(artifacts, name, LoadOptions(precision, noise, threads=threads))
             except PoseDeployError as exc:  # not usable for this artifact here (no engine, no GPU, ...)
                 failures.append(exc)
                 continue

@@ -30,7 +30,7 @@ from posedeploy.contract import (
 )
 from posedeploy.errors import InputError
 from posedeploy.runtime.backend_choice import open_backend
-from posedeploy.runtime.loading import AUTO
+from posedeploy.runtime.loading import AUTO, LoadOptions
 
 DEFAULT_HYPOTHESES = 200
 DEFAULT_MAX_POSES = 16384  # lifted poses per backend call
@@ -116,7 +116,8 @@ class MultiHypothesisLifter:
                 )
             self.max_poses = min(self.max_poses, int(affordable))
         self._lock = threading.Lock()
-        self.backend = open_backend(self.artifacts, precision, backend, provider, threads, cuda, noise)
+        options = LoadOptions(precision, noise, provider, threads, cuda)
+        self.backend = open_backend(self.artifacts, backend, options)
         self.precision, self.noise_source = precision, noise
         self._rng = np.random.default_rng(seed)
 

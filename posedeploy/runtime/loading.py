@@ -2,15 +2,65 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from posedeploy.artifacts import GRAPHS, pipeline_graph, plan_filename
+from posedeploy.artifacts import GRAPHS, Artifacts, pipeline_graph, plan_filename
 from posedeploy.contract import INPUTS, OUTPUTS, RNG_INPUTS
 from posedeploy.errors import ArtifactError, InputError
 from posedeploy.runtime.backend import Backend
 
-BACKENDS = ("onnxruntime", "openvino", "tensorrt")
-AUTO = "auto"  # the fastest of BACKENDS here, measured once (backend_choice.py)
+AUTO = "auto"  # the fastest installed backend here, measured once (backend_choice.py)
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How to load a pipeline: which graph (precision, noise source) and the backend-specific knobs."""
+
+    precision: str = "fp32"
+    noise: str = "host"  # host: the noise is an input; device: drawn in the graph
+    provider: str = "auto"  # ONNX Runtime's execution provider
+    threads: int | None = None  # ONNX Runtime / OpenVINO CPU threads (None: all cores)
+    cuda: str = "auto"  # TensorRT's CUDA layer: cuda-python or pycuda
+
+
+@dataclass(frozen=True)
+class BackendKind:
+    """A backend: the modules of which one makes it installed, and how it loads an artifact's pipeline."""
+
+    modules: tuple[str, ...]
+    load: Callable[[Artifacts, str, LoadOptions], Backend]  # (artifacts, GRAPHS key, options)
+
+
+def _onnxruntime(artifacts: Artifacts, graph: str, options: LoadOptions) -> Backend:
+    from posedeploy.runtime.onnxruntime_backend import OnnxRuntimeBackend
+
+    loaded = OnnxRuntimeBackend(artifacts.path(graph), provider=options.provider, threads=options.threads)
+    return _verified(loaded, artifacts, graph, options.noise)
+
+
+def _openvino(artifacts: Artifacts, graph: str, options: LoadOptions) -> Backend:
+    from posedeploy.runtime.openvino_backend import OpenVINOBackend
+
+    loaded = OpenVINOBackend(artifacts.path(graph), precision=options.precision, threads=options.threads)
+    return _verified(loaded, artifacts, graph, options.noise)
+
+
+def _tensorrt(artifacts: Artifacts, graph: str, options: LoadOptions) -> Backend:
+    from posedeploy.runtime.tensorrt_backend import TensorRTBackend
+
+    return TensorRTBackend(find_plan(artifacts, graph), cuda=options.cuda)
+
+
+# Every backend, in order of preference where 'auto' has no measurement to go by: a new backend is one
+# module implementing Backend and one entry here.
+REGISTRY: dict[str, BackendKind] = {
+    "onnxruntime": BackendKind(("onnxruntime",), _onnxruntime),
+    "openvino": BackendKind(("openvino",), _openvino),
+    "tensorrt": BackendKind(("tensorrt", "tensorrt_rtx"), _tensorrt),
+}
+BACKENDS = tuple(REGISTRY)
 
 
 def find_plan(artifacts, graph: str) -> Path:
@@ -42,32 +92,12 @@ def graph_for(backend: str, precision: str, noise: str = "host") -> str:
     return pipeline_graph("fp32" if lowered_by_openvino else precision, noise)
 
 
-def load_backend(
-    artifacts,
-    precision: str = "fp32",
-    backend: str = "onnxruntime",
-    provider: str = "auto",
-    threads: int | None = None,
-    cuda: str = "auto",
-    noise: str = "host",
-) -> Backend:
+def load_backend(artifacts: Artifacts, backend: str = "onnxruntime", options: LoadOptions | None = None) -> Backend:
     """The verified pipeline of an artifact directory, loaded on the named ``backend``."""
-    if backend not in BACKENDS:
-        raise InputError(f"unknown backend '{backend}'; expected {AUTO} or one of {', '.join(BACKENDS)}")
-    graph = graph_for(backend, precision, noise)
-    if backend == "openvino":
-        from posedeploy.runtime.openvino_backend import OpenVINOBackend
-
-        loaded = OpenVINOBackend(artifacts.path(graph), precision=precision, threads=threads)
-        return _verified(loaded, artifacts, graph, noise)
-    if backend == "tensorrt":
-        from posedeploy.runtime.tensorrt_backend import TensorRTBackend
-
-        return TensorRTBackend(find_plan(artifacts, graph), cuda=cuda)
-    from posedeploy.runtime.onnxruntime_backend import OnnxRuntimeBackend
-
-    loaded = OnnxRuntimeBackend(artifacts.path(graph), provider=provider, threads=threads)
-    return _verified(loaded, artifacts, graph, noise)
+    if not isinstance(backend, str) or backend not in REGISTRY:
+        raise InputError(f"unknown backend {backend!r}; expected {AUTO} or one of {', '.join(BACKENDS)}")
+    options = options or LoadOptions()
+    return REGISTRY[backend].load(artifacts, graph_for(backend, options.precision, options.noise), options)
 
 
 def _verified(loaded: Backend, artifacts, graph: str, noise: str) -> Backend:

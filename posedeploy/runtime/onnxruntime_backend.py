@@ -7,14 +7,13 @@ installed is used, and a provider it lacks is reported with what to install.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from posedeploy.errors import ArtifactError, DependencyConflictError, InputError, MissingDependencyError
-from posedeploy.runtime.backend import Backend, TensorSpec, check_feed, first_line
+from posedeploy.runtime.backend import Backend, TensorSpec, first_line
 
 PROVIDERS = {
     "cpu": "CPUExecutionProvider",
@@ -72,6 +71,7 @@ class OnnxRuntimeBackend(Backend):
         precision: str | None = None,
         cuda_graph: bool = True,
     ):
+        super().__init__()
         ort = _ort()
         path = Path(path)
         if not path.is_file():
@@ -92,14 +92,13 @@ class OnnxRuntimeBackend(Backend):
             raise InputError(
                 f"unknown ONNX Runtime provider {provider!r}; expected auto or one of {', '.join(PROVIDERS)}"
             )
-        self._ort, self.path, self._threads = ort, path, threads
+        self._ort, self.path, self._threads, self.source = ort, path, threads, path.name
         self._chosen = list(dict.fromkeys(chosen))
         # On CUDA, inputs and outputs live in device buffers bound once per (B, S) shape (I/O
         # binding), and each shape's run is captured and replayed as a CUDA graph.
         self.cuda_graph = cuda_graph and self._chosen[0] == "cuda"
         self._session = self._open(self.cuda_graph)
         self._bound: dict[tuple, tuple] = {}
-        self._lock = threading.Lock()  # the CUDA path's bound buffers are shared between calls
         self._provider = self._session.get_providers()[0]
         meta = self._session.get_modelmeta().custom_metadata_map
         self.metadata = dict(meta)
@@ -186,15 +185,15 @@ class OnnxRuntimeBackend(Backend):
         self._session.run_with_iobinding(binding, options)
         return {name: outs[name].numpy() for name in names}
 
-    def run(self, feed: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-        if self._session is None:
-            raise InputError("this backend is closed")
-        names = list(outputs) if outputs else [o.name for o in self._outputs]
-        feed = check_feed(self._inputs, feed, self.path.name)
+    @property
+    def concurrent_calls(self) -> bool:
+        # InferenceSession.run is thread-safe on the CPU; on CUDA, calls share the bound buffers.
+        return self.device == "cpu"
+
+    def _execute(self, feed: dict[str, np.ndarray], names: list[str]) -> dict[str, np.ndarray]:
         if self.device == "cpu":
             return dict(zip(names, self._session.run(names, feed), strict=True))
-        with self._lock:
-            return self._run_cuda(feed, names)
+        return self._run_cuda(feed, names)
 
     def _run_cuda(self, feed: Mapping[str, np.ndarray], names: list[str]) -> dict[str, np.ndarray]:
         try:
@@ -210,5 +209,5 @@ class OnnxRuntimeBackend(Backend):
             self._session = self._open(False)
             return self._run_bound(feed, names)
 
-    def close(self) -> None:
+    def _release(self) -> None:
         self._session, self._bound = None, {}

@@ -7,14 +7,12 @@ inference precision is always set explicitly: f32 unless bf16 or f16 is asked fo
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from posedeploy.errors import ArtifactError, InputError, MissingDependencyError
-from posedeploy.runtime.backend import Backend, TensorSpec, check_feed
+from posedeploy.runtime.backend import Backend, TensorSpec
 
 # posedeploy's precision names -> OpenVINO's inference precision hint. fp16 and bf16 read the fp32
 # graph and let OpenVINO lower it (the mixed-fp16 ONNX is laid out for GPUs); int8 reads the INT8
@@ -49,6 +47,7 @@ class OpenVINOBackend(Backend):
     name = "openvino"
 
     def __init__(self, path: str | Path, precision: str = "fp32", threads: int | None = None, hint: str = "latency"):
+        super().__init__()
         ov = _ov()
         path = Path(path)
         if not path.is_file():
@@ -71,7 +70,7 @@ class OpenVINOBackend(Backend):
             self._compiled = core.compile_model(model, "CPU", config)
         except Exception as exc:
             raise ArtifactError(f"OpenVINO cannot compile {path} for the CPU: {_last_line(exc)}") from None
-        self.path, self.hint, self.threads, self.asked = path, hint, threads, precision
+        self.path, self.hint, self.threads, self.asked, self.source = path, hint, threads, precision, path.name
         framework = model.get_rt_info()["framework"] if model.has_rt_info("framework") else {}
         self.metadata = {key: value.astype(str) for key, value in framework.items()}
         # A CPU without bf16/f16 arithmetic computes in f32 whatever was asked: report what it does.
@@ -82,8 +81,7 @@ class OpenVINOBackend(Backend):
             self._precision = "int8"
         self._inputs = tuple(_spec(p) for p in model.inputs)
         self._outputs = tuple(_spec(p) for p in model.outputs)
-        self._request = self._compiled.create_infer_request()
-        self._lock = threading.Lock()  # one infer request, whose output tensors are reused per call
+        self._request = self._compiled.create_infer_request()  # one, whose output tensors each call reuses
 
     @property
     def inputs(self) -> tuple[TensorSpec, ...]:
@@ -105,17 +103,12 @@ class OpenVINOBackend(Backend):
     def computed_precision(self, asked: str) -> str:
         return self._precision
 
-    def run(self, feed: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-        if self._request is None:
-            raise InputError("this backend is closed")
-        names = list(outputs) if outputs else [o.name for o in self._outputs]
-        feed = check_feed(self._inputs, feed, self.path.name)
-        with self._lock:
-            results = self._request.infer(feed)
-            by_name = {port.get_any_name(): value for port, value in results.items()}
-            return {name: np.array(by_name[name], copy=True) for name in names}
+    def _execute(self, feed: dict[str, np.ndarray], names: list[str]) -> dict[str, np.ndarray]:
+        results = self._request.infer(feed)
+        by_name = {port.get_any_name(): value for port, value in results.items()}
+        return {name: np.array(by_name[name], copy=True) for name in names}
 
-    def close(self) -> None:
+    def _release(self) -> None:
         self._request = self._compiled = None
 
     def describe(self) -> str:

@@ -12,9 +12,8 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +33,9 @@ class TensorRTBackend(Backend):
     name = "tensorrt"
 
     def __init__(self, plan: str | Path, cuda: str = "auto", device: int = 0, cuda_graphs: bool = True):
+        super().__init__()
         plan = Path(plan)
+        self.source = plan.name
         self.manifest = read_engine_manifest(plan)
         check_fits(plan, self.manifest, describe_machine(), device)
         self.trt = load_tensorrt(self.manifest["tensorrt"]["flavour"])
@@ -42,7 +43,6 @@ class TensorRTBackend(Backend):
         self._device = device
         self._buffers: dict[str, int] = {}
         self._graphs: dict[tuple, object] = {}
-        self._lock = threading.Lock()
         self.cuda_graphs = cuda_graphs and self.cuda.supports_graphs
         self.timings: dict[str, float] = {}
         m = self.trt.module
@@ -70,6 +70,7 @@ class TensorRTBackend(Backend):
                 self._specs_out.append(
                     TensorSpec(name, np.dtype(dtype).name, tuple(self.engine.get_tensor_shape(name)))
                 )
+        self._inputs, self._outputs = tuple(self._specs_in), tuple(self._specs_out)
         self._allocate()
 
     def _allocate(self) -> None:
@@ -83,14 +84,6 @@ class TensorRTBackend(Backend):
             self._buffers[spec.name] = self.cuda.malloc(nbytes)
             self._host[spec.name] = self.cuda.pinned((int(np.prod(shape)),), spec.dtype)
             self.context.set_tensor_address(spec.name, self._buffers[spec.name])
-
-    @property
-    def inputs(self) -> tuple[TensorSpec, ...]:
-        return tuple(self._specs_in)
-
-    @property
-    def outputs(self) -> tuple[TensorSpec, ...]:
-        return tuple(self._specs_out)
 
     @property
     def device(self) -> str:
@@ -110,10 +103,7 @@ class TensorRTBackend(Backend):
         lo, hi = self._profile["slots"]  # in-graph noise
         return {"batch": (b_lo, b_hi), "hypotheses": (lo[0], hi[0])}
 
-    def _check(self, feed: Mapping[str, np.ndarray]) -> None:
-        names = {s.name for s in self._specs_in}
-        if set(feed) != names:
-            raise InputError(f"the engine takes inputs {sorted(names)}, got {sorted(feed)}")
+    def _check_profile(self, feed: Mapping[str, np.ndarray]) -> None:
         for spec in self._specs_in:
             shape, (lo, hi) = np.shape(feed[spec.name]), self._profile[spec.name]
             if len(shape) != len(lo) or any(not a <= d <= b for d, a, b in zip(shape, lo, hi, strict=True)):
@@ -126,7 +116,7 @@ class TensorRTBackend(Backend):
         if not self.context.execute_async_v3(self.stream):
             raise DeviceError("TensorRT execute_async_v3 failed")
 
-    def _execute(self, key: tuple) -> None:
+    def _launch(self, key: tuple) -> None:
         if not self.cuda_graphs:
             self._enqueue()
             return
@@ -143,15 +133,9 @@ class TensorRTBackend(Backend):
             self._graphs[key] = graph
         self.cuda.launch(graph, self.stream)
 
-    def run(self, feed: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-        # One execution context, one stream, one set of buffers: calls from several threads take turns.
-        with self._lock:
-            return self._run(feed, outputs)
-
-    def _run(self, feed: Mapping[str, np.ndarray], outputs: Sequence[str] | None) -> dict[str, np.ndarray]:
-        if getattr(self, "context", None) is None:
-            raise InputError("this backend is closed")
-        self._check(feed)
+    def _execute(self, feed: dict[str, np.ndarray], names: list[str]) -> dict[str, np.ndarray]:
+        # One execution context, one stream, one set of buffers: calls take turns (the base's lock).
+        self._check_profile(feed)
         start = time.perf_counter()
         e = self._events
         self.cuda.record(e[0], self.stream)
@@ -162,9 +146,8 @@ class TensorRTBackend(Backend):
             host[:] = array.ravel()
             self.cuda.htod(self._buffers[spec.name], host, self.stream)
         self.cuda.record(e[1], self.stream)
-        self._execute(tuple(np.shape(feed[s.name]) for s in self._specs_in))
+        self._launch(tuple(np.shape(feed[s.name]) for s in self._specs_in))
         self.cuda.record(e[2], self.stream)
-        names = list(outputs) if outputs else [s.name for s in self._specs_out]
         results = {}
         for name in names:
             shape = tuple(self.context.get_tensor_shape(name))
@@ -181,9 +164,7 @@ class TensorRTBackend(Backend):
         }
         return {n: results[n].reshape(tuple(self.context.get_tensor_shape(n))).copy() for n in names}
 
-    def close(self) -> None:
-        if getattr(self, "context", None) is None:
-            return
+    def _release(self) -> None:
         for graph in self._graphs.values():
             self.cuda.destroy_graph(graph)
         for ptr in self._buffers.values():
