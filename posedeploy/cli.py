@@ -22,6 +22,17 @@ app = typer.Typer(
     add_completion=False,
 )
 train_app = typer.Typer(help="Train a lifter, or the AVG model of a trained lifter.", no_args_is_help=True)
+
+
+@app.callback()
+def _verbosity(
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Show only warnings and errors on stderr."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show debugging detail on stderr."),
+) -> None:
+    from posedeploy import console
+
+    console.configure(int(verbose) - int(quiet))
+
 app.add_typer(train_app, name="train")
 
 # Each lifter's official recipe (HTNet: main.py/opt.py; Modulated GCN: main_gcn.py), the learning
@@ -790,6 +801,9 @@ def doctor_command(
 
 
 def main() -> None:
+    from posedeploy import console
+
+    console.configure()  # before any command runs; -q / -v adjust it
     try:
         code = app(standalone_mode=False)
     except PoseDeployError as exc:

@@ -15,6 +15,7 @@ earlier deploy is replaced only if DIR holds nothing else (see deploy_folder.py)
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 import time
@@ -37,7 +38,8 @@ from posedeploy.deploy_folder import (
 )
 from posedeploy.errors import InputError, MissingDependencyError, PoseDeployError
 from posedeploy.files import sha256_file, write_json
-from posedeploy.progress import log
+
+logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 2  # 2: REPORT.md listed in 'files' with its hash
 PRECISIONS = ("fp32", "fp16")
@@ -158,7 +160,9 @@ def _parity(checkpoint: Path, artifacts: Path, engine: dict, s: DeploySettings) 
         runs.append(("tensorrt", "fp16"))
     results = []
     for backend, precision in runs:
-        log(f"deploy: parity of {backend} {precision} against PyTorch ({len(test)} poses x {s.hypotheses} hypotheses)")
+        logger.info(
+            f"deploy: parity of {backend} {precision} against PyTorch ({len(test)} poses x {s.hypotheses} hypotheses)"
+        )
         report = run_parity(
             checkpoint, artifacts, test, hypotheses=s.hypotheses, precision=precision, seed=s.seed, backend=backend
         )
@@ -186,7 +190,7 @@ def _bench(checkpoint: Path, artifacts: Path, engine: dict, s: DeploySettings) -
     settings = BenchSettings(
         batches=list(s.bench_batches), hypotheses=[s.hypotheses], warmup=1, min_repeats=3, min_seconds=s.bench_seconds
     )
-    log(f"deploy: bench {', '.join(t.label for t in targets)} at B {s.bench_batches}, S {s.hypotheses}")
+    logger.info(f"deploy: bench {', '.join(t.label for t in targets)} at B {s.bench_batches}, S {s.hypotheses}")
     try:
         report = run_sweep(targets, settings, read_manifest(artifacts).manifest.get("flops"))
     finally:
@@ -250,7 +254,7 @@ def _sequence(artifacts: Path, out: Path, s: DeploySettings) -> dict:
         try:
             from posedeploy.visualize import save_frames
 
-            log(f"deploy: drawing {len(range(0, len(seq), s.picture_every))} pictures and a GIF of {name}")
+            logger.info(f"deploy: drawing {len(range(0, len(seq), s.picture_every))} pictures and a GIF of {name}")
             written = save_frames(
                 out,
                 name,
@@ -289,7 +293,7 @@ def _listing(stage: Path) -> dict[str, dict]:
 
 
 def _run_step(report: dict, name: str, index: int, fn) -> dict:
-    log(f"deploy [{index}/{len(STEPS)}] {name}")
+    logger.info(f"deploy [{index}/{len(STEPS)}] {name}")
     started = time.monotonic()
     try:
         result = fn()
@@ -300,7 +304,7 @@ def _run_step(report: dict, name: str, index: int, fn) -> dict:
     result["seconds"] = round(time.monotonic() - started, 2)
     report["steps"][name] = result
     if result["status"] == "skipped":
-        log(f"deploy: {name} skipped: {result['reason']}")
+        logger.info(f"deploy: {name} skipped: {result['reason']}")
     return result
 
 
@@ -367,5 +371,5 @@ def _deploy(checkpoint: Path | None, out: Path, s: DeploySettings) -> dict:
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
-    log(f"deploy: done in {report['seconds']:.0f} s -> {out / REPORT_MD}")
+    logger.info(f"deploy: done in {report['seconds']:.0f} s -> {out / REPORT_MD}")
     return report

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import secrets
@@ -24,7 +25,8 @@ from pathlib import Path
 
 from posedeploy.errors import InputError
 from posedeploy.files import file_lock, sha256_file
-from posedeploy.progress import log
+
+logger = logging.getLogger(__name__)
 
 FORMAT = "posedeploy.deploy"
 REPORT_JSON = "report.json"
@@ -66,10 +68,10 @@ def recover(out: Path) -> None:
         earlier = old / out.name
         if not out.exists() and earlier.is_dir() and _listing(earlier) is not None:
             os.replace(earlier, out)
-            log(f"deploy: {out} is back: a deploy killed while replacing it had moved it to {old.name}")
+            logger.info(f"deploy: {out} is back: a deploy killed while replacing it had moved it to {old.name}")
         shutil.rmtree(old, ignore_errors=True)
     for stage in _siblings(out, STAGE):
-        log(f"deploy: removing {stage.name}, the unfinished folder of a killed deploy")
+        logger.info(f"deploy: removing {stage.name}, the unfinished folder of a killed deploy")
         shutil.rmtree(stage, ignore_errors=True)
 
 

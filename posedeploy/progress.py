@@ -1,15 +1,22 @@
-"""Progress for long work: a live bar on a terminal, a line every tenth of the way in logs."""
+"""Progress for long work: a line every tenth of the way through the ``posedeploy.progress`` logger,
+or a live bar on a terminal where the command line asked for bars (:func:`show_bars`)."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 import time
 from collections.abc import Callable, Iterator
 
+logger = logging.getLogger(__name__)
+_bars = False
 
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+
+def show_bars(enabled: bool) -> None:
+    """Draw a live bar instead of log lines when stderr is a terminal (the CLI's choice, not the API's)."""
+    global _bars
+    _bars = enabled
 
 
 @contextlib.contextmanager
@@ -18,7 +25,7 @@ def progress(total: int, description: str, enabled: bool = True) -> Iterator[Cal
     if not enabled or total <= 0:
         yield lambda n: None
         return
-    if sys.stderr.isatty():
+    if _bars and sys.stderr.isatty() and logger.isEnabledFor(logging.INFO):
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -33,7 +40,7 @@ def progress(total: int, description: str, enabled: bool = True) -> Iterator[Cal
         nonlocal done, next_report
         done += n
         if done >= next_report and done < total:
-            log(f"{description}: {done}/{total} ({100 * done // total}%, {time.monotonic() - start:.0f} s)")
+            logger.info(f"{description}: {done}/{total} ({100 * done // total}%, {time.monotonic() - start:.0f} s)")
             next_report += total / 10
 
     yield advance

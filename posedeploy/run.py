@@ -7,6 +7,7 @@ input frame's id carried through; frames the cleaning step skipped are listed wi
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,8 +18,9 @@ from posedeploy.contract import normalise_keypoints
 from posedeploy.errors import ArtifactError, InputError
 from posedeploy.files import atomic_path
 from posedeploy.keypoint_io import KeypointSequence, clean, read_keypoints
-from posedeploy.progress import log
 from posedeploy.skeleton import JOINT_NAMES
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -100,7 +102,7 @@ def prepare_sequences(
     for seq in sequences:
         cleaned = clean(seq, min_confidence, max_missing)
         for frame_id, reason in cleaned.skipped:
-            log(f"run: {seq.name}: skipping frame {frame_id}: {reason}")
+            logger.info(f"run: {seq.name}: skipping frame {frame_id}: {reason}")
         size = (
             image_size
             or cleaned.image_size

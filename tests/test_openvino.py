@@ -2,6 +2,7 @@
 refusals, the measured and cached choice."""
 
 import json
+import logging
 import subprocess
 import sys
 import threading
@@ -145,13 +146,14 @@ def test_auto_measures_once_then_uses_the_cache(exported, tmp_path, monkeypatch)
     assert choose_backend(manifest, cache_dir=tmp_path).backend == "onnxruntime"
 
 
-def test_auto_works_with_an_unwritable_cache(exported, tmp_path, capfd, monkeypatch):
+def test_auto_works_with_an_unwritable_cache(exported, tmp_path, caplog, monkeypatch):
+    caplog.set_level(logging.INFO, logger="posedeploy")
     monkeypatch.delenv(backend_choice.FORCE_ENV, raising=False)
     _, artifacts = exported
     blocked = tmp_path / "file"
     blocked.write_text("not a folder")
     choice = choose_backend(read_manifest(artifacts), cache_dir=blocked / "sub")
-    assert choice.backend in ("onnxruntime", "openvino") and "could not cache" in capfd.readouterr().err
+    assert choice.backend in ("onnxruntime", "openvino") and "could not cache" in caplog.text
 
 
 def test_auto_is_the_default_and_says_what_it_picked(exported, tmp_path):
@@ -180,7 +182,8 @@ def test_auto_is_the_default_and_says_what_it_picked(exported, tmp_path):
     assert "backend auto:" in result.stderr
 
 
-def test_a_cached_choice_that_no_longer_loads_is_measured_again(exported, tmp_path, monkeypatch, capfd):
+def test_a_cached_choice_that_no_longer_loads_is_measured_again(exported, tmp_path, monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="posedeploy")
     monkeypatch.delenv(backend_choice.FORCE_ENV, raising=False)
     manifest = read_manifest(exported[1])
     installed = backend_choice.installed_backends()
@@ -192,4 +195,4 @@ def test_a_cached_choice_that_no_longer_loads_is_measured_again(exported, tmp_pa
     monkeypatch.setattr(backend_choice, "installed_backends", lambda: installed)
     with backend_choice.open_backend(manifest, cache_dir=tmp_path) as backend:
         assert backend.name == "openvino"
-    assert "cannot load this artifact any more" in capfd.readouterr().err
+    assert "cannot load this artifact any more" in caplog.text

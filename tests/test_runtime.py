@@ -1,6 +1,7 @@
 """The torch-free runtime on exported artifacts: contract outputs, input handling, refusals."""
 
 import json
+import logging
 import re
 import subprocess
 import sys
@@ -40,6 +41,7 @@ def test_runtime_imports_neither_torch_nor_onnx(artifacts):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # the library logs (here: which backend 'auto' took); it prints nothing itself
 
 
 def test_contract_shapes_units_and_reproducibility(lifter):
@@ -179,8 +181,9 @@ def test_both_onnx_runtimes_installed_is_reported(monkeypatch):
 
 
 def test_auto_measures_again_when_its_cache_is_damaged_or_its_choice_cannot_run(
-    artifacts, tmp_path, monkeypatch, capfd
+    artifacts, tmp_path, monkeypatch, caplog
 ):
+    caplog.set_level(logging.INFO, logger="posedeploy")
     from posedeploy.artifacts import read_manifest
     from posedeploy.runtime import backend_choice
 
@@ -206,17 +209,18 @@ def test_auto_measures_again_when_its_cache_is_damaged_or_its_choice_cannot_run(
     monkeypatch.setattr(backend_choice, "installed_backends", lambda: sorted(set(installed) | {"tensorrt"}))
     with backend_choice.open_backend(manifest, cache_dir=tmp_path) as backend:
         assert backend.name != "tensorrt"
-    assert "the cached choice, tensorrt, cannot load this artifact any more" in capfd.readouterr().err
+    assert "the cached choice, tensorrt, cannot load this artifact any more" in caplog.text
     assert json.loads(path.read_text()) != entry  # the new measurement replaced the stale choice
 
 
-def test_the_auto_choice_can_be_set_by_the_environment(artifacts, monkeypatch, capfd):
+def test_the_auto_choice_can_be_set_by_the_environment(artifacts, monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="posedeploy")
     from posedeploy.runtime import backend_choice
 
     monkeypatch.setenv(backend_choice.FORCE_ENV, "onnxruntime")
     with MultiHypothesisLifter(artifacts) as lifter:
         assert lifter.backend.name == "onnxruntime"
-    assert "set by POSEDEPLOY_BACKEND" in capfd.readouterr().err
+    assert "set by POSEDEPLOY_BACKEND" in caplog.text
     monkeypatch.setenv(backend_choice.FORCE_ENV, "tpu")
     with pytest.raises(InputError, match="POSEDEPLOY_BACKEND='tpu' names no backend"):
         MultiHypothesisLifter(artifacts)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 import tempfile
 from pathlib import Path
 
@@ -12,7 +13,8 @@ from posedeploy.bench.streaming import run_stream
 from posedeploy.bench.targets import BackendTarget, Target, TorchTarget
 from posedeploy.errors import InputError, PoseDeployError
 from posedeploy.files import sha256_file
-from posedeploy.progress import log
+
+logger = logging.getLogger(__name__)
 
 BACKENDS = ("torch", "onnxruntime", "openvino", "tensorrt")
 MAX_STREAM_FPS = 10_000
@@ -33,7 +35,7 @@ def default_artifacts(artifacts: Path | None, scratch: Path) -> Path:
     from posedeploy.export.onnx_export import export_artifacts
 
     out = scratch / "artifacts"
-    log(f"bench: exporting the shipped model to a temporary folder ({out})")
+    logger.info(f"bench: exporting the shipped model to a temporary folder ({out})")
     export_artifacts(default_checkpoint(), out, fp16=True)
     return out
 
@@ -68,11 +70,13 @@ def make_targets(
     targets: list[Target] = []
     if "torch" in backends:
         if importlib.util.find_spec("torch") is None:
-            log("bench: torch is not installed; no PyTorch baseline")
+            logger.info("bench: torch is not installed; no PyTorch baseline")
         else:
             ckpt = _checkpoint_for(artifacts, checkpoint)
             if ckpt is None:
-                log("bench: the checkpoint of these artifacts was not found (pass --checkpoint); no PyTorch baseline")
+                logger.info(
+                    "bench: the checkpoint of these artifacts was not found (pass --checkpoint); no PyTorch baseline"
+                )
             else:
                 targets.append(TorchTarget(ckpt, torch_device))
     for backend in (b for b in backends if b != "torch"):
@@ -80,10 +84,10 @@ def make_targets(
             try:
                 target = BackendTarget(artifacts_dir, backend, precision, threads=threads)
             except PoseDeployError as exc:
-                log(f"bench: skipping {backend} {precision}: {exc}")
+                logger.info(f"bench: skipping {backend} {precision}: {exc}")
                 continue
             if target.precision != precision:  # OpenVINO's fp16/bf16 on a CPU without them: fp32 again
-                log(f"bench: skipping {backend} {precision}: it computes in {target.precision} on this machine")
+                logger.info(f"bench: skipping {backend} {precision}: it computes in {target.precision} on this machine")
                 target.close()
                 continue
             targets.append(target)
@@ -172,7 +176,7 @@ def _bench(
     manifest = read_manifest(artifacts_dir).manifest
     targets = make_targets(artifacts_dir, backends, precisions, checkpoint, threads, torch_device)
     try:
-        log(f"bench: {', '.join(t.label for t in targets)}; B {settings.batches}, S {settings.hypotheses}")
+        logger.info(f"bench: {', '.join(t.label for t in targets)}; B {settings.batches}, S {settings.hypotheses}")
         peaks = {"cpu": measure_peak_gflops("cpu")}
         if any(t.device.startswith("cuda") for t in targets) and importlib.util.find_spec("torch"):
             peaks["cuda"] = measure_peak_gflops("cuda")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -30,7 +31,8 @@ from posedeploy.engines.machine import describe_machine
 from posedeploy.engines.manifest import FORMAT, FORMAT_VERSION, manifest_path
 from posedeploy.errors import EngineBuildError, InputError
 from posedeploy.files import atomic_path, sha256_file
-from posedeploy.progress import log
+
+logger = logging.getLogger(__name__)
 
 RTX_TARGETS = {"7.5": "SM75", "8.0": "SM80", "8.6": "SM86", "8.9": "SM89", "12.0": "SM120", "12.1": "SM121"}
 
@@ -96,7 +98,7 @@ def parse_range(text: str, name: str) -> tuple[int, int, int]:
     return tuple(parts)  # type: ignore[return-value]
 
 
-def _logger(trt: TensorRT):
+def _trt_logger(trt: TensorRT):
     class Logger(trt.module.ILogger):
         def __init__(self):
             super().__init__()
@@ -132,7 +134,7 @@ def _progress_monitor(trt: TensorRT):
 
         def phase_finish(self, phase_name):
             if phase_name in self.started:
-                log(f"build: {phase_name} ({time.monotonic() - self.started.pop(phase_name):.1f} s)")
+                logger.info(f"build: {phase_name} ({time.monotonic() - self.started.pop(phase_name):.1f} s)")
 
     return Monitor()
 
@@ -148,7 +150,7 @@ def _ticker(label: str, enabled: bool):
 
     def tick():
         while not stop.wait(10):
-            log(f"{label}: {time.monotonic() - start:.0f} s")
+            logger.info(f"{label}: {time.monotonic() - start:.0f} s")
 
     thread = threading.Thread(target=tick, daemon=True)
     thread.start()
@@ -170,12 +172,12 @@ def parser_errors(parser) -> list[str]:
     return out
 
 
-def _network(trt: TensorRT, builder, onnx_path: Path, logger, strongly_typed: bool):
+def _network(trt: TensorRT, builder, onnx_path: Path, trt_log, strongly_typed: bool):
     flags = 0
     if strongly_typed:
         flags |= 1 << int(trt.module.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     network = builder.create_network(flags)
-    parser = trt.module.OnnxParser(network, logger)
+    parser = trt.module.OnnxParser(network, trt_log)
     if not parser.parse_from_file(str(onnx_path)):
         details = parser_errors(parser)
         raise EngineBuildError(f"the ONNX parser rejected {onnx_path.name}: " + "; ".join(details[:3]))
@@ -191,7 +193,7 @@ def _configure(
         if machine.gpus:
             config.set_memory_pool_limit(m.MemoryPoolType.WORKSPACE, s.workspace_mb * 2**20)
         else:  # TensorRT for RTX would try to reserve the limit on a GPU that is not there
-            log("build: no GPU here, the workspace limit applies when the engine is built on one")
+            logger.info("build: no GPU here, the workspace limit applies when the engine is built on one")
     config.builder_optimization_level = s.optimization_level
     if not strongly_typed and s.precision == "fp16":
         config.set_flag(m.BuilderFlag.FP16)
@@ -208,7 +210,7 @@ def _configure(
     if not trt.is_rtx:  # TensorRT for RTX has no timing cache (its cache calls are no-ops)
         cache = config.create_timing_cache(cache_bytes or b"")
         if not config.set_timing_cache(cache, ignore_mismatch=False):
-            log("build: the saved timing cache does not fit this GPU/TensorRT; starting a new one")
+            logger.info("build: the saved timing cache does not fit this GPU/TensorRT; starting a new one")
             cache = config.create_timing_cache(b"")
             config.set_timing_cache(cache, ignore_mismatch=True)
     if s.version_compatible:
@@ -270,14 +272,14 @@ def build_engine(
     cache_bytes = cache_path.read_bytes() if cache_path.is_file() else None
 
     started = time.monotonic()
-    logger = _logger(trt)
-    builder = trt.module.Builder(logger)
+    trt_log = _trt_logger(trt)
+    builder = trt.module.Builder(trt_log)
     if builder is None:
-        raise EngineBuildError(f"{trt.flavour} could not create a builder: {'; '.join(logger.errors()) or 'no GPU?'}")
+        raise EngineBuildError(f"{trt.flavour} could not create a builder: {'; '.join(trt_log.errors()) or 'no GPU?'}")
     strongly_typed = trt.strongly_typed(s.typing)
-    network, _parser = _network(trt, builder, onnx_path, logger, strongly_typed)
+    network, _parser = _network(trt, builder, onnx_path, trt_log, strongly_typed)
     config, cache, targets, monitor = _configure(trt, builder, network, s, cache_bytes, machine, strongly_typed)
-    log(
+    logger.info(
         f"build: {onnx_path.name} with {trt.flavour} {trt.version} "
         f"({'strongly typed' if strongly_typed else 'FP16 flag'}) for compute capability {', '.join(targets)}; "
         f"B {':'.join(map(str, s.batch))}, S {':'.join(map(str, s.hypotheses))}"
@@ -285,7 +287,7 @@ def build_engine(
     with _ticker("build", enabled=monitor is None):
         plan = builder.build_serialized_network(network, config)
     if plan is None:
-        errors = logger.errors()
+        errors = trt_log.errors()
         text = "; ".join(errors[-3:]) or "no reason given"
         if any(k in text.lower() for k in ("out of memory", "insufficient memory", "cudaerrormemoryallocation")):
             raise EngineBuildError(
@@ -343,5 +345,5 @@ def build_engine(
             }
         manifest_tmp.write_text(json.dumps(manifest, indent=2) + "\n")
     where = f"DLA core {s.dla_core} with GPU fallback" if s.dla_core is not None else "GPU"
-    log(f"build: {plan_path.name} ({manifest['plan']['bytes'] / 1e6:.1f} MB, {where}) in {seconds:.1f} s")
+    logger.info(f"build: {plan_path.name} ({manifest['plan']['bytes'] / 1e6:.1f} MB, {where}) in {seconds:.1f} s")
     return manifest

@@ -12,6 +12,7 @@ extremes, which on the same data lowered the mean hypothesis error from 22 to 18
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 import tempfile
 from pathlib import Path
@@ -21,7 +22,8 @@ import onnx
 
 from posedeploy.contract import draw_noise
 from posedeploy.errors import InputError
-from posedeploy.progress import log
+
+logger = logging.getLogger(__name__)
 
 CALIBRATION_POSES = 512
 CALIBRATION_DRAWS = 8  # noisy copies of each calibration pose, as the sampler makes them
@@ -125,7 +127,7 @@ def quantise_pipeline(
     nodes = quantised_nodes(pipeline)
     if not nodes:
         raise InputError("the pipeline has no lifter matrix products to quantise")
-    log(
+    logger.info(
         f"export: INT8: calibrating {len(nodes)} lifter matrix products on {len(keypoints)} poses x "
         f"{CALIBRATION_DRAWS} noise draws"
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import platform
 import time
 import warnings
@@ -32,10 +33,11 @@ from posedeploy.errors import ArtifactError
 from posedeploy.export.fp16 import to_mixed_precision
 from posedeploy.export.fused_gcn import for_inference
 from posedeploy.files import atomic_path, check_writable, folder_lock, sha256_file
-from posedeploy.progress import log
 from posedeploy.skeleton import JOINTS_LEFT, JOINTS_RIGHT, PARENTS
 from posedeploy.training.checkpoint import Checkpoint, load_checkpoint
 from posedeploy.training.sampler import InGraphNoisePipeline, PipelineModule
+
+logger = logging.getLogger(__name__)
 
 OPSET = 17
 # Largest |ONNX Runtime - PyTorch| accepted by the export self-check, in metres (float32 graphs).
@@ -228,16 +230,16 @@ def export_artifacts(
     ckpt = load_checkpoint(checkpoint)
     ckpt.build_avg()  # fails early, with its own message, for a checkpoint without an AVG model
     checkpoint_hash = sha256_file(checkpoint)
-    log(f"export: tracing {ckpt.config.lifter} + AVG '{ckpt.config.avg}' (opset {OPSET}, dynamic B and S)")
+    logger.info(f"export: tracing {ckpt.config.lifter} + AVG '{ckpt.config.avg}' (opset {OPSET}, dynamic B and S)")
     graphs = _graphs(ckpt, in_graph_noise)
     worst = _self_check(ckpt, graphs["pipeline"], SELF_CHECK_TOLERANCE)
-    log(f"export: pipeline.onnx matches PyTorch within {worst:.2g} m under ONNX Runtime")
+    logger.info(f"export: pipeline.onnx matches PyTorch within {worst:.2g} m under ONNX Runtime")
     precision = {name: "fp32" for name in graphs}
     if fp16:
         for name in [n for n in graphs if n.startswith("pipeline")]:
             graphs[f"{name}.fp16"] = to_mixed_precision(graphs[name])
             precision[f"{name}.fp16"] = "fp16-mixed"
-        log(
+        logger.info(
             "export: pipeline.fp16.onnx: lifter and AVG in float16, normalisation/softmax/reductions and "
             "the sigma, noise and aggregation arithmetic in float32"
         )
@@ -302,16 +304,16 @@ def export_artifacts(
                 "precision": precision[name],
                 **_io(model),
             }
-            log(f"export: {filename} ({tmp.stat().st_size / 1e6:.1f} MB)")
+            logger.info(f"export: {filename} ({tmp.stat().st_size / 1e6:.1f} MB)")
         if triton:
             from posedeploy.export.triton import write_model_repository
 
             manifest["triton"] = write_model_repository(stack, out_dir / "triton", graphs, manifest)
-            log(f"export: Triton model repository in {out_dir / 'triton'}")
+            logger.info(f"export: Triton model repository in {out_dir / 'triton'}")
         manifest_tmp.write_text(json.dumps(manifest, indent=2) + "\n")
     for stale in remove_stale(out_dir, manifest):
-        log(f"export: removed {stale} (from an earlier export, not part of this one)")
-    log(f"export: done in {time.monotonic() - started:.1f} s -> {out_dir}")
+        logger.info(f"export: removed {stale} (from an earlier export, not part of this one)")
+    logger.info(f"export: done in {time.monotonic() - started:.1f} s -> {out_dir}")
     return manifest
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import statistics
@@ -25,9 +26,10 @@ from posedeploy.contract import draw_noise
 from posedeploy.errors import InputError, MissingDependencyError, PoseDeployError
 from posedeploy.extras import installed
 from posedeploy.files import cache_root, write_json
-from posedeploy.progress import log
 from posedeploy.runtime.backend import Backend
 from posedeploy.runtime.loading import AUTO, BACKENDS, REGISTRY, LoadOptions, load_backend
+
+logger = logging.getLogger(__name__)
 
 PROBE_HYPOTHESES = 200
 PROBE_WARMUP, PROBE_ROUNDS, PROBE_CALLS = 5, 5, 3
@@ -152,13 +154,13 @@ def open_backend(
     except PoseDeployError as exc:
         if not choice.cached:
             raise
-        log(
+        logger.info(
             f"backend auto: the cached choice, {choice.backend}, cannot load this artifact any more ({exc}); "
             "measuring again"
         )
         choice = choose_backend(artifacts, options.precision, options.noise, options.threads, cache_dir, refresh=True)
         loaded = load_backend(artifacts, choice.backend, options)
-    log(choice.describe())
+    logger.info(choice.describe())
     return loaded
 
 
@@ -214,5 +216,5 @@ def choose_backend(
         path.parent.mkdir(parents=True, exist_ok=True)
         write_json(path, cache)
     except OSError as exc:  # a read-only home must not stop inference: probe again next time
-        log(f"backend auto: could not cache the choice in {path} ({exc.strerror or exc})")
+        logger.warning(f"backend auto: could not cache the choice in {path} ({exc.strerror or exc})")
     return choice

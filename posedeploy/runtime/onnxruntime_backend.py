@@ -7,6 +7,7 @@ installed is used, and a provider it lacks is reported with what to install.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import numpy as np
 
 from posedeploy.errors import ArtifactError, DependencyConflictError, InputError, MissingDependencyError
 from posedeploy.runtime.backend import Backend, TensorSpec, first_line
+
+logger = logging.getLogger(__name__)
 
 PROVIDERS = {
     "cpu": "CPUExecutionProvider",
@@ -202,9 +205,10 @@ class OnnxRuntimeBackend(Backend):
             if not self.cuda_graph:
                 raise
             # Some graphs cannot be captured (a node left on the CPU, say): run them uncaptured.
-            from posedeploy.progress import log
 
-            log(f"onnxruntime: CUDA graph capture failed ({str(exc).splitlines()[0][:200]}); running without it")
+            logger.warning(
+                f"onnxruntime: CUDA graph capture failed ({str(exc).splitlines()[0][:200]}); running without it"
+            )
             self.cuda_graph, self._bound = False, {}
             self._session = self._open(False)
             return self._run_bound(feed, names)

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,9 +23,10 @@ from posedeploy.engines.flavour import load_tensorrt
 from posedeploy.engines.machine import describe_machine
 from posedeploy.engines.manifest import check_fits, read_engine_manifest
 from posedeploy.errors import ArtifactError, DeviceError, InputError
-from posedeploy.progress import log
 from posedeploy.runtime.backend import Backend, TensorSpec
 from posedeploy.runtime.cuda_memory import open_cuda
+
+logger = logging.getLogger(__name__)
 
 _NUMPY = {"FLOAT": np.float32, "HALF": np.float16, "INT32": np.int32, "INT64": np.int64}
 
@@ -46,8 +48,7 @@ class TensorRTBackend(Backend):
         self.cuda_graphs = cuda_graphs and self.cuda.supports_graphs
         self.timings: dict[str, float] = {}
         m = self.trt.module
-        logger = m.Logger(m.Logger.WARNING)
-        self._runtime = m.Runtime(logger)
+        self._runtime = m.Runtime(m.Logger(m.Logger.WARNING))
         self.engine = self._runtime.deserialize_cuda_engine(plan.read_bytes())
         if self.engine is None:
             self.cuda.close()
@@ -126,7 +127,7 @@ class TensorRTBackend(Backend):
             try:
                 graph = self.cuda.capture(self.stream, self._enqueue)
             except DeviceError as exc:
-                log(f"tensorrt: CUDA graph capture failed ({exc}); enqueueing every call instead")
+                logger.warning(f"tensorrt: CUDA graph capture failed ({exc}); enqueueing every call instead")
                 self.cuda_graphs = False
                 self.cuda.synchronize(self.stream)
                 return

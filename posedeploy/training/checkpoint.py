@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import pickle
 from dataclasses import asdict, dataclass, field
@@ -26,10 +27,11 @@ from torch import nn
 from posedeploy import __version__
 from posedeploy.errors import CheckpointError
 from posedeploy.files import atomic_path
-from posedeploy.progress import log
 from posedeploy.skeleton import JOINT_NAMES
 from posedeploy.training.models import DEFAULT_AVG, build_model, default_params
 from posedeploy.training.weight_storage import STORAGES, pack_state, unpack_state
+
+logger = logging.getLogger(__name__)
 
 FORMAT = "posedeploy.checkpoint"
 FORMAT_VERSION = 3  # 2: content_sha256; 3: int8 weight storage
@@ -251,8 +253,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
                 f"{path} says checkpoint format version {version} but holds "
                 f"{', '.join(later)}, which that format never had: it was altered; use an intact copy"
             )
-        log(
-            f"warning: {path} is a format {version} checkpoint, written before checkpoints carried a content hash: "
+        logger.warning(
+            f"{path} is a format {version} checkpoint, written before checkpoints carried a content hash: "
             "damage or tampering cannot be detected in it. Re-save it "
             "(posedeploy.training.checkpoint.save_checkpoint) to add one"
         )

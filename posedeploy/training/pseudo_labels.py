@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import zipfile
 from pathlib import Path
 
@@ -19,8 +20,10 @@ import torch
 from torch import nn
 
 from posedeploy.files import atomic_path, cache_root
-from posedeploy.progress import log, progress
+from posedeploy.progress import progress
 from posedeploy.skeleton import flip_pose
+
+logger = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
 
@@ -71,7 +74,7 @@ def load_or_compute(
                 with np.load(path) as cached:
                     errors = cached["errors"]
                 if errors.shape == keypoints.shape[:2]:
-                    log(f"pseudo-labels: cached ({path})")
+                    logger.info(f"pseudo-labels: cached ({path})")
                     return keypoints, errors
             except (OSError, KeyError, ValueError, zipfile.BadZipFile):
                 pass  # unreadable cache: recompute and overwrite it

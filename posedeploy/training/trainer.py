@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import time
 from abc import ABC, abstractmethod
@@ -33,10 +34,12 @@ from torch.nn.parallel import DistributedDataParallel
 
 from posedeploy.errors import CheckpointError, InputError, TrainingError
 from posedeploy.files import atomic_path, folder_lock
-from posedeploy.progress import log, progress
+from posedeploy.progress import progress
 from posedeploy.training.checkpoint import Checkpoint, safe_torch_load, save_checkpoint, save_torch
 from posedeploy.training.distributed import Context, all_reduce_mean
 from posedeploy.training.weight_average import WeightAverage
+
+logger = logging.getLogger(__name__)
 
 STATE_FORMAT = "posedeploy.training-state"
 BEST, LAST, LOG = "best.pt", "last.pt", "log.jsonl"
@@ -265,11 +268,13 @@ def _fit(task: TrainTask, settings: TrainSettings, out_dir: Path, ctx: Context, 
         )
         if ctx.is_main:
             _write_log(out_dir, history)  # last.pt's history is the record: a kill after it was saved lost no epoch
-            log(f"resuming {task.name} at epoch {start_epoch} (best {task.metric} {best:.2f} at epoch {best_epoch})")
+            logger.info(
+                f"resuming {task.name} at epoch {start_epoch} (best {task.metric} {best:.2f} at epoch {best_epoch})"
+            )
     elif (out_dir / LAST).exists() and ctx.is_main:
-        log(f"note: {out_dir} holds an earlier run; it will be overwritten (use --resume to continue it)")
+        logger.info(f"note: {out_dir} holds an earlier run; it will be overwritten (use --resume to continue it)")
     if start_epoch > settings.epochs and ctx.is_main:
-        log(f"{task.name}: already trained for {start_epoch - 1} epochs (asked for {settings.epochs})")
+        logger.info(f"{task.name}: already trained for {start_epoch - 1} epochs (asked for {settings.epochs})")
 
     trained = DistributedDataParallel(model) if ctx.distributed else model
     n = len(task.inputs)
@@ -348,13 +353,15 @@ def _fit(task: TrainTask, settings: TrainSettings, out_dir: Path, ctx: Context, 
             _write_log(out_dir, history)
             # A task that does not select keeps every epoch: neither a star nor a "best" would mean anything.
             kept = f"{' *' if improved else ''}  (best {best:.2f} @ {best_epoch})" if task.selects else " (in-sample)"
-            log(
+            logger.info(
                 f"epoch {epoch}/{settings.epochs}  lr {lr:.2e}  train loss {train_loss:.4f}  "
                 f"val {task.metric} {metric:.2f}{kept}  {record['seconds']:.0f} s"
             )
         ctx.barrier()
         if settings.patience is not None and epoch - best_epoch >= settings.patience:
             if ctx.is_main:
-                log(f"{task.name}: no better {task.metric} for {settings.patience} epochs; stopping at epoch {epoch}")
+                logger.info(
+                    f"{task.name}: no better {task.metric} for {settings.patience} epochs; stopping at epoch {epoch}"
+                )
             break
     return {"best": best, "best_epoch": best_epoch, "metric": task.metric, "epochs": len(history), "history": history}
