@@ -14,12 +14,12 @@ or whose files do not have the size and hash the manifest records.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from posedeploy.errors import ArtifactError, InputError
 from posedeploy.files import sha256_file
+from posedeploy.records import OPTIONAL, POSITIVE, from_json, read_record, to_json
 
 FORMAT = "posedeploy.artifacts"
 FORMAT_VERSION = 1
@@ -58,59 +58,154 @@ def plan_filename(graph: str, rtx: bool = False) -> str:
     return f"{base}{'.rtx' if rtx else ''}.plan"
 
 
-@dataclass
+@dataclass(frozen=True)
+class TensorEntry:
+    dtype: str
+    shape: list[int | str]  # a number for a fixed axis, a name (B, S) for a dynamic one
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One file of the export: its size and hash (checked before any runtime reads it), precision and I/O."""
+
+    sha256: str
+    bytes: int = field(metadata=POSITIVE)
+    precision: str
+    inputs: dict[str, TensorEntry] | None = field(default=None, metadata=OPTIONAL)
+    outputs: dict[str, TensorEntry] | None = field(default=None, metadata=OPTIONAL)
+
+
+@dataclass(frozen=True)
+class CheckpointRef:
+    path: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """What the graphs compute: the models, alpha, the joints and the coordinate conventions."""
+
+    lifter: str
+    alpha: float = field(metadata=POSITIVE)
+    joints: list[str]
+    avg: str | None = None
+    parents: list[int] | None = field(default=None, metadata=OPTIONAL)
+    joints_left: list[int] | None = field(default=None, metadata=OPTIONAL)
+    joints_right: list[int] | None = field(default=None, metadata=OPTIONAL)
+    normalisation: str | None = field(default=None, metadata=OPTIONAL)
+    units: str | None = field(default=None, metadata=OPTIONAL)
+    trained_on: str | None = field(default=None, metadata=OPTIONAL)
+
+
+@dataclass(frozen=True)
+class Contract:
+    inputs: list[str]
+    outputs: list[str]
+
+
+@dataclass(frozen=True)
+class Flops:
+    """Matrix-product FLOPs of one pose: a (B, S) call costs B * (2 * avg + 2 * S * lifter)."""
+
+    lifter_per_pose: int = field(metadata=POSITIVE)
+    avg_per_pose: int = field(metadata=POSITIVE)
+
+
+@dataclass(frozen=True)
+class Memory:
+    """What MultiHypothesisLifter sizes its calls by under a memory budget."""
+
+    bytes_per_lifted_pose: int = field(metadata=POSITIVE)
+
+
+@dataclass(frozen=True)
+class Int8Calibration:
+    data: str
+    poses: int
+
+
+@dataclass(frozen=True)
+class Int8Info:
+    calibration: Int8Calibration
+    method: str
+
+
+@dataclass(frozen=True)
+class TritonModel:
+    source: str
+    accelerator: str
+
+
+@dataclass(frozen=True)
+class ExportManifest:
+    """DIR/manifest.json: what made the graphs, from what, with which versions, and each file's hash."""
+
+    checkpoint: CheckpointRef
+    config: ExportConfig
+    files: dict[str, FileEntry]
+    format: str = FORMAT
+    format_version: int = FORMAT_VERSION
+    created: str | None = field(default=None, metadata=OPTIONAL)
+    posedeploy: str | None = field(default=None, metadata=OPTIONAL)
+    versions: dict[str, str] | None = field(default=None, metadata=OPTIONAL)
+    opset: int | None = field(default=None, metadata=OPTIONAL)
+    contract: Contract | None = field(default=None, metadata=OPTIONAL)
+    flops: Flops | None = field(default=None, metadata=OPTIONAL)
+    memory: Memory | None = field(default=None, metadata=OPTIONAL)
+    int8: Int8Info | None = field(default=None, metadata=OPTIONAL)
+    triton: dict[str, TritonModel] | None = field(default=None, metadata=OPTIONAL)
+
+    # The order of the keys in manifest.json (the order they have always had).
+    ORDER = ("format", "format_version", "created", "posedeploy", "versions", "opset", "checkpoint", "config",
+             "contract", "flops", "memory", "files", "int8", "triton")  # fmt: skip
+
+    def to_json(self) -> dict:
+        data = to_json(self)
+        return {key: data[key] for key in self.ORDER if key in data}
+
+    @classmethod
+    def from_json(cls, data: dict) -> ExportManifest:
+        return from_json(cls, data)
+
+
+@dataclass(frozen=True)
 class Artifacts:
+    """An export read from its folder: the folder and its checked manifest."""
+
     root: Path
-    manifest: dict
+    manifest: ExportManifest
 
     @property
-    def config(self) -> dict:
-        return self.manifest["config"]
+    def config(self) -> ExportConfig:
+        return self.manifest.config
 
     @property
     def alpha(self) -> float:
-        return float(self.config["alpha"])
+        return float(self.config.alpha)
 
     def path(self, graph: str) -> Path:
         """The verified file of ``graph`` (a key of :data:`GRAPHS`, or any file the manifest lists)."""
         name = GRAPHS.get(graph, graph)
-        entry = self.manifest["files"].get(name)
+        entry = self.manifest.files.get(name)
         if entry is None:
-            have = ", ".join(sorted(self.manifest["files"]))
+            have = ", ".join(sorted(self.manifest.files))
             raise ArtifactError(
                 f"{self.root} has no {name} (it holds {have}); re-export with the option that writes it"
             )
         path = self.root / name
         if not path.is_file():
             raise ArtifactError(f"{path} is listed in the manifest but missing; re-run posedeploy export")
-        verify_file(path, entry, "re-run posedeploy export")
+        verify_file(path, entry.sha256, entry.bytes, "re-run posedeploy export")
         return path
 
 
-def verify_file(path: Path, entry: dict, remedy: str) -> None:
-    """Refuse ``path`` unless its size and SHA-256 are those its manifest ``entry`` records."""
-    if path.stat().st_size != entry.get("bytes") or sha256_file(path) != entry.get("sha256"):
+def verify_file(path: Path, sha256: str, size: int, remedy: str) -> None:
+    """Refuse ``path`` unless its size and SHA-256 are those its manifest records."""
+    if path.stat().st_size != size or sha256_file(path) != sha256:
         raise ArtifactError(
             f"{path} does not match its manifest (size or hash differs): it was changed, truncated or "
             f"half-written; {remedy}"
         )
-
-
-def load_manifest(path: Path, fmt: str, version: int, kind: str, remedy: str) -> dict:
-    """A manifest JSON of format ``fmt`` and at most ``version``; anything else is refused."""
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise ArtifactError(f"{path} is not valid JSON ({type(exc).__name__}: {exc}); {remedy}") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != fmt:
-        raise ArtifactError(f"{path} is not a posedeploy {kind} manifest")
-    found = manifest.get("format_version")
-    if not isinstance(found, int) or found > version:
-        raise ArtifactError(
-            f"{path} has {kind} format version {found}; this posedeploy reads up to {version} "
-            f"(upgrade posedeploy, or {remedy} with this version)"
-        )
-    return manifest
 
 
 def read_manifest(root: str | Path) -> Artifacts:
@@ -120,59 +215,9 @@ def read_manifest(root: str | Path) -> Artifacts:
     path = root / MANIFEST
     if not path.is_file():
         raise ArtifactError(f"{root} has no {MANIFEST}: it is not a posedeploy export (run posedeploy export)")
-    manifest = load_manifest(path, FORMAT, FORMAT_VERSION, "artifact", "re-run posedeploy export")
-    _check_fields(path, manifest)
+    manifest = read_record(
+        path, ExportManifest, FORMAT, FORMAT_VERSION, "artifact", ArtifactError, "re-run posedeploy export"
+    )
+    if not manifest.files:
+        raise ArtifactError(f"{path}: 'files' is empty; the manifest was edited or damaged, re-run posedeploy export")
     return Artifacts(root, manifest)
-
-
-_NUMBER = (int, float)
-# What a runtime reads from the manifest, and of which type (sections in brackets are optional).
-_FIELDS = {
-    "checkpoint": {"sha256": str, "path": str},
-    "config": {"lifter": str, "alpha": _NUMBER, "joints": list},
-    "[flops]": {"lifter_per_pose": _NUMBER, "avg_per_pose": _NUMBER},
-    "[memory]": {"bytes_per_lifted_pose": int},
-}
-_FILE_FIELDS = {"sha256": str, "bytes": int, "precision": str}
-
-
-def check_fields(path: Path, manifest: dict, fields: dict, remedy: str) -> None:
-    """Refuse a manifest whose fields are missing or of the wrong type (edited or damaged), here
-    rather than as a KeyError wherever the field is first used. ``fields``: section -> {key: type}
-    (a section in brackets is optional), or a top-level key -> type; numbers must be > 0."""
-
-    def bad(what: str) -> ArtifactError:
-        return ArtifactError(f"{path}: {what}; the manifest was edited or damaged, {remedy}")
-
-    def check(section: dict, wanted: dict, where: str) -> None:
-        for key, types in wanted.items():
-            value = section.get(key)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, types)
-                or (isinstance(value, _NUMBER) and not value > 0)
-            ):
-                raise bad(f"'{where}{key}' is {json.dumps(value)[:40]}, not a valid value")
-
-    for name, wanted in fields.items():
-        optional, name = name.startswith("["), name.strip("[]")
-        if optional and name not in manifest:
-            continue
-        if not isinstance(wanted, dict):
-            check(manifest, {name: wanted}, "")
-        elif not isinstance(manifest.get(name), dict):
-            raise bad(f"its '{name}' section is missing or not a mapping")
-        else:
-            check(manifest[name], wanted, f"{name}.")
-
-
-def _check_fields(path: Path, manifest: dict) -> None:
-    remedy = "re-run posedeploy export"
-    check_fields(path, manifest, _FIELDS, remedy)
-    files = manifest.get("files")
-    if not isinstance(files, dict) or not files:
-        raise ArtifactError(
-            f"{path}: its 'files' section is missing or empty; the manifest was edited or damaged, {remedy}"
-        )
-    for filename, entry in files.items():
-        check_fields(path, {f"files.{filename}": entry}, {f"files.{filename}": _FILE_FIELDS}, remedy)

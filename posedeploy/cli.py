@@ -33,6 +33,7 @@ def _verbosity(
 
     console.configure(int(verbose) - int(quiet))
 
+
 app.add_typer(train_app, name="train")
 
 # Each lifter's official recipe (HTNet: main.py/opt.py; Modulated GCN: main_gcn.py), the learning
@@ -365,7 +366,7 @@ def predict(
 
     from posedeploy.contract import normalise_keypoints
     from posedeploy.files import atomic_path, refuse_overwrite
-    from posedeploy.training.sampler import PipelineModule, run_reference
+    from posedeploy.reference.sampler import PipelineModule, run_reference
 
     refuse_overwrite(out, {"--keypoints": keypoints, "--noise": noise, "--checkpoint": checkpoint})
     ckpt = _load(checkpoint)
@@ -416,9 +417,9 @@ def evaluate_command(
     from posedeploy.data import load_dataset
     from posedeploy.errors import InputError
     from posedeploy.files import write_json
-    from posedeploy.training.evaluation import MAX_ALPHAS, best_of_curve, check_alpha, evaluate, format_report
-    from posedeploy.training.noise_comparison import comparison_report, format_comparison
-    from posedeploy.training.sampler import NOISE_MODES
+    from posedeploy.reference.evaluation import MAX_ALPHAS, best_of_curve, check_alpha, evaluate, format_report
+    from posedeploy.reference.noise_comparison import comparison_report, format_comparison
+    from posedeploy.reference.sampler import NOISE_MODES
 
     ckpt = _load(checkpoint)
     if split == "val" and ckpt.config.training.get("refit"):
@@ -510,7 +511,7 @@ def export_command(
         in_graph_noise=in_graph_noise,
         int8_calibration=calibration,
     )
-    typer.echo(f"wrote {', '.join(manifest['files'])} and manifest.json to {out}")
+    typer.echo(f"wrote {', '.join(manifest.files)} and manifest.json to {out}")
 
 
 def _int8_calibration(checkpoint: Path, data: str, keypoints: str | None):
@@ -548,6 +549,8 @@ def build_command(
     from posedeploy.engines.build import BuildSettings, build_engine, parse_range
 
     settings = BuildSettings(
+        artifacts=artifacts,
+        out=out,
         precision=precision,
         batch=parse_range(batch, "batch"),
         hypotheses=parse_range(hypotheses, "hypotheses"),
@@ -557,13 +560,13 @@ def build_command(
         version_compatible=version_compatible,
         hardware_compatible=hardware_compatible,
         dla_core=dla_core,
-        compute_capabilities=list(compute_capability),
+        compute_capabilities=tuple(compute_capability),
         flavour=flavour,
         typing=typing,
         in_graph_noise=in_graph_noise,
     )
-    manifest = build_engine(artifacts, settings, out)
-    typer.echo(f"wrote {artifacts / manifest['plan']['file']} and its manifest")
+    manifest = build_engine(settings)
+    typer.echo(f"wrote {artifacts / manifest.plan.file} and its manifest")
 
 
 @app.command("parity")

@@ -38,6 +38,7 @@ from posedeploy.deploy_folder import (
 )
 from posedeploy.errors import InputError, MissingDependencyError, PoseDeployError
 from posedeploy.files import sha256_file, write_json
+from posedeploy.records import to_json
 
 logger = logging.getLogger(__name__)
 
@@ -98,8 +99,10 @@ def _export(checkpoint: Path, artifacts: Path) -> dict:
     return {
         "status": "done",
         "folder": "artifacts",
-        "opset": manifest["opset"],
-        "files": {name: {k: v[k] for k in ("sha256", "bytes", "precision")} for name, v in manifest["files"].items()},
+        "opset": manifest.opset,
+        "files": {
+            name: {"sha256": f.sha256, "bytes": f.bytes, "precision": f.precision} for name, f in manifest.files.items()
+        },
     }
 
 
@@ -126,24 +129,20 @@ def _engine(artifacts: Path, s: DeploySettings) -> dict:
         )
         return {"status": "skipped", "reason": f"no CUDA GPU here to build for ({trt.flavour} {trt.version}): {how}"}
     manifest = build_engine(
-        artifacts,
-        BuildSettings(precision="fp16", flavour=trt.flavour, compute_capabilities=list(s.compute_capabilities)),
+        BuildSettings(
+            artifacts, precision="fp16", flavour=trt.flavour, compute_capabilities=tuple(s.compute_capabilities)
+        )
     )
     # An engine runs only on the compute capability it was built for (an RTX target named for another GPU does not).
-    runnable = bool(gpus) and gpus[0].compute_capability in manifest["target"]["compute_capabilities"]
+    runnable = bool(gpus) and gpus[0].compute_capability in manifest.target.compute_capabilities
+    plan = manifest.plan
     return {
         "status": "done",
         "runnable_here": runnable,
-        "tensorrt": manifest["tensorrt"],
-        "target": manifest["target"],
-        "build_seconds": manifest["build_seconds"],
-        "files": {
-            manifest["plan"]["file"]: {
-                "sha256": manifest["plan"]["sha256"],
-                "bytes": manifest["plan"]["bytes"],
-                "precision": "fp16",
-            }
-        },
+        "tensorrt": to_json(manifest.tensorrt),
+        "target": to_json(manifest.target),
+        "build_seconds": manifest.build_seconds,
+        "files": {plan.file: {"sha256": plan.sha256, "bytes": plan.bytes, "precision": "fp16"}},
     }
 
 
@@ -192,7 +191,7 @@ def _bench(checkpoint: Path, artifacts: Path, engine: dict, s: DeploySettings) -
     )
     logger.info(f"deploy: bench {', '.join(t.label for t in targets)} at B {s.bench_batches}, S {s.hypotheses}")
     try:
-        report = run_sweep(targets, settings, read_manifest(artifacts).manifest.get("flops"))
+        report = run_sweep(targets, settings, read_manifest(artifacts).manifest.flops)
     finally:
         for t in targets:
             t.close()

@@ -73,18 +73,18 @@ def source_checkpoint(artifacts) -> Path:
     """The checkpoint an artifact was exported from: the file its manifest names, or a shipped one with its hash."""
     from posedeploy.assets import ASSETS, SHIPPED
 
-    recorded = artifacts.manifest["checkpoint"]
-    for path in [Path(recorded["path"]), *(ASSETS / name for name in SHIPPED.values())]:
-        if path.is_file() and sha256_file(path) == recorded["sha256"]:
+    recorded = artifacts.manifest.checkpoint
+    for path in [Path(recorded.path), *(ASSETS / name for name in SHIPPED.values())]:
+        if path.is_file() and sha256_file(path) == recorded.sha256:
             return path
     raise ArtifactError(
-        f"{artifacts.root} was exported from {recorded['path']} (sha256 {recorded['sha256'][:12]}...), which is not "
+        f"{artifacts.root} was exported from {recorded.path} (sha256 {recorded.sha256[:12]}...), which is not "
         "here any more: pass that checkpoint with --checkpoint"
     )
 
 
 def _check_same_checkpoint(checkpoint: Path, artifacts) -> None:
-    recorded = artifacts.manifest["checkpoint"]["sha256"]
+    recorded = artifacts.manifest.checkpoint.sha256
     if sha256_file(checkpoint) != recorded:
         raise ArtifactError(
             f"{artifacts.root} was exported from another checkpoint than {checkpoint} "
@@ -93,8 +93,8 @@ def _check_same_checkpoint(checkpoint: Path, artifacts) -> None:
 
 
 def _references(checkpoint: Path, device: str):
+    from posedeploy.reference.sampler import PipelineModule
     from posedeploy.training.checkpoint import load_checkpoint
-    from posedeploy.training.sampler import PipelineModule
 
     ckpt = load_checkpoint(checkpoint)
     return PipelineModule(ckpt.build_lifter(device), ckpt.build_avg(device), ckpt.config.alpha)
@@ -114,9 +114,9 @@ def run_parity(
     backend: str = "onnxruntime",
     noise_source: str = "host",
 ) -> ParityReport:
+    from posedeploy.reference.sampler import run_reference
     from posedeploy.runtime.lifter import MultiHypothesisLifter
     from posedeploy.runtime.loading import graph_for
-    from posedeploy.training.sampler import run_reference
 
     # Both sides keep all hypotheses, and golden noise is drawn whole: refused before allocating.
     check_request(len(data), check_hypotheses(hypotheses), keep_hypotheses=True, noise_per_call=not free_noise)

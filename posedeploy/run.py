@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from posedeploy import aggregate
+from posedeploy.artifacts import ExportConfig
 from posedeploy.contract import normalise_keypoints
 from posedeploy.errors import ArtifactError, InputError
 from posedeploy.files import atomic_path
@@ -175,7 +176,7 @@ def check_output_name(path: Path) -> None:
         raise InputError(f"output must end in .npz or .json, got '{path.name}'")
 
 
-def write_results(path: str | Path, results: list[SequenceResult], how: str, config: dict) -> Path:
+def write_results(path: str | Path, results: list[SequenceResult], how: str, config: ExportConfig) -> Path:
     """``.npz`` (arrays, sequences concatenated with a 'sequence' index) or ``.json`` (per frame)."""
     path = Path(path)
     meta = {
@@ -183,9 +184,9 @@ def write_results(path: str | Path, results: list[SequenceResult], how: str, con
         "frame": "camera coordinates, root-relative (pelvis at 0)",
         "joints": list(JOINT_NAMES),
         "aggregation": how,
-        "lifter": config.get("lifter"),
-        "avg": config.get("avg"),
-        "alpha": config.get("alpha"),
+        "lifter": config.lifter,
+        "avg": config.avg,
+        "alpha": config.alpha,
     }
     if path.suffix == ".json":
         doc = {

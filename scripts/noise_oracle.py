@@ -1,5 +1,5 @@
 """Best-of-S with the noise placed by an oracle, against the AVG's placement and uniform noise
-(posedeploy/training/noise_oracle.py says what each rule is). On the validation split only: it
+(posedeploy/reference/noise_oracle.py says what each rule is). On the validation split only: it
 decides what variance model to build, so it must not look at the test subjects.
 
     python scripts/noise_oracle.py --checkpoint mgcn_lw --keypoints sh --stride 40 \\
@@ -14,9 +14,9 @@ from posedeploy import metrics
 from posedeploy.assets import resolve_checkpoint
 from posedeploy.data import load_dataset
 from posedeploy.files import write_json
+from posedeploy.reference.noise_comparison import paired_difference
+from posedeploy.reference.noise_oracle import RULES, oracle_best_of
 from posedeploy.training.checkpoint import load_checkpoint
-from posedeploy.training.noise_comparison import paired_difference
-from posedeploy.training.noise_oracle import RULES, oracle_best_of
 
 PAIRS = [
     ("uniform", "adaptive"),

@@ -99,8 +99,8 @@ def test_golden_noise_matches_the_reference(backend, exported):
     within the fp32 parity tolerance, 0.01 mm on the mean hypothesis error."""
     if have("torch"):
         from posedeploy.parity import source_checkpoint
+        from posedeploy.reference.sampler import PipelineModule, run_reference
         from posedeploy.training.checkpoint import load_checkpoint
-        from posedeploy.training.sampler import PipelineModule, run_reference
 
         ckpt = load_checkpoint(source_checkpoint(read_manifest(exported)))
         pipeline = PipelineModule(ckpt.build_lifter(), ckpt.build_avg(), ckpt.config.alpha)

@@ -143,7 +143,7 @@ def test_predict_with_noise_that_is_not_standard_normal(cli, tmp_path):
 
 def test_non_finite_reference_results_are_refused():
     from posedeploy.errors import InputError
-    from posedeploy.training.sampler import SamplerResult
+    from posedeploy.reference.sampler import SamplerResult
 
     result = SamplerResult(np.ones((3, 2, 17)), np.ones((3, 4, 17, 3)), np.ones((3, 17, 3)), np.ones((3, 17)))
     result.check_finite()

@@ -12,7 +12,7 @@ from helpers import random_checkpoint
 
 from posedeploy.engines.build import BuildSettings, build_engine, parse_range
 from posedeploy.engines.machine import GPU, MachineInfo, describe_machine, l4t_release
-from posedeploy.engines.manifest import mismatches, read_engine_manifest
+from posedeploy.engines.manifest import EngineManifest, GraphRef, Profiles, mismatches, read_engine_manifest
 from posedeploy.errors import ArtifactError, EngineBuildError, InputError
 from posedeploy.export.onnx_export import export_artifacts
 from posedeploy.files import sha256_file
@@ -40,22 +40,23 @@ def exports(tmp_path_factory):
 def test_rtx_builds_both_lifters_fp32_and_fp16_without_a_gpu(exports, lifter, precision):
     artifacts = exports[lifter]
     settings = BuildSettings(
+        artifacts,
         precision=precision,
         batch=(1, 8, 16),
         hypotheses=(1, 200, 200),
-        compute_capabilities=["8.9"],
+        compute_capabilities=("8.9",),
         flavour="tensorrt_rtx",
     )
-    manifest = build_engine(artifacts, settings)
-    plan = artifacts / manifest["plan"]["file"]
+    manifest = build_engine(settings)
+    plan = artifacts / manifest.plan.file
     assert plan.name == f"pipeline.{precision}.rtx.plan" and plan.stat().st_size > 100_000
     assert read_engine_manifest(plan) == manifest  # sizes and hashes agree
-    assert manifest["tensorrt"]["flavour"] == "tensorrt_rtx" and manifest["tensorrt"]["strongly_typed"]
-    assert manifest["target"]["compute_capabilities"] == ["8.9"]
-    assert manifest["profiles"] == {"batch": [1, 8, 16], "hypotheses": [1, 200, 200]}
+    assert manifest.tensorrt.flavour == "tensorrt_rtx" and manifest.tensorrt.strongly_typed
+    assert manifest.target.compute_capabilities == ["8.9"]
+    assert manifest.profiles == Profiles(batch=[1, 8, 16], hypotheses=[1, 200, 200])
     graph = "pipeline.fp16.onnx" if precision == "fp16" else "pipeline.onnx"
-    assert manifest["onnx"] == {"file": graph, "sha256": sha256_file(artifacts / graph)}
-    assert manifest["timing_cache"] is None  # TensorRT for RTX keeps no timing cache
+    assert manifest.onnx == GraphRef(graph, sha256_file(artifacts / graph))
+    assert manifest.timing_cache is None  # TensorRT for RTX keeps no timing cache
     assert not list(artifacts.glob("*.partial"))
 
 
@@ -63,11 +64,10 @@ def test_rtx_builds_both_lifters_fp32_and_fp16_without_a_gpu(exports, lifter, pr
 @rtx
 def test_in_graph_noise_variant_builds(exports):
     manifest = build_engine(
-        exports["mgcn_lw"],
-        BuildSettings(compute_capabilities=["8.6", "8.9"], in_graph_noise=True, flavour="tensorrt_rtx"),
+        BuildSettings(exports["mgcn_lw"], compute_capabilities=("8.6", "8.9"), in_graph_noise=True, flavour="tensorrt_rtx")
     )
-    assert manifest["plan"]["file"] == "pipeline.rng.fp16.rtx.plan"
-    assert manifest["target"]["compute_capabilities"] == ["8.6", "8.9"]
+    assert manifest.plan.file == "pipeline.rng.fp16.rtx.plan"
+    assert manifest.target.compute_capabilities == ["8.6", "8.9"]
 
 
 @pytest.mark.trt
@@ -86,7 +86,7 @@ def test_parser_errors_name_node_and_operator(tmp_path):
     )
     (tmp_path / "a" / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(EngineBuildError, match="mystery_node.*NoSuchOperator"):
-        build_engine(tmp_path / "a", BuildSettings(compute_capabilities=["8.9"], flavour="tensorrt_rtx"))
+        build_engine(BuildSettings(tmp_path / "a", compute_capabilities=("8.9",), flavour="tensorrt_rtx"))
     assert not list((tmp_path / "a").glob("*.plan*"))
 
 
@@ -95,8 +95,8 @@ def test_parser_errors_name_node_and_operator(tmp_path):
 def test_engine_refuses_to_load_without_a_matching_gpu(exports):
     from posedeploy.runtime.tensorrt_backend import TensorRTBackend
 
-    manifest = build_engine(exports["mgcn_lw"], BuildSettings(compute_capabilities=["8.9"], flavour="tensorrt_rtx"))
-    plan = exports["mgcn_lw"] / manifest["plan"]["file"]
+    manifest = build_engine(BuildSettings(exports["mgcn_lw"], compute_capabilities=("8.9",), flavour="tensorrt_rtx"))
+    plan = exports["mgcn_lw"] / manifest.plan.file
     if not describe_machine().gpus:
         with pytest.raises(ArtifactError, match="cannot run here: .*no CUDA GPU.*rebuild it on this machine"):
             TensorRTBackend(plan)
@@ -108,14 +108,19 @@ def test_engine_refuses_to_load_without_a_matching_gpu(exports):
 
 def _manifest(**changes):
     manifest = {
+        "format": "posedeploy.engine",
+        "format_version": 1,
+        "precision": "fp16",
         "tensorrt": {"flavour": "tensorrt", "version": "10.13.0"},
         "platform": {"arch": "x86_64"},
         "target": {"compute_capabilities": ["9.0"], "gpu": "NVIDIA H100 80GB HBM3"},
         "flags": {"version_compatible": False, "hardware_compatibility": None},
+        "onnx": {"file": "pipeline.fp16.onnx", "sha256": "ab" * 32},
+        "plan": {"file": "pipeline.fp16.plan", "sha256": "cd" * 32, "bytes": 1000},
     }
     for key, value in changes.items():
         manifest[key] = {**manifest[key], **value}
-    return manifest
+    return EngineManifest.from_json(manifest)
 
 
 def _machine(cc="9.0", trt="10.13.0", arch="x86_64"):
@@ -188,9 +193,9 @@ def test_in_graph_noise_matches_the_reference_distribution(exports):
 def test_distribution_check_detects_a_wrong_noise_scale(exports):
     """The free-noise comparison fails when the deployed sampler's sigma is off by 2x."""
     from posedeploy.parity import ParityReport, _free
+    from posedeploy.reference.sampler import PipelineModule, run_reference
     from posedeploy.runtime import MultiHypothesisLifter
     from posedeploy.training.checkpoint import load_checkpoint
-    from posedeploy.training.sampler import PipelineModule, run_reference
 
     ckpt = load_checkpoint(exports["mgcn_lw"].parent / "mgcn_lw.pt")
     kp = np.random.default_rng(0).normal(scale=0.3, size=(24, 17, 2)).astype(np.float32)
@@ -245,7 +250,7 @@ def test_an_engine_manifest_missing_a_field_is_refused_in_one_line(tmp_path):
         "plan": {"file": plan.name, "sha256": sha256_file(plan), "bytes": plan.stat().st_size},
     }
     manifest_path(plan).write_text(json.dumps(whole))
-    assert read_engine_manifest(plan)["onnx"]["file"] == "pipeline.fp16.onnx"
+    assert read_engine_manifest(plan).onnx.file == "pipeline.fp16.onnx"
     for key in ("onnx", "tensorrt", "plan", "target", "platform", "flags", "precision"):
         manifest_path(plan).write_text(json.dumps({k: v for k, v in whole.items() if k != key}))
         with pytest.raises(ArtifactError, match=f"'{key}'.*edited or damaged, rebuild the engine"):

@@ -92,7 +92,7 @@ def test_reexport_replaces_artifacts_and_keeps_other_files(tmp_path):
     (out / "notes.txt").write_text("mine")
     export_artifacts(second, out)
     artifacts = read_manifest(out)
-    assert artifacts.manifest["checkpoint"]["sha256"] == sha256_file(second)
+    assert artifacts.manifest.checkpoint.sha256 == sha256_file(second)
     artifacts.path("pipeline")  # hashes agree with the new manifest
     assert (out / "notes.txt").read_text() == "mine"
     assert not list(out.glob("*.partial")) and not list(out.glob(".*"))

@@ -113,7 +113,7 @@ def test_tensorrt_engine_parity(exports, h36m_test, lifter, precision, limit):
     from posedeploy.engines.build import BuildSettings, build_engine
 
     ckpt, artifacts = exports[lifter]
-    build_engine(artifacts, BuildSettings(precision=precision, batch=(1, 16, 64), flavour="tensorrt"))
+    build_engine(BuildSettings(artifacts, precision=precision, batch=(1, 16, 64), flavour="tensorrt"))
     report = run_parity(ckpt, artifacts, h36m_test, hypotheses=200, precision=precision, backend="tensorrt")
     assert report.task["mean hypothesis error (mm)"] <= limit, report.format()
 
@@ -128,10 +128,10 @@ def test_tensorrt_graphs_profiles_and_timing_cache(exports):
     from posedeploy.runtime.tensorrt_backend import TensorRTBackend
 
     _, artifacts = exports["mgcn_lw"]
-    settings = BuildSettings(precision="fp16", batch=(1, 4, 8), hypotheses=(1, 50, 100), flavour="tensorrt")
-    build_engine(artifacts, settings)
-    second = build_engine(artifacts, settings)
-    assert second["timing_cache"]["reused"]
+    settings = BuildSettings(artifacts, precision="fp16", batch=(1, 4, 8), hypotheses=(1, 50, 100), flavour="tensorrt")
+    build_engine(settings)
+    second = build_engine(settings)
+    assert second.timing_cache is not None and second.timing_cache.reused
     plan = find_plan(read_manifest(artifacts), "pipeline.fp16")
     rng = np.random.default_rng(0)
     feed = {

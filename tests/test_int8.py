@@ -5,7 +5,7 @@ import onnx
 import pytest
 from helpers import random_checkpoint
 
-from posedeploy.artifacts import pipeline_graph
+from posedeploy.artifacts import Int8Calibration, pipeline_graph
 from posedeploy.data import evenly_spaced, load_dataset
 from posedeploy.errors import InputError
 from posedeploy.export.int8 import quantise_pipeline, quantised_nodes
@@ -25,8 +25,8 @@ def exported(tmp_path_factory):
 
 def test_int8_graph_is_written_and_recorded(exported):
     _, artifacts, manifest = exported
-    assert manifest["files"]["pipeline.int8.onnx"]["precision"] == "int8"
-    assert manifest["int8"]["calibration"] == {"data": "synthetic/gt", "poses": 64}
+    assert manifest.files["pipeline.int8.onnx"].precision == "int8"
+    assert manifest.int8 is not None and manifest.int8.calibration == Int8Calibration("synthetic/gt", 64)
     model = onnx.load(artifacts / "pipeline.int8.onnx")
     ops = {n.op_type for n in model.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops

@@ -7,9 +7,9 @@ import pytest
 
 from posedeploy.data import load_dataset
 from posedeploy.data.poseset import PoseSet
+from posedeploy.reference.evaluation import evaluate
+from posedeploy.reference.noise_comparison import paired_difference
 from posedeploy.training.checkpoint import load_checkpoint
-from posedeploy.training.evaluation import evaluate
-from posedeploy.training.noise_comparison import paired_difference
 from tests.helpers import random_checkpoint
 from tests.test_cli import assert_one_line_error, run_cli
 
@@ -97,7 +97,7 @@ def test_oracle_rules_share_the_noise_draws_and_amount_of_eval(tmp_path):
     import torch
 
     from posedeploy.errors import InputError
-    from posedeploy.training.noise_oracle import oracle_best_of, placed
+    from posedeploy.reference.noise_oracle import oracle_best_of, placed
 
     ckpt = load_checkpoint(random_checkpoint(tmp_path / "c.pt"))
     data = load_dataset("synthetic", "val", "noisy", synthetic_size=30)

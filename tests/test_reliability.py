@@ -142,7 +142,7 @@ def test_huge_requests_are_refused_before_allocating(lifter):
 
 
 def test_memory_budget_sizes_calls_and_refuses_what_cannot_fit(artifacts):
-    per_pose = read_manifest(artifacts).manifest["memory"]["bytes_per_lifted_pose"]
+    per_pose = read_manifest(artifacts).manifest.memory.bytes_per_lifted_pose
     with MultiHypothesisLifter(artifacts, memory_budget_mb=per_pose * 40 / 2**20) as small:
         assert small.max_poses == 40
         kp = np.random.default_rng(0).normal(scale=0.3, size=(3, 17, 2)).astype(np.float32)
@@ -208,7 +208,7 @@ def _check_export_dir(out) -> str:
         artifacts = read_manifest(out)
     except ArtifactError:
         return "nothing"
-    for name in artifacts.manifest["files"]:
+    for name in artifacts.manifest.files:
         artifacts.path(name)  # raises if the file is missing, truncated or from another run
     return "complete"
 

@@ -6,9 +6,9 @@ import torch
 
 from posedeploy.contract import draw_noise
 from posedeploy.errors import InputError
+from posedeploy.reference.sampler import PipelineModule, run_reference, run_single
 from posedeploy.skeleton import JOINTS_LEFT, JOINTS_RIGHT
 from posedeploy.training.models import build_model
-from posedeploy.training.sampler import PipelineModule, run_reference, run_single
 
 ALPHA = 0.02
 

@@ -42,13 +42,13 @@ def default_artifacts(artifacts: Path | None, scratch: Path) -> Path:
 
 def _checkpoint_for(artifacts, checkpoint: Path | None) -> Path | None:
     """The checkpoint of the torch baseline: given, or the one the artifacts were exported from."""
-    candidates = [checkpoint] if checkpoint else [Path(artifacts.manifest["checkpoint"]["path"])]
+    candidates = [checkpoint] if checkpoint else [Path(artifacts.manifest.checkpoint.path)]
     if checkpoint is None:
         from posedeploy.assets import DEFAULT_CHECKPOINT
 
         candidates.append(DEFAULT_CHECKPOINT)
     for path in candidates:
-        if path and path.is_file() and sha256_file(path) == artifacts.manifest["checkpoint"]["sha256"]:
+        if path and path.is_file() and sha256_file(path) == artifacts.manifest.checkpoint.sha256:
             return path
     if checkpoint:
         raise InputError(f"{checkpoint} is not the checkpoint {artifacts.root} was exported from")
@@ -180,14 +180,13 @@ def _bench(
         peaks = {"cpu": measure_peak_gflops("cpu")}
         if any(t.device.startswith("cuda") for t in targets) and importlib.util.find_spec("torch"):
             peaks["cuda"] = measure_peak_gflops("cuda")
-        report = run_sweep(targets, settings, manifest.get("flops"), peaks)
+        report = run_sweep(targets, settings, manifest.flops, peaks)
         if stream_fps:
             report["streaming"] = [run_stream(t, stream_fps, stream_frames, max(settings.hypotheses)) for t in targets]
     finally:
         for t in targets:
             t.close()
-    c = manifest["config"]
-    report["model"] = f"{c['lifter']} + AVG {c['avg']}"
+    report["model"] = f"{manifest.config.lifter} + AVG {manifest.config.avg}"
     report["machine"] = machine_summary()
-    report["artifacts"] = {"path": str(artifacts_dir), "checkpoint_sha256": manifest["checkpoint"]["sha256"]}
+    report["artifacts"] = {"path": str(artifacts_dir), "checkpoint_sha256": manifest.checkpoint.sha256}
     return report

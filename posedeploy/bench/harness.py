@@ -27,10 +27,12 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from posedeploy import __version__
+from posedeploy.artifacts import Flops
 from posedeploy.bench.targets import Target
 from posedeploy.contract import check_request
 from posedeploy.errors import InputError
 from posedeploy.progress import progress
+from posedeploy.records import to_json
 
 SCHEMA = "posedeploy.bench/1"
 CLIFF = 0.30  # relative rise of the cost per hypothesis that counts as a cliff
@@ -178,7 +180,7 @@ def fit_linear(cells: list[dict]) -> dict:
 def run_sweep(
     targets: list[Target],
     settings: BenchSettings,
-    flops: dict | None = None,
+    flops: Flops | None = None,
     peaks: dict[str, dict] | None = None,
     show_progress: bool = True,
 ) -> dict:
@@ -228,7 +230,7 @@ def run_sweep(
                     keys = device[t.label][0].keys()
                     cell["device_ms"] = {k: float(np.median([d[k] for d in device[t.label]])) for k in keys}
                 if flops:
-                    work = b * (2 * flops["avg_per_pose"] + 2 * s * flops["lifter_per_pose"])
+                    work = b * (2 * flops.avg_per_pose + 2 * s * flops.lifter_per_pose)
                     cell["gflops"] = work / p50_s / 1e9
                     peak = (peaks or {}).get("cuda" if t.device.startswith("cuda") else "cpu")
                     if peak:
@@ -246,7 +248,7 @@ def run_sweep(
     return {
         "schema": SCHEMA,
         "settings": asdict(settings),
-        "flops": flops,
+        "flops": to_json(flops),
         "peaks": peaks or {},
         "results": results,
         "fits": fits,

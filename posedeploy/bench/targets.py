@@ -54,8 +54,8 @@ class TorchTarget(Target):
     def __init__(self, checkpoint, device: str = "cpu"):
         import torch
 
+        from posedeploy.reference.sampler import PipelineModule
         from posedeploy.training.checkpoint import load_checkpoint
-        from posedeploy.training.sampler import PipelineModule
 
         self.torch = torch
         ckpt = load_checkpoint(checkpoint)

@@ -16,19 +16,33 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from posedeploy import __version__
-from posedeploy.artifacts import pipeline_graph, plan_filename, read_manifest
+from posedeploy.artifacts import Artifacts, pipeline_graph, plan_filename, read_manifest
 from posedeploy.engines.flavour import TensorRT, load_tensorrt
-from posedeploy.engines.machine import describe_machine
-from posedeploy.engines.manifest import FORMAT, FORMAT_VERSION, manifest_path
+from posedeploy.engines.machine import MachineInfo, describe_machine
+from posedeploy.engines.manifest import (
+    DLA,
+    BuildFlags,
+    CudaInfo,
+    EngineManifest,
+    GraphRef,
+    PlanRef,
+    PlatformInfo,
+    Profiles,
+    Target,
+    TensorRTInfo,
+    TimingCache,
+    manifest_path,
+)
 from posedeploy.errors import EngineBuildError, InputError
 from posedeploy.files import atomic_path, sha256_file
 
@@ -37,8 +51,12 @@ logger = logging.getLogger(__name__)
 RTX_TARGETS = {"7.5": "SM75", "8.0": "SM80", "8.6": "SM86", "8.9": "SM89", "12.0": "SM120", "12.1": "SM121"}
 
 
-@dataclass
+@dataclass(frozen=True)
 class BuildSettings:
+    """``posedeploy build``: which exported graph, the optimisation profile and the builder's options."""
+
+    artifacts: Path = Path("artifacts")
+    out: Path | None = None  # default: DIR/pipeline[.rng].PRECISION[.rtx].plan
     precision: str = "fp16"
     batch: tuple[int, int, int] = (1, 16, 64)
     hypotheses: tuple[int, int, int] = (1, 200, 200)
@@ -48,7 +66,7 @@ class BuildSettings:
     version_compatible: bool = False
     hardware_compatible: bool = False
     dla_core: int | None = None
-    compute_capabilities: list[str] = field(default_factory=list)  # TensorRT for RTX targets, e.g. ["8.9"]
+    compute_capabilities: tuple[str, ...] = ()  # TensorRT for RTX targets, e.g. ("8.9",)
     flavour: str = "auto"
     typing: str = "auto"  # auto | strong | weak (FP16 builder flag)
     in_graph_noise: bool = False  # build pipeline.rng*.onnx: noise drawn on the device
@@ -250,14 +268,11 @@ def _targets(trt: TensorRT, s: BuildSettings, machine) -> list[str]:
     return [here]
 
 
-def build_engine(
-    artifacts_dir: str | Path, settings: BuildSettings | None = None, out: str | Path | None = None
-) -> dict:
-    """Build, check and write the engine; returns its manifest."""
+def build_engine(settings: BuildSettings | None = None) -> EngineManifest:
+    """Build, check and write the engine of ``settings.artifacts``; returns its manifest."""
     s = settings or BuildSettings()
     s.validate()
-    artifacts_dir = Path(artifacts_dir)
-    artifacts = read_manifest(artifacts_dir)
+    artifacts = read_manifest(s.artifacts)
     onnx_path = artifacts.path(s.graph)
     trt = load_tensorrt(s.flavour)
     machine = describe_machine()
@@ -267,11 +282,32 @@ def build_engine(
             f"--dla-core {s.dla_core}: DLA cores exist only on Jetson (Xavier, Orin) with JetPack's "
             f"TensorRT, and {why}; build without --dla-core"
         )
-    plan_path = Path(out) if out else artifacts_dir / plan_filename(s.graph, trt.is_rtx)
+    plan_path = Path(s.out) if s.out else Path(s.artifacts) / plan_filename(s.graph, trt.is_rtx)
     cache_path = Path(s.timing_cache) if s.timing_cache else plan_path.with_name(f"timing.{trt.flavour}.cache")
     cache_bytes = cache_path.read_bytes() if cache_path.is_file() else None
-
     started = time.monotonic()
+    plan, cache, targets, strongly_typed = _compile(trt, onnx_path, s, cache_bytes, machine)
+    seconds = time.monotonic() - started
+    manifest = _engine_manifest(trt, s, machine, targets, strongly_typed, onnx_path, artifacts, seconds)
+    with contextlib.ExitStack() as stack:
+        manifest_tmp = stack.enter_context(atomic_path(manifest_path(plan_path)))  # renamed last
+        plan_tmp = stack.enter_context(atomic_path(plan_path))
+        plan_tmp.write_bytes(memoryview(plan))
+        timing = None
+        if cache is not None:
+            cache_tmp = stack.enter_context(atomic_path(cache_path))
+            cache_tmp.write_bytes(memoryview(cache.serialize()))
+            timing = TimingCache(cache_path.name, sha256_file(cache_tmp), cache_bytes is not None)
+        written = PlanRef(plan_path.name, sha256_file(plan_tmp), plan_tmp.stat().st_size)
+        manifest = dataclasses.replace(manifest, plan=written, timing_cache=timing)
+        manifest_tmp.write_text(json.dumps(manifest.to_json(), indent=2) + "\n")
+    where = f"DLA core {s.dla_core} with GPU fallback" if s.dla_core is not None else "GPU"
+    logger.info(f"build: {plan_path.name} ({manifest.plan.bytes / 1e6:.1f} MB, {where}) in {seconds:.1f} s")
+    return manifest
+
+
+def _compile(trt: TensorRT, onnx_path: Path, s: BuildSettings, cache_bytes: bytes | None, machine: MachineInfo):
+    """(serialised plan, timing cache, target compute capabilities, strongly typed) of ``onnx_path``."""
     trt_log = _trt_logger(trt)
     builder = trt.module.Builder(trt_log)
     if builder is None:
@@ -287,63 +323,49 @@ def build_engine(
     with _ticker("build", enabled=monitor is None):
         plan = builder.build_serialized_network(network, config)
     if plan is None:
-        errors = trt_log.errors()
-        text = "; ".join(errors[-3:]) or "no reason given"
+        text = "; ".join(trt_log.errors()[-3:]) or "no reason given"
         if any(k in text.lower() for k in ("out of memory", "insufficient memory", "cudaerrormemoryallocation")):
             raise EngineBuildError(
                 f"TensorRT ran out of memory building {onnx_path.name} ({text}); lower --workspace or the largest "
                 f"batch/hypotheses of the profile"
             )
         raise EngineBuildError(f"TensorRT could not build {onnx_path.name}: {text}")
-    seconds = time.monotonic() - started
+    return plan, cache, targets, strongly_typed
 
-    m = trt.module
-    manifest = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "posedeploy": __version__,
-        "tensorrt": {"flavour": trt.flavour, "version": trt.version, "strongly_typed": strongly_typed},
-        "target": {
-            "compute_capabilities": targets,
-            "gpu": machine.gpus[0].name if machine.gpus and not trt.is_rtx else None,
-            "built_on_gpu": machine.gpus[0].name if machine.gpus else None,
-        },
-        "cuda": {
-            "driver": machine.driver_version,
-            "runtime": machine.cuda_runtime_version,
-            "tensorrt_cuda": getattr(m, "__cuda_version__", None),
-        },
-        "platform": {"arch": machine.arch, "system": machine.system, "l4t": machine.l4t},
-        "precision": s.precision,
-        "graph": s.graph,
-        "profiles": {"batch": list(s.batch), "hypotheses": list(s.hypotheses)},
-        "flags": {
-            "version_compatible": s.version_compatible,
-            "hardware_compatibility": "ampere_plus" if s.hardware_compatible else None,
-            "dla": {"core": s.dla_core, "gpu_fallback": True} if s.dla_core is not None else None,
-            "workspace_mb": s.workspace_mb,
-            "optimization_level": s.optimization_level,
-        },
-        "onnx": {"file": onnx_path.name, "sha256": sha256_file(onnx_path)},
-        "checkpoint_sha256": artifacts.manifest["checkpoint"]["sha256"],
-        "build_seconds": round(seconds, 1),
-    }
-    with contextlib.ExitStack() as stack:
-        manifest_tmp = stack.enter_context(atomic_path(manifest_path(plan_path)))  # renamed last
-        plan_tmp = stack.enter_context(atomic_path(plan_path))
-        plan_tmp.write_bytes(memoryview(plan))
-        manifest["plan"] = {"file": plan_path.name, "sha256": sha256_file(plan_tmp), "bytes": plan_tmp.stat().st_size}
-        manifest["timing_cache"] = None
-        if cache is not None:
-            cache_tmp = stack.enter_context(atomic_path(cache_path))
-            cache_tmp.write_bytes(memoryview(cache.serialize()))
-            manifest["timing_cache"] = {
-                "file": cache_path.name,
-                "sha256": sha256_file(cache_tmp),
-                "reused": cache_bytes is not None,
-            }
-        manifest_tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    where = f"DLA core {s.dla_core} with GPU fallback" if s.dla_core is not None else "GPU"
-    logger.info(f"build: {plan_path.name} ({manifest['plan']['bytes'] / 1e6:.1f} MB, {where}) in {seconds:.1f} s")
-    return manifest
+
+def _engine_manifest(
+    trt: TensorRT,
+    s: BuildSettings,
+    machine: MachineInfo,
+    targets: list[str],
+    strongly_typed: bool,
+    onnx_path: Path,
+    artifacts: Artifacts,
+    seconds: float,
+) -> EngineManifest:
+    """The engine's manifest, its plan still to be written (an empty PlanRef until then)."""
+    gpu = machine.gpus[0].name if machine.gpus else None
+    return EngineManifest(
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        posedeploy=__version__,
+        tensorrt=TensorRTInfo(trt.flavour, trt.version, strongly_typed),
+        target=Target(list(targets), gpu=None if trt.is_rtx else gpu, built_on_gpu=gpu),
+        cuda=CudaInfo(
+            machine.driver_version, machine.cuda_runtime_version, getattr(trt.module, "__cuda_version__", None)
+        ),
+        platform=PlatformInfo(machine.arch, machine.system, machine.l4t),
+        precision=s.precision,
+        graph=s.graph,
+        profiles=Profiles(list(s.batch), list(s.hypotheses)),
+        flags=BuildFlags(
+            version_compatible=s.version_compatible,
+            hardware_compatibility="ampere_plus" if s.hardware_compatible else None,
+            dla=DLA(s.dla_core, True) if s.dla_core is not None else None,
+            workspace_mb=s.workspace_mb,
+            optimization_level=s.optimization_level,
+        ),
+        onnx=GraphRef(onnx_path.name, sha256_file(onnx_path)),
+        checkpoint_sha256=artifacts.manifest.checkpoint.sha256,
+        build_seconds=round(seconds, 1),
+        plan=PlanRef("", "", 1),
+    )

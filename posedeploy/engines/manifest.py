@@ -7,11 +7,14 @@ fails first, saying what differs and how to rebuild.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from posedeploy.artifacts import check_fields, load_manifest, verify_file
+from posedeploy.artifacts import verify_file
 from posedeploy.engines.machine import MachineInfo
 from posedeploy.errors import ArtifactError
+from posedeploy.records import OPTIONAL, POSITIVE, from_json, read_record, to_json
 
 FORMAT = "posedeploy.engine"
 FORMAT_VERSION = 1
@@ -22,29 +25,120 @@ def manifest_path(plan: str | Path) -> Path:
     return plan.with_name(plan.name + ".json")
 
 
-def read_engine_manifest(plan: str | Path) -> dict:
+@dataclass(frozen=True)
+class TensorRTInfo:
+    flavour: str  # tensorrt (datacenter, Jetson) or tensorrt_rtx
+    version: str
+    strongly_typed: bool | None = field(default=None, metadata=OPTIONAL)
+
+
+@dataclass(frozen=True)
+class Target:
+    compute_capabilities: list[str]
+    gpu: str | None = None
+    built_on_gpu: str | None = None
+
+
+@dataclass(frozen=True)
+class CudaInfo:
+    driver: Any = None
+    runtime: Any = None
+    tensorrt_cuda: Any = None
+
+
+@dataclass(frozen=True)
+class PlatformInfo:
+    arch: str
+    system: str | None = None
+    l4t: str | None = None
+
+
+@dataclass(frozen=True)
+class Profiles:
+    batch: list[int]  # MIN, OPT, MAX
+    hypotheses: list[int]
+
+
+@dataclass(frozen=True)
+class DLA:
+    core: int
+    gpu_fallback: bool
+
+
+@dataclass(frozen=True)
+class BuildFlags:
+    version_compatible: bool = False
+    hardware_compatibility: str | None = None  # ampere_plus, or None: this GPU's architecture only
+    dla: DLA | None = None
+    workspace_mb: int | None = None
+    optimization_level: int | None = None
+
+
+@dataclass(frozen=True)
+class GraphRef:
+    file: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class PlanRef:
+    file: str
+    sha256: str
+    bytes: int = field(metadata=POSITIVE)
+
+
+@dataclass(frozen=True)
+class TimingCache:
+    file: str
+    sha256: str
+    reused: bool
+
+
+@dataclass(frozen=True)
+class EngineManifest:
+    """PLAN.json beside every engine: what built it, for which GPUs, from which graph, and its hash."""
+
+    tensorrt: TensorRTInfo
+    target: Target
+    platform: PlatformInfo
+    precision: str
+    flags: BuildFlags
+    onnx: GraphRef
+    plan: PlanRef
+    format: str = FORMAT
+    format_version: int = FORMAT_VERSION
+    created: str | None = field(default=None, metadata=OPTIONAL)
+    posedeploy: str | None = field(default=None, metadata=OPTIONAL)
+    cuda: CudaInfo | None = field(default=None, metadata=OPTIONAL)
+    graph: str | None = field(default=None, metadata=OPTIONAL)
+    profiles: Profiles | None = field(default=None, metadata=OPTIONAL)
+    checkpoint_sha256: str | None = field(default=None, metadata=OPTIONAL)
+    build_seconds: float | None = field(default=None, metadata=OPTIONAL)
+    timing_cache: TimingCache | None = None
+
+    ORDER = ("format", "format_version", "created", "posedeploy", "tensorrt", "target", "cuda", "platform",
+             "precision", "graph", "profiles", "flags", "onnx", "checkpoint_sha256", "build_seconds", "plan",
+             "timing_cache")  # fmt: skip
+
+    def to_json(self) -> dict:
+        data = to_json(self)
+        return {key: data[key] for key in self.ORDER if key in data}
+
+    @classmethod
+    def from_json(cls, data: dict) -> EngineManifest:
+        return from_json(cls, data)
+
+
+def read_engine_manifest(plan: str | Path) -> EngineManifest:
     plan = Path(plan)
     if not plan.is_file():
         raise ArtifactError(f"engine not found: {plan}")
     path = manifest_path(plan)
     if not path.is_file():
         raise ArtifactError(f"{plan} has no manifest ({path.name}): build engines with posedeploy build")
-    manifest = load_manifest(path, FORMAT, FORMAT_VERSION, "engine", "rebuild the engine")
-    check_fields(path, manifest, _FIELDS, "rebuild the engine")
-    verify_file(plan, manifest["plan"], "rebuild the engine")
+    manifest = read_record(path, EngineManifest, FORMAT, FORMAT_VERSION, "engine", ArtifactError, "rebuild the engine")
+    verify_file(plan, manifest.plan.sha256, manifest.plan.bytes, "rebuild the engine")
     return manifest
-
-
-# What loading and checking an engine reads from its manifest, and of which type.
-_FIELDS = {
-    "tensorrt": {"flavour": str, "version": str},
-    "target": {"compute_capabilities": list},
-    "platform": {"arch": str},
-    "flags": {},
-    "precision": str,
-    "onnx": {"file": str, "sha256": str},
-    "plan": {"file": str, "sha256": str, "bytes": int},
-}
 
 
 def _release(version: str) -> tuple[int, ...]:
@@ -60,36 +154,36 @@ def _cc(text: str) -> tuple[int, int]:
     return int(major), int(minor or 0)
 
 
-def mismatches(manifest: dict, machine: MachineInfo, device: int = 0) -> list[str]:
+def mismatches(manifest: EngineManifest, machine: MachineInfo, device: int = 0) -> list[str]:
     """Why an engine built as ``manifest`` describes cannot run here (empty: it can)."""
     problems = []
-    trt = manifest["tensorrt"]
-    installed = machine.tensorrt.get(trt["flavour"])
+    trt = manifest.tensorrt
+    installed = machine.tensorrt.get(trt.flavour)
     if installed is None:
-        problems.append(f"it needs {trt['flavour']} {trt['version']}, which is not installed")
-    elif installed != trt["version"]:
-        same_major = installed.split(".")[0] == trt["version"].split(".")[0]
-        newer = _release(installed) >= _release(trt["version"])
-        if not (manifest["flags"].get("version_compatible") and same_major and newer):
-            problems.append(f"it was built with {trt['flavour']} {trt['version']}, this machine has {installed}")
-    if manifest["platform"]["arch"] != machine.arch:
-        problems.append(f"it was built for {manifest['platform']['arch']}, this machine is {machine.arch}")
+        problems.append(f"it needs {trt.flavour} {trt.version}, which is not installed")
+    elif installed != trt.version:
+        same_major = installed.split(".")[0] == trt.version.split(".")[0]
+        newer = _release(installed) >= _release(trt.version)
+        if not (manifest.flags.version_compatible and same_major and newer):
+            problems.append(f"it was built with {trt.flavour} {trt.version}, this machine has {installed}")
+    if manifest.platform.arch != machine.arch:
+        problems.append(f"it was built for {manifest.platform.arch}, this machine is {machine.arch}")
     if not machine.gpus or device >= len(machine.gpus):
         problems.append("this machine has no CUDA GPU visible" + ("" if not machine.gpus else f" with index {device}"))
     else:
         here = machine.gpus[device].compute_capability
-        targets = manifest["target"]["compute_capabilities"]
-        level = manifest["flags"].get("hardware_compatibility")
+        targets = manifest.target.compute_capabilities
+        level = manifest.flags.hardware_compatibility
         fits = here in targets or (level == "ampere_plus" and _cc(here) >= (8, 0))
         if not fits:
             problems.append(
                 f"it was built for compute capability {', '.join(targets)} "
-                f"({manifest['target'].get('gpu') or 'no GPU named'}), this GPU ({machine.gpus[device].name}) is {here}"
+                f"({manifest.target.gpu or 'no GPU named'}), this GPU ({machine.gpus[device].name}) is {here}"
             )
     return problems
 
 
-def check_fits(plan: str | Path, manifest: dict, machine: MachineInfo, device: int = 0) -> None:
+def check_fits(plan: str | Path, manifest: EngineManifest, machine: MachineInfo, device: int = 0) -> None:
     problems = mismatches(manifest, machine, device)
     if problems:
         raise ArtifactError(

@@ -34,6 +34,7 @@ CALIBRATION_BATCH = 32
 # histogram pass on top, ``export --int8`` then peaks below 2 GiB (tests/test_int8.py).
 CALIBRATION_MEMORY = 1 << 30
 QUANTISED_OPS = ("MatMul", "Gemm")
+METHOD = "ONNX Runtime static QDQ, per-channel weights, percentile activations"
 # The first and last layer of each lifter (MGCN-lw; HTNet's patch embedding and output head).
 KEEP_FLOAT = ("/lifter/gcn/input/", "/lifter/gcn/output/", "/lifter/patch_embed/", "/lifter/fcn/")
 

@@ -12,6 +12,7 @@ mixed set (its hashes do not match).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import logging
@@ -27,15 +28,29 @@ import torch
 from torch import nn
 
 from posedeploy import __version__
-from posedeploy.artifacts import FORMAT, FORMAT_VERSION, GRAPHS, MANIFEST
+from posedeploy.artifacts import (
+    FORMAT,
+    GRAPHS,
+    MANIFEST,
+    CheckpointRef,
+    Contract,
+    ExportConfig,
+    ExportManifest,
+    FileEntry,
+    Flops,
+    Int8Calibration,
+    Int8Info,
+    Memory,
+    TensorEntry,
+)
 from posedeploy.contract import INPUTS, OUTPUTS, RNG_INPUTS, draw_noise
 from posedeploy.errors import ArtifactError
 from posedeploy.export.fp16 import to_mixed_precision
 from posedeploy.export.fused_gcn import for_inference
 from posedeploy.files import atomic_path, check_writable, folder_lock, sha256_file
+from posedeploy.reference.sampler import InGraphNoisePipeline, PipelineModule
 from posedeploy.skeleton import JOINTS_LEFT, JOINTS_RIGHT, PARENTS
 from posedeploy.training.checkpoint import Checkpoint, load_checkpoint
-from posedeploy.training.sampler import InGraphNoisePipeline, PipelineModule
 
 logger = logging.getLogger(__name__)
 
@@ -198,18 +213,17 @@ def _metadata(ckpt: Checkpoint, checkpoint_hash: str, graph: str, precision: str
     }
 
 
-def _io(model: onnx.ModelProto) -> dict:
-    def describe(values):
-        out = {}
-        for v in values:
-            dims = [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
-            out[v.name] = {
-                "dtype": onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type).name,
-                "shape": dims,
-            }
-        return out
+def _io(model: onnx.ModelProto) -> tuple[dict[str, TensorEntry], dict[str, TensorEntry]]:
+    def describe(values) -> dict[str, TensorEntry]:
+        return {
+            v.name: TensorEntry(
+                onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type).name,
+                [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim],
+            )
+            for v in values
+        }
 
-    return {"inputs": describe(model.graph.input), "outputs": describe(model.graph.output)}
+    return describe(model.graph.input), describe(model.graph.output)
 
 
 def export_artifacts(
@@ -219,7 +233,7 @@ def export_artifacts(
     triton: bool = False,
     in_graph_noise: bool = False,
     int8_calibration=None,
-) -> dict:
+) -> ExportManifest:
     """Write the artifacts of ``checkpoint`` into ``out_dir``; returns the manifest. With
     ``int8_calibration`` (a PoseSet of training poses) also pipeline.int8.onnx."""
     started = time.monotonic()
@@ -230,6 +244,22 @@ def export_artifacts(
     ckpt = load_checkpoint(checkpoint)
     ckpt.build_avg()  # fails early, with its own message, for a checkpoint without an AVG model
     checkpoint_hash = sha256_file(checkpoint)
+    graphs, precision, int8 = _all_graphs(ckpt, fp16, in_graph_noise, int8_calibration)
+    for name, model in graphs.items():
+        onnx.helper.set_model_props(model, _metadata(ckpt, checkpoint_hash, name, precision[name]))
+        model.producer_name, model.producer_version = "posedeploy", __version__
+    manifest = _manifest(ckpt, CheckpointRef(str(checkpoint), checkpoint_hash), int8)
+    manifest = _write(out_dir, graphs, precision, manifest, triton)
+    for stale in remove_stale(out_dir, manifest):
+        logger.info(f"export: removed {stale} (from an earlier export, not part of this one)")
+    logger.info(f"export: done in {time.monotonic() - started:.1f} s -> {out_dir}")
+    return manifest
+
+
+def _all_graphs(
+    ckpt: Checkpoint, fp16: bool, in_graph_noise: bool, int8_calibration
+) -> tuple[dict[str, onnx.ModelProto], dict[str, str], Int8Info | None]:
+    """Every graph of the export by GRAPHS key, the precision of each, and how INT8 was calibrated."""
     logger.info(f"export: tracing {ckpt.config.lifter} + AVG '{ckpt.config.avg}' (opset {OPSET}, dynamic B and S)")
     graphs = _graphs(ckpt, in_graph_noise)
     worst = _self_check(ckpt, graphs["pipeline"], SELF_CHECK_TOLERANCE)
@@ -243,54 +273,45 @@ def export_artifacts(
             "export: pipeline.fp16.onnx: lifter and AVG in float16, normalisation/softmax/reductions and "
             "the sigma, noise and aggregation arithmetic in float32"
         )
+    int8 = None
     if int8_calibration is not None:
-        from posedeploy.export.int8 import quantise_pipeline
+        from posedeploy.export.int8 import METHOD, quantise_pipeline
 
         graphs["pipeline.int8"], poses = quantise_pipeline(graphs["pipeline"], int8_calibration.keypoints)
         precision["pipeline.int8"] = "int8"
-        calibration = {"data": int8_calibration.source, "poses": poses}
-    for name, model in graphs.items():
-        onnx.helper.set_model_props(model, _metadata(ckpt, checkpoint_hash, name, precision[name]))
-        model.producer_name, model.producer_version = "posedeploy", __version__
+        int8 = Int8Info(Int8Calibration(int8_calibration.source, poses), METHOD)
+    return graphs, precision, int8
 
+
+def _manifest(ckpt: Checkpoint, checkpoint: CheckpointRef, int8: Int8Info | None) -> ExportManifest:
+    """The manifest of an export of ``ckpt``, its files still to be added."""
     c = ckpt.config
-    manifest = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "posedeploy": __version__,
-        "versions": {"torch": torch.__version__, "onnx": onnx.__version__, "python": platform.python_version()},
-        "opset": OPSET,
-        "checkpoint": {"path": str(checkpoint), "sha256": checkpoint_hash},
-        "config": {
-            "lifter": c.lifter,
-            "avg": c.avg,
-            "alpha": c.alpha,
-            "joints": list(c.joints),
-            "parents": list(PARENTS),
-            "joints_left": list(JOINTS_LEFT),
-            "joints_right": list(JOINTS_RIGHT),
-            "normalisation": c.normalisation,
-            "units": c.units,
-            "trained_on": c.keypoints,
-        },
-        "contract": {"inputs": list(INPUTS), "outputs": list(OUTPUTS)},
-        # A (B, S) call costs B * (2 * avg + 2 * S * lifter): every pose and its mirror image.
-        "flops": {
-            "lifter_per_pose": _flops_per_pose(ckpt.build_lifter()),
-            "avg_per_pose": _flops_per_pose(ckpt.build_avg()),
-        },
-        # What MultiHypothesisLifter sizes its calls by under a memory budget.
-        "memory": {
-            "bytes_per_lifted_pose": _activation_bytes_per_pose(ckpt.build_lifter()) + (17 * 2 + 17 * 3) * 4 * 2
-        },
-        "files": {},
-    }
-    if int8_calibration is not None:
-        manifest["int8"] = {
-            "calibration": calibration,
-            "method": "ONNX Runtime static QDQ, per-channel weights, percentile activations",
-        }
+    config = ExportConfig(
+        lifter=c.lifter, avg=c.avg, alpha=c.alpha, joints=list(c.joints), parents=list(PARENTS),
+        joints_left=list(JOINTS_LEFT), joints_right=list(JOINTS_RIGHT), normalisation=c.normalisation,
+        units=c.units, trained_on=c.keypoints,
+    )  # fmt: skip
+    return ExportManifest(
+        checkpoint=checkpoint,
+        config=config,
+        files={},
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        posedeploy=__version__,
+        versions={"torch": torch.__version__, "onnx": onnx.__version__, "python": platform.python_version()},
+        opset=OPSET,
+        contract=Contract(list(INPUTS), list(OUTPUTS)),
+        flops=Flops(_flops_per_pose(ckpt.build_lifter()), _flops_per_pose(ckpt.build_avg())),
+        # the lifter's activations, and each lifted pose's input and output, both views
+        memory=Memory(_activation_bytes_per_pose(ckpt.build_lifter()) + (17 * 2 + 17 * 3) * 4 * 2),
+        int8=int8,
+    )
+
+
+def _write(
+    out_dir: Path, graphs: dict[str, onnx.ModelProto], precision: dict[str, str], manifest: ExportManifest, triton: bool
+) -> ExportManifest:
+    """Every graph, the Triton repository if asked, and the manifest (renamed into place last)."""
+    files: dict[str, FileEntry] = {}
     with folder_lock(out_dir, "export"), contextlib.ExitStack() as stack:
         # Entered first, renamed last (ExitStack unwinds in reverse): the manifest lands after the graphs.
         manifest_tmp = stack.enter_context(atomic_path(out_dir / MANIFEST))
@@ -298,37 +319,32 @@ def export_artifacts(
             filename = GRAPHS[name]
             tmp = stack.enter_context(atomic_path(out_dir / filename))
             onnx.save(model, tmp)
-            manifest["files"][filename] = {
-                "sha256": sha256_file(tmp),
-                "bytes": tmp.stat().st_size,
-                "precision": precision[name],
-                **_io(model),
-            }
+            inputs, outputs = _io(model)
+            files[filename] = FileEntry(sha256_file(tmp), tmp.stat().st_size, precision[name], inputs, outputs)
             logger.info(f"export: {filename} ({tmp.stat().st_size / 1e6:.1f} MB)")
+        repository = None
         if triton:
             from posedeploy.export.triton import write_model_repository
 
-            manifest["triton"] = write_model_repository(stack, out_dir / "triton", graphs, manifest)
+            repository = write_model_repository(stack, out_dir / "triton", graphs, files)
             logger.info(f"export: Triton model repository in {out_dir / 'triton'}")
-        manifest_tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    for stale in remove_stale(out_dir, manifest):
-        logger.info(f"export: removed {stale} (from an earlier export, not part of this one)")
-    logger.info(f"export: done in {time.monotonic() - started:.1f} s -> {out_dir}")
+        manifest = dataclasses.replace(manifest, files=files, triton=repository)
+        manifest_tmp.write_text(json.dumps(manifest.to_json(), indent=2) + "\n")
     return manifest
 
 
-def remove_stale(out_dir: Path, manifest: dict) -> list[str]:
+def remove_stale(out_dir: Path, manifest: ExportManifest) -> list[str]:
     """Delete what an earlier export into ``out_dir`` left that this one did not write: graphs it
     no longer has, a Triton repository it did not lay out, engines built from other graphs."""
     import shutil
 
     removed = []
-    hashes = {entry["sha256"] for entry in manifest["files"].values()}
+    hashes = {entry.sha256 for entry in manifest.files.values()}
     for name in GRAPHS.values():
-        if name not in manifest["files"] and (out_dir / name).is_file():
+        if name not in manifest.files and (out_dir / name).is_file():
             (out_dir / name).unlink()
             removed.append(name)
-    if "triton" not in manifest and (out_dir / "triton").is_dir():
+    if manifest.triton is None and (out_dir / "triton").is_dir():
         shutil.rmtree(out_dir / "triton")
         removed.append("triton/")
     for plan_manifest in out_dir.glob("*.plan.json"):

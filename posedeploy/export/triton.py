@@ -16,7 +16,9 @@ from pathlib import Path
 
 import onnx
 
+from posedeploy.artifacts import FileEntry, TritonModel
 from posedeploy.files import atomic_path
+from posedeploy.records import to_json
 
 MAX_BATCH = 64
 _TYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16"}
@@ -52,18 +54,18 @@ def model_config(name: str, io: dict, accelerator: str | None = None) -> str:
 
 
 def write_model_repository(
-    stack: contextlib.ExitStack, root: Path, graphs: dict[str, onnx.ModelProto], manifest: dict
-) -> dict:
+    stack: contextlib.ExitStack, root: Path, graphs: dict[str, onnx.ModelProto], files: dict[str, FileEntry]
+) -> dict[str, TritonModel]:
     """Write the repository through ``stack`` (atomic files, renamed with the rest of the export)."""
     models = {"posedeploy_pipeline": ("pipeline.onnx", None), "posedeploy_pipeline_trt": ("pipeline.onnx", "tensorrt")}
     if "pipeline.fp16" in graphs:
         models["posedeploy_pipeline_fp16"] = ("pipeline.fp16.onnx", None)
     written = {}
     for model, (filename, accelerator) in models.items():
-        io = {k: manifest["files"][filename][k] for k in ("inputs", "outputs")}
+        io = {"inputs": to_json(files[filename].inputs), "outputs": to_json(files[filename].outputs)}
         config = stack.enter_context(atomic_path(root / model / "config.pbtxt"))
         config.write_text(model_config(model, io, accelerator))
         graph = stack.enter_context(atomic_path(root / model / "1" / "model.onnx"))
         graph.write_bytes(graphs[filename.removesuffix(".onnx")].SerializeToString())
-        written[model] = {"source": filename, "accelerator": accelerator or "none"}
+        written[model] = TritonModel(filename, accelerator or "none")
     return written

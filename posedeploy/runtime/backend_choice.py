@@ -74,7 +74,7 @@ def _versions() -> dict[str, str]:
 def cache_key(artifacts, precision: str, noise: str, threads: int | None) -> str:
     from posedeploy.engines.machine import cpu_model, describe_machine
 
-    graphs = {name: entry.get("sha256") for name, entry in sorted(artifacts.manifest["files"].items())}
+    graphs = {name: entry.sha256 for name, entry in sorted(artifacts.manifest.files.items())}
     what = {
         "cpu": cpu_model(),
         "cores": os.cpu_count(),

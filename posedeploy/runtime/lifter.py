@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from posedeploy.artifacts import read_manifest
+from posedeploy.artifacts import ExportConfig, read_manifest
 from posedeploy.contract import (
     DEFAULT_MEMORY_BUDGET_MB,
     MAX_HYPOTHESES,
@@ -106,7 +106,8 @@ class MultiHypothesisLifter:
             )
         seed = check_seed(seed)
         # Each call's working set: its inputs, outputs and the lifter's activations per pose.
-        per_pose = self.artifacts.manifest.get("memory", {}).get("bytes_per_lifted_pose")
+        memory = self.artifacts.manifest.memory
+        per_pose = memory.bytes_per_lifted_pose if memory else None
         if per_pose:
             affordable = self.memory_budget // per_pose
             if affordable < VIEWS:
@@ -122,12 +123,12 @@ class MultiHypothesisLifter:
         self._rng = np.random.default_rng(seed)
 
     @property
-    def config(self) -> dict:
+    def config(self) -> ExportConfig:
         return self.artifacts.config
 
     def describe(self) -> str:
         c = self.config
-        return f"{c['lifter']} + AVG '{c['avg']}' (alpha {c['alpha']}) on {self.backend.describe()}"
+        return f"{c.lifter} + AVG '{c.avg}' (alpha {c.alpha}) on {self.backend.describe()}"
 
     def normalise(self, keypoints: np.ndarray, image_size: tuple[float, float] | None) -> np.ndarray:
         """(B, 17, 2) or (17, 2) keypoints, pixels with ``image_size`` = (w, h) or already normalised."""

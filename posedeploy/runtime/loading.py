@@ -79,9 +79,9 @@ def find_plan(artifacts, graph: str) -> Path:
         )
     plan = plans[0]
     manifest = read_engine_manifest(plan)
-    graph = artifacts.manifest["files"].get(manifest["onnx"]["file"], {})
-    if graph.get("sha256") != manifest["onnx"]["sha256"]:
-        raise ArtifactError(f"{plan.name} was built from an earlier export of {manifest['onnx']['file']}; rebuild it")
+    exported = artifacts.manifest.files.get(manifest.onnx.file)
+    if exported is None or exported.sha256 != manifest.onnx.sha256:
+        raise ArtifactError(f"{plan.name} was built from an earlier export of {manifest.onnx.file}; rebuild it")
     return plan
 
 
@@ -103,7 +103,7 @@ def load_backend(artifacts: Artifacts, backend: str = "onnxruntime", options: Lo
 def _verified(loaded: Backend, artifacts, graph: str, noise: str) -> Backend:
     """``loaded``, after checking that its graph is this manifest's and has the contract's tensors."""
     meta, path = loaded.metadata, artifacts.root / GRAPHS[graph]
-    if meta.get("graph") != graph or meta.get("checkpoint_sha256") != artifacts.manifest["checkpoint"]["sha256"]:
+    if meta.get("graph") != graph or meta.get("checkpoint_sha256") != artifacts.manifest.checkpoint.sha256:
         loaded.close()
         raise ArtifactError(f"{path} was not exported with this manifest (graph or checkpoint differs); re-export")
     inputs = RNG_INPUTS if noise == "device" else INPUTS

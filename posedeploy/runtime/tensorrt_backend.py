@@ -40,7 +40,7 @@ class TensorRTBackend(Backend):
         self.source = plan.name
         self.manifest = read_engine_manifest(plan)
         check_fits(plan, self.manifest, describe_machine(), device)
-        self.trt = load_tensorrt(self.manifest["tensorrt"]["flavour"])
+        self.trt = load_tensorrt(self.manifest.tensorrt.flavour)
         self.cuda = open_cuda(cuda, device)
         self._device = device
         self._buffers: dict[str, int] = {}
@@ -92,7 +92,7 @@ class TensorRTBackend(Backend):
 
     @property
     def precision(self) -> str:
-        return self.manifest["precision"]
+        return self.manifest.precision
 
     @property
     def limits(self) -> dict[str, tuple[int, int]]:

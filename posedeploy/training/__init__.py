@@ -1,1 +1,1 @@
-"""The PyTorch side: models, training, checkpoints and the reference multi-hypothesis sampler."""
+"""The PyTorch side: models, their training, and checkpoints."""

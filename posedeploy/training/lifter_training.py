@@ -14,10 +14,10 @@ from posedeploy.data import PoseSet
 from posedeploy.errors import CheckpointError, InputError
 from posedeploy.files import sha256_file
 from posedeploy.metrics import mean_by_action, mpjpe
+from posedeploy.reference.sampler import Mirror, PipelineModule, run_single
 from posedeploy.training.checkpoint import Checkpoint, PipelineConfig, load_checkpoint
 from posedeploy.training.models import DEFAULT_AVG, build_model, default_params
 from posedeploy.training.models.graph_conv import set_dropout
-from posedeploy.training.sampler import Mirror, PipelineModule, run_single
 from posedeploy.training.trainer import LAST, TrainTask
 
 

@@ -14,7 +14,7 @@ import itertools
 import numpy as np
 
 from posedeploy.data import PoseSet
-from posedeploy.training.evaluation import EvalReport
+from posedeploy.reference.evaluation import EvalReport
 
 BOOTSTRAP_REPLICATES = 2000
 

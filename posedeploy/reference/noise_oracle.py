@@ -33,9 +33,9 @@ from posedeploy.contract import check_hypotheses, draw_noise
 from posedeploy.data import PoseSet
 from posedeploy.errors import InputError
 from posedeploy.progress import progress
+from posedeploy.reference.sampler import CPU_MAX_POSES, PipelineModule, rows_per_call, run_single
 from posedeploy.skeleton import FLIP_PERMUTATION
 from posedeploy.training.checkpoint import Checkpoint
-from posedeploy.training.sampler import CPU_MAX_POSES, PipelineModule, rows_per_call, run_single
 
 RULES = ("adaptive", "uniform", "oracle-3d", "oracle-2d", "oracle-amount", "perfect-avg", "perfect-clamped")
 

@@ -17,8 +17,8 @@ from posedeploy import aggregate, metrics
 from posedeploy.data import PoseSet
 from posedeploy.errors import InputError
 from posedeploy.progress import progress
+from posedeploy.reference.sampler import PipelineModule, run_reference, run_single
 from posedeploy.training.checkpoint import Checkpoint
-from posedeploy.training.sampler import PipelineModule, run_reference, run_single
 
 # (group, metric) columns in the order they are printed.
 SINGLE = ("mpjpe", "p_mpjpe", "pck", "auc")
@@ -79,7 +79,7 @@ def evaluate(
 ) -> EvalReport:
     """Score ``checkpoint`` on ``data``; ``hypotheses`` = 0 evaluates the lifter alone.
 
-    noise: adaptive, uniform or alpha (see posedeploy.training.sampler.NOISE_MODES); alpha
+    noise: adaptive, uniform or alpha (see posedeploy.reference.sampler.NOISE_MODES); alpha
     overrides the checkpoint's. Runs with the same seed, S and data draw the same noise.
     best_of: the S values of the best-of-S curve, each 1..S (None: those of :data:`BEST_OF` up to S).
     """
