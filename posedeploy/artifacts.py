@@ -19,7 +19,7 @@ from pathlib import Path
 
 from posedeploy.errors import ArtifactError, InputError
 from posedeploy.files import sha256_file
-from posedeploy.records import OPTIONAL, POSITIVE, from_json, read_record, to_json
+from posedeploy.records import OPTIONAL, POSITIVE, Record, read_record
 
 FORMAT = "posedeploy.artifacts"
 FORMAT_VERSION = 1
@@ -136,36 +136,24 @@ class TritonModel:
     accelerator: str
 
 
-@dataclass(frozen=True)
-class ExportManifest:
+@dataclass(frozen=True, kw_only=True)
+class ExportManifest(Record):
     """DIR/manifest.json: what made the graphs, from what, with which versions, and each file's hash."""
 
-    checkpoint: CheckpointRef
-    config: ExportConfig
-    files: dict[str, FileEntry]
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
     created: str | None = field(default=None, metadata=OPTIONAL)
     posedeploy: str | None = field(default=None, metadata=OPTIONAL)
     versions: dict[str, str] | None = field(default=None, metadata=OPTIONAL)
     opset: int | None = field(default=None, metadata=OPTIONAL)
+    checkpoint: CheckpointRef
+    config: ExportConfig
     contract: Contract | None = field(default=None, metadata=OPTIONAL)
     flops: Flops | None = field(default=None, metadata=OPTIONAL)
     memory: Memory | None = field(default=None, metadata=OPTIONAL)
+    files: dict[str, FileEntry]
     int8: Int8Info | None = field(default=None, metadata=OPTIONAL)
     triton: dict[str, TritonModel] | None = field(default=None, metadata=OPTIONAL)
-
-    # The order of the keys in manifest.json (the order they have always had).
-    ORDER = ("format", "format_version", "created", "posedeploy", "versions", "opset", "checkpoint", "config",
-             "contract", "flops", "memory", "files", "int8", "triton")  # fmt: skip
-
-    def to_json(self) -> dict:
-        data = to_json(self)
-        return {key: data[key] for key in self.ORDER if key in data}
-
-    @classmethod
-    def from_json(cls, data: dict) -> ExportManifest:
-        return from_json(cls, data)
 
 
 @dataclass(frozen=True)

@@ -417,8 +417,9 @@ def evaluate_command(
     from posedeploy.data import load_dataset
     from posedeploy.errors import InputError
     from posedeploy.files import write_json
-    from posedeploy.reference.evaluation import MAX_ALPHAS, best_of_curve, check_alpha, evaluate, format_report
-    from posedeploy.reference.noise_comparison import comparison_report, format_comparison
+    from posedeploy.reference.evaluation import MAX_ALPHAS, best_of_curve, check_alpha, evaluate
+    from posedeploy.reference.noise_comparison import comparison_report
+    from posedeploy.reference.reports import format_comparison, format_report
     from posedeploy.reference.sampler import NOISE_MODES
 
     ckpt = _load(checkpoint)
@@ -459,15 +460,16 @@ def evaluate_command(
             alpha=a,
             best_of=curve,
         )
-        report.settings["checkpoint"] = str(checkpoint) if checkpoint else "default"
-        report.settings["split"] = split
+        report.settings.checkpoint = str(checkpoint) if checkpoint else "default"
+        report.settings.split = split
         reports.append(report)
     if len(reports) == 1:
         typer.echo(format_report(reports[0]))
-        doc = reports[0].as_dict()
+        doc = reports[0].to_json()
     else:
-        doc = comparison_report(reports, test)
-        typer.echo(format_comparison(reports, doc["paired"]))
+        comparison = comparison_report(reports, test)
+        typer.echo(format_comparison(comparison))
+        doc = comparison.to_json()
     if json_out is not None:
         write_json(json_out, doc)
 
@@ -625,7 +627,7 @@ def parity_command(
     )
     typer.echo(report.format())
     if json_out is not None:
-        write_json(json_out, report.as_dict())
+        write_json(json_out, report.to_json())
     if not report.passed:
         raise typer.Exit(1)
 
@@ -666,31 +668,32 @@ def bench_command(
 ) -> None:
     """Latency, throughput and FLOP rate of each backend vs the PyTorch baseline and the measured peak."""
     from posedeploy.assets import resolve_checkpoint
-    from posedeploy.bench.command import bench, format_report
-    from posedeploy.bench.harness import BenchSettings
+    from posedeploy.bench.command import BenchSettings, bench
+    from posedeploy.bench.report import SweepSettings, format_report
     from posedeploy.files import write_json
 
-    settings = BenchSettings(
+    sweep = SweepSettings(
         batches=_int_list(batch, "batch"),
         hypotheses=_int_list(hypotheses, "hypotheses"),
         warmup=warmup,
         min_repeats=min_repeats,
         min_seconds=min_seconds,
     )
-    report = bench(
-        artifacts,
-        [b.strip() for b in backend.split(",") if b.strip()],
-        [p.strip() for p in precision.split(",") if p.strip()],
-        settings,
-        resolve_checkpoint(checkpoint) if checkpoint else None,
-        threads,
-        device,
-        stream_fps,
-        stream_frames,
+    settings = BenchSettings(
+        artifacts=artifacts,
+        backends=tuple(b.strip() for b in backend.split(",") if b.strip()),
+        precisions=tuple(p.strip() for p in precision.split(",") if p.strip()),
+        sweep=sweep,
+        checkpoint=resolve_checkpoint(checkpoint) if checkpoint else None,
+        threads=threads,
+        torch_device=device,
+        stream_fps=stream_fps,
+        stream_frames=stream_frames,
     )
+    report = bench(settings)
     typer.echo(format_report(report))
     if json_out is not None:
-        write_json(json_out, report)
+        write_json(json_out, report.to_json())
     if plot is not None:
         from posedeploy.bench.plot import plot_report
 
@@ -770,22 +773,22 @@ def deploy_command(
 ) -> None:
     """The main job: export (FP32, FP16) -> engine -> parity -> bench -> a lifted sequence -> DIR/REPORT.md."""
     require("posedeploy deploy", "torch", "onnx", "onnxruntime")
-    from posedeploy.deploy import REPORT_MD, DeploySettings, deploy
+    from posedeploy.deploy import REPORT_MD, DeployOptions, DeploySettings, deploy
 
-    settings = DeploySettings(
+    options = DeployOptions(
         hypotheses=hypotheses,
         parity_samples=parity_samples,
         compute_capabilities=list(compute_capability),
         pictures=pictures,
         backend=backend,
     )
-    report = deploy(checkpoint, out, settings)
-    for name, step in report["steps"].items():
-        detail = step.get("reason") or step.get("error") or ""
-        typer.echo(f"{name:<9} {step['status']:<8} {step['seconds']:6.1f} s  {detail}".rstrip())
-    verdict = "passed" if report["passed"] else "FAILED"
-    typer.echo(f"deploy {verdict} in {report['seconds']:.0f} s: {out / REPORT_MD}")
-    if not report["passed"]:
+    report = deploy(DeploySettings(checkpoint, out, options))
+    for name, step in report.steps.items():
+        detail = getattr(step, "reason", None) or step.error or ""
+        typer.echo(f"{name:<9} {step.status:<8} {step.seconds:6.1f} s  {detail}".rstrip())
+    verdict = "passed" if report.passed else "FAILED"
+    typer.echo(f"deploy {verdict} in {report.seconds:.0f} s: {out / REPORT_MD}")
+    if not report.passed:
         raise typer.Exit(1)
 
 

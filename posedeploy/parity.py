@@ -13,7 +13,7 @@ plus the precision's tolerance (what float16 rounding alone may move).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ from posedeploy.contract import check_hypotheses, check_request, draw_noise
 from posedeploy.data import PoseSet
 from posedeploy.errors import ArtifactError, InputError
 from posedeploy.files import sha256_file
+from posedeploy.records import Record
 
 DEFAULT_TOLERANCE_MM = {"fp32": 0.01, "fp16": 0.5, "int8": 1.0}
 # What the tolerance bounds. INT8 moves single hypotheses by centimetres while leaving the
@@ -34,8 +35,15 @@ FREE_MEAN_SIGMAS = 3.0  # free noise: allowed mean shift, in standard errors of 
 FREE_SPREAD_RATIO = 0.15  # free noise: allowed relative spread difference
 
 
+@dataclass(frozen=True)
+class OutputDifference:
+    max_abs: float
+    mean_abs: float
+    unit: str
+
+
 @dataclass
-class ParityReport:
+class ParityReport(Record):
     mode: str
     artifact: str
     precision: str
@@ -44,13 +52,10 @@ class ParityReport:
     samples: int
     hypotheses: int
     tolerance_mm: float
-    outputs: dict = field(default_factory=dict)  # name -> {max_abs, mean_abs, unit}
-    task: dict = field(default_factory=dict)  # task-level deltas, mm
+    outputs: dict[str, OutputDifference] = field(default_factory=dict)  # golden noise: each output's difference
+    task: dict[str, float] = field(default_factory=dict)  # task-level deltas, mm
     criterion: str = ""  # the task entry held to the tolerance
     passed: bool = False
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
     def format(self) -> str:
         lines = [
@@ -60,7 +65,7 @@ class ParityReport:
         if self.outputs:
             lines.append(f"{'output':<12}{'max |diff|':>14}{'mean |diff|':>14}  unit")
             for name, v in self.outputs.items():
-                lines.append(f"{name:<12}{v['max_abs']:>14.3g}{v['mean_abs']:>14.3g}  {v['unit']}")
+                lines.append(f"{name:<12}{v.max_abs:>14.3g}{v.mean_abs:>14.3g}  {v.unit}")
         for name, value in self.task.items():
             lines.append(f"{name:<40}{value:>10.3g}")
         verdict = "PASS" if self.passed else "FAIL"
@@ -173,7 +178,7 @@ def _golden(report: ParityReport, ref, dep, target: np.ndarray) -> None:
         ("spread", "mm", 1e3),
     ):
         diff = np.abs(getattr(dep, name) - getattr(ref, name)) * scale
-        report.outputs[name] = {"max_abs": float(diff.max()), "mean_abs": float(diff.mean()), "unit": unit}
+        report.outputs[name] = OutputDifference(float(diff.max()), float(diff.mean()), unit)
     hyp_error = float(np.linalg.norm(dep.hypotheses - ref.hypotheses, axis=-1).mean() * 1e3)
     mpjpe = lambda h: float(metrics.mpjpe(h, target[:, None]).mean() * 1e3)  # noqa: E731
     best = lambda h: float(metrics.best_of_mpjpe(h, target).mean() * 1e3)  # noqa: E731

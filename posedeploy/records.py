@@ -7,7 +7,7 @@ wherever the value is first used. Supported annotations: dataclasses, ``dict[str
 ``list[T]``, ``T | None``, ``str``, ``int``, ``float`` (an int is accepted), ``bool`` and ``Any``.
 
 Field metadata: ``OPTIONAL`` marks a section that older files lack and that is left out of the JSON
-when None; ``POSITIVE`` a number that must be > 0.
+when None; ``POSITIVE`` a number that must be > 0; ``NOT_WRITTEN`` a field kept in memory only.
 """
 
 from __future__ import annotations
@@ -24,9 +24,22 @@ from posedeploy.errors import PoseDeployError
 
 OPTIONAL = {"optional": True}
 POSITIVE = {"positive": True}
-BOTH = {"optional": True, "positive": True}
+NOT_WRITTEN = {"json": False}  # held in memory only (per-sample arrays, say), never in the file
 
 T = TypeVar("T")
+R = TypeVar("R", bound="Record")
+
+
+class Record:
+    """A dataclass written as JSON: ``to_json()`` and ``Cls.from_json(data)``."""
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = to_json(self)
+        return data
+
+    @classmethod
+    def from_json(cls: type[R], data: Any) -> R:
+        return from_json(cls, data)
 
 
 def to_json(record: Any) -> Any:
@@ -35,7 +48,7 @@ def to_json(record: Any) -> Any:
         out = {}
         for f in dataclasses.fields(record):
             value = getattr(record, f.name)
-            if value is None and f.metadata.get("optional"):
+            if (value is None and f.metadata.get("optional")) or f.metadata.get("json") is False:
                 continue
             out[f.name] = to_json(value)
         return out
@@ -103,10 +116,14 @@ def _read_dataclass(cls: type, value: Any, where: str) -> Any:
     kwargs = {}
     for f in dataclasses.fields(cls):
         here = _join(where, f.name)
+        if f.metadata.get("json") is False:
+            continue
         if f.name not in value:
-            if f.metadata.get("optional") or f.default is not dataclasses.MISSING:
-                continue
-            raise RecordError(f"'{here}' is missing")
+            if f.metadata.get("optional"):  # a section the file's writer did not have: None, not a default
+                kwargs[f.name] = None
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise RecordError(f"'{here}' is missing")
+            continue
         read = _read(hints[f.name], value[f.name], here)
         if f.metadata.get("positive") and read is not None and not read > 0:
             raise _bad(here, read, "a number > 0")

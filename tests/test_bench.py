@@ -8,15 +8,17 @@ import sys
 import pytest
 from helpers import random_checkpoint
 
-from posedeploy.bench.command import bench
-from posedeploy.bench.harness import SCHEMA, BenchSettings, fit_linear
+from posedeploy.bench.command import BenchSettings, bench
+from posedeploy.bench.harness import fit_linear
 from posedeploy.bench.plot import plot_report
+from posedeploy.bench.report import SCHEMA, BenchReport, Cell, Latency, SweepSettings
 from posedeploy.bench.streaming import run_stream
 from posedeploy.bench.targets import BackendTarget
 from posedeploy.errors import InputError
 from posedeploy.export.onnx_export import export_artifacts
+from posedeploy.records import to_json
 
-TINY = BenchSettings(batches=[1, 2], hypotheses=[1, 3], warmup=1, min_repeats=2, min_seconds=0.0)
+TINY = SweepSettings(batches=[1, 2], hypotheses=[1, 3], warmup=1, min_repeats=2, min_seconds=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -31,37 +33,46 @@ def exported(tmp_path_factory):
 def report(exported):
     ckpt, artifacts = exported
     return bench(
-        artifacts, ["torch", "onnxruntime"], ["fp32", "fp16"], TINY, checkpoint=ckpt, stream_fps=500, stream_frames=5
+        BenchSettings(
+            artifacts,
+            ("torch", "onnxruntime"),
+            ("fp32", "fp16"),
+            TINY,
+            checkpoint=ckpt,
+            stream_fps=500,
+            stream_frames=5,
+        )
     )
 
 
 def test_report_schema_and_sane_numbers(report):
-    assert report["schema"] == SCHEMA
+    assert report.schema == SCHEMA
+    written = report.to_json()
     assert {"settings", "flops", "peaks", "results", "fits", "streaming", "machine", "model", "artifacts"} <= set(
-        report
+        written
     )
-    labels = {c["label"] for c in report["results"]}
+    assert BenchReport.from_json(json.loads(json.dumps(written))).to_json() == written  # JSON and back
+    labels = {c.label for c in report.results}
     assert labels == {"torch-fp32", "onnxruntime-cpu-fp32", "onnxruntime-cpu-fp16"}
-    assert len(report["results"]) == 3 * 4
-    for c in report["results"]:
-        lat = c["latency_ms"]
-        assert 0 < lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"]
-        assert c["frames_per_s"] == pytest.approx(c["batch"] / (lat["p50"] / 1e3))
-        assert c["hypotheses_per_s"] == pytest.approx(c["frames_per_s"] * c["hypotheses"])
-        assert c["gflops"] > 0 and c["fraction_of_peak"] > 0
-        assert c["repeats"] >= TINY.min_repeats
-        assert c["speedup_vs_torch"] > 0
-        if c["backend"] == "torch":
-            assert c["speedup_vs_torch"] == 1.0
-        if c["peak_host_mb"] is not None:
-            assert c["peak_host_mb"] > 10
-    assert report["peaks"]["cpu"]["gflops"] > 0
-    assert report["flops"]["lifter_per_pose"] == pytest.approx(5.15e6, rel=0.01)  # MGCN-lw
-    for fit in report["fits"].values():
-        assert set(fit) == {"slope_us_per_hypothesis", "intercept_ms", "r2", "cliffs"}
-    [stream] = [s for s in report["streaming"] if s["backend"] == "onnxruntime-cpu-fp32"]
-    assert stream["processed"] + stream["dropped"] == 5 and stream["latency_ms"]["p50"] > 0
-    json.dumps(report)  # serialisable as is
+    assert len(report.results) == 3 * 4
+    for c in report.results:
+        lat = c.latency_ms
+        assert 0 < lat.min <= lat.p50 <= lat.p90 <= lat.p99
+        assert c.frames_per_s == pytest.approx(c.batch / (lat.p50 / 1e3))
+        assert c.hypotheses_per_s == pytest.approx(c.frames_per_s * c.hypotheses)
+        assert c.gflops > 0 and c.fraction_of_peak > 0
+        assert c.repeats >= TINY.min_repeats
+        assert c.speedup_vs_torch > 0
+        if c.backend == "torch":
+            assert c.speedup_vs_torch == 1.0
+        if c.peak_host_mb is not None:
+            assert c.peak_host_mb > 10
+    assert report.peaks["cpu"].gflops > 0
+    assert report.flops.lifter_per_pose == pytest.approx(5.15e6, rel=0.01)  # MGCN-lw
+    for fit in report.fits.values():
+        assert set(to_json(fit)) == {"slope_us_per_hypothesis", "intercept_ms", "r2", "cliffs"}
+    [stream] = [s for s in report.streaming if s.backend == "onnxruntime-cpu-fp32"]
+    assert stream.processed + stream.dropped == 5 and stream.latency_ms.p50 > 0
 
 
 def test_plot_is_written(report, tmp_path):
@@ -70,21 +81,20 @@ def test_plot_is_written(report, tmp_path):
 
 
 def test_linear_fit_and_cliffs():
-    cells = [
-        {"batch": b, "hypotheses": s, "latency_ms": {"p50": 2.0 + 0.01 * b * s}}
-        for b in (1, 4, 16)
-        for s in (1, 50, 200)
-    ]
+    def cell(b, s, p50):
+        return Cell("x", "fp32", "cpu", "x-fp32", b, s, 1, Latency(p50, p50, p50, p50, p50), 1.0, 1.0, None)
+
+    cells = [cell(b, s, 2.0 + 0.01 * b * s) for b in (1, 4, 16) for s in (1, 50, 200)]
     fit = fit_linear(cells)
-    assert fit["slope_us_per_hypothesis"] == pytest.approx(10.0) and fit["intercept_ms"] == pytest.approx(2.0)
-    assert fit["r2"] == pytest.approx(1.0) and fit["cliffs"] == []
-    cells[-1]["latency_ms"]["p50"] *= 3  # B=16, S=200 three times dearer per hypothesis
-    assert [(c["batch"], c["hypotheses"]) for c in fit_linear(cells)["cliffs"]] == [(16, 200)]
+    assert fit.slope_us_per_hypothesis == pytest.approx(10.0) and fit.intercept_ms == pytest.approx(2.0)
+    assert fit.r2 == pytest.approx(1.0) and fit.cliffs == []
+    cells[-1] = cell(16, 200, 3 * (2.0 + 0.01 * 16 * 200))  # B=16, S=200 three times dearer per hypothesis
+    assert [(c.batch, c.hypotheses) for c in fit_linear(cells).cliffs] == [(16, 200)]
 
 
 def test_bad_settings_and_stream_arguments(exported):
     with pytest.raises(InputError):
-        BenchSettings(batches=[0]).validate()
+        SweepSettings(batches=[0]).validate()
     target = BackendTarget(exported[1], "onnxruntime")
     with pytest.raises(InputError):
         run_stream(target, fps=0, frames=3, hypotheses=2)

@@ -64,7 +64,9 @@ def test_rtx_builds_both_lifters_fp32_and_fp16_without_a_gpu(exports, lifter, pr
 @rtx
 def test_in_graph_noise_variant_builds(exports):
     manifest = build_engine(
-        BuildSettings(exports["mgcn_lw"], compute_capabilities=("8.6", "8.9"), in_graph_noise=True, flavour="tensorrt_rtx")
+        BuildSettings(
+            exports["mgcn_lw"], compute_capabilities=("8.6", "8.9"), in_graph_noise=True, flavour="tensorrt_rtx"
+        )
     )
     assert manifest.plan.file == "pipeline.rng.fp16.rtx.plan"
     assert manifest.target.compute_capabilities == ["8.6", "8.9"]

@@ -18,7 +18,9 @@ def _load(name: str) -> dict:
     return json.loads((FORMATS / name).read_text())
 
 
-@pytest.mark.parametrize("name, record", [("export_manifest.json", ExportManifest), ("engine_manifest.json", EngineManifest)])
+@pytest.mark.parametrize(
+    "name, record", [("export_manifest.json", ExportManifest), ("engine_manifest.json", EngineManifest)]
+)
 def test_todays_files_read_and_write_back_unchanged(name, record):
     data = _load(name)
     read = record.from_json(data)
@@ -47,11 +49,46 @@ def test_a_manifest_from_before_the_optional_sections_still_reads():
     "change, message",
     [
         ({"config": {"lifter": "mgcn_lw", "joints": []}}, "'config.alpha' is missing"),
-        ({"files": {"a.onnx": {"sha256": "x", "bytes": 0, "precision": "fp32"}}}, "'files.a.onnx.bytes' is 0, not a number > 0"),
+        (
+            {"files": {"a.onnx": {"sha256": "x", "bytes": 0, "precision": "fp32"}}},
+            "'files.a.onnx.bytes' is 0, not a number > 0",
+        ),
         ({"opset": "17"}, "'opset' is .17., not a whole number"),
         ({"checkpoint": ["x"]}, "'checkpoint' is"),
     ],
-)  # fmt: skip
+)
 def test_a_wrong_field_is_named(change, message):
     with pytest.raises(RecordError, match=message):
         from_json(ExportManifest, {**_load("export_manifest.json"), **change})
+
+
+def test_todays_deploy_report_reads_and_writes_back_unchanged():
+    from posedeploy.deploy_report import DeployReport
+
+    data = _load("deploy_report.json")
+    report = DeployReport.from_json(data)
+    assert report.to_json() == data
+    assert report.steps.parity.runs[0].outputs["sigma"].max_abs < 1e-8 and report.steps.engine.status == "skipped"
+    assert report.steps.bench.settings.batches == [1, 16] and report.files["REPORT.md"].bytes > 0
+
+
+def test_todays_bench_report_reads_and_writes_back_unchanged():
+    from posedeploy.bench.report import BenchReport
+
+    data = _load("bench_report.json")
+    report = BenchReport.from_json(data)
+    assert report.to_json() == data
+    assert report.results[0].latency_ms.p50 > 0 and report.streaming[0].dropped == 0 and report.peaks["cpu"].gflops > 0
+
+
+@pytest.mark.parametrize("name", ["eval_report.json", "eval_comparison.json"])
+def test_todays_eval_reports_read_and_write_back_unchanged(name):
+    from posedeploy.reference.reports import EvalComparison, EvalReport
+
+    data = _load(name)
+    record = EvalComparison if "runs" in data else EvalReport
+    read = record.from_json(data)
+    assert read.to_json() == data  # written before the format was named: read as it is, written as it was
+    runs = read.runs if isinstance(read, EvalComparison) else [read]
+    assert runs[0].settings.lifter == "mgcn_lw" and runs[0].means["single"]["mpjpe"] > 0
+    assert runs[0].extra.best_of_s_mpjpe["1"] >= runs[0].extra.best_of_s_mpjpe["8"]

@@ -44,15 +44,15 @@ def test_best_of_s_curve_falls_with_s_and_runs_share_their_noise(tmp_path):
     ckpt = load_checkpoint(random_checkpoint(tmp_path / "c.pt"))
     data = load_dataset("synthetic", "val", "gt", synthetic_size=40)
     a = evaluate(ckpt, data, hypotheses=8, noise="adaptive", best_of=(1, 2, 4), show_progress=False)
-    curve = list(a.extra["best_of_s_mpjpe"].values())
-    assert list(a.extra["best_of_s_mpjpe"]) == ["1", "2", "4", "8"]
+    curve = list(a.extra.best_of_s_mpjpe.values())
+    assert list(a.extra.best_of_s_mpjpe) == ["1", "2", "4", "8"]
     assert all(x >= y for x, y in zip(curve, curve[1:], strict=False))
     again = evaluate(ckpt, data, hypotheses=8, noise="adaptive", best_of=(1, 2, 4), show_progress=False)
     np.testing.assert_array_equal(a.per_sample["best"], again.per_sample["best"])
-    q = a.extra["sigma"]
-    assert -1 <= q["error_r_overall"] <= 1 and 0 <= q["clamped_fraction"] <= 1
+    q = a.extra.sigma
+    assert -1 <= q.error_r_overall <= 1 and 0 <= q.clamped_fraction <= 1
     plain = evaluate(ckpt, data, hypotheses=8, noise="alpha", alpha=0.02, show_progress=False)
-    assert plain.settings["alpha"] == 0.02 and plain.extra["mean_sigma"] == pytest.approx(0.02)
+    assert plain.settings.alpha == 0.02 and plain.extra.mean_sigma == pytest.approx(0.02)
 
 
 def test_eval_sweeps_noise_rules_and_alphas(tmp_path):

@@ -38,8 +38,8 @@ def test_golden_noise_parity(exports, poses, lifter, precision, limit_mm, b, s):
     assert report.task["mean hypothesis error (mm)"] <= limit_mm, report.format()
     assert report.passed
     if precision == "fp32":
-        assert report.outputs["hypotheses"]["max_abs"] < 0.01  # mm
-        assert report.outputs["sigma"]["max_abs"] < 1e-6
+        assert report.outputs["hypotheses"].max_abs < 0.01  # mm
+        assert report.outputs["sigma"].max_abs < 1e-6
     else:
         # a change of a task metric is bounded by the hypotheses' own change (triangle inequality) ...
         assert report.task["delta best-of-S MPJPE (mm)"] <= report.task["mean hypothesis error (mm)"] + 1e-6

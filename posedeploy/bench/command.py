@@ -5,10 +5,12 @@ from __future__ import annotations
 import importlib.util
 import logging
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from posedeploy.artifacts import read_manifest
-from posedeploy.bench.harness import BenchSettings, machine_summary, measure_peak_gflops, run_sweep
+from posedeploy.bench.harness import machine_summary, measure_peak_gflops, run_sweep
+from posedeploy.bench.report import ArtifactsRef, BenchReport, SweepSettings
 from posedeploy.bench.streaming import run_stream
 from posedeploy.bench.targets import BackendTarget, Target, TorchTarget
 from posedeploy.errors import InputError, PoseDeployError
@@ -94,99 +96,59 @@ def make_targets(
     return targets
 
 
-def format_report(report: dict) -> str:
-    lines = [
-        f"{'backend':<24}{'B':>4}{'S':>5}{'p50 ms':>10}{'p99 ms':>10}{'frames/s':>10}{'hyp/s':>11}"
-        f"{'GFLOP/s':>9}{'of peak':>8}{'x torch':>8}"
-    ]
-    for c in report["results"]:
-        peak = f"{c['fraction_of_peak']:.0%}" if c.get("fraction_of_peak") is not None else "-"
-        speed = f"{c['speedup_vs_torch']:.2f}" if c.get("speedup_vs_torch") else "-"
-        gflops = f"{c['gflops']:.1f}" if c.get("gflops") is not None else "-"
-        lines.append(
-            f"{c['label']:<24}{c['batch']:>4}{c['hypotheses']:>5}{c['latency_ms']['p50']:>10.2f}"
-            f"{c['latency_ms']['p99']:>10.2f}{c['frames_per_s']:>10.1f}{c['hypotheses_per_s']:>11.0f}"
-            f"{gflops:>9}{peak:>8}{speed:>8}"
-        )
-    for device, peak in report["peaks"].items():
-        lines.append(f"peak {device}: {peak['gflops']:.1f} GFLOP/s ({peak['method']})")
-    for label, fit in report["fits"].items():
-        if fit["slope_us_per_hypothesis"] is not None:
-            cliffs = (
-                ", ".join(f"B={c['batch']} S={c['hypotheses']} +{c['excess']:.0%}" for c in fit["cliffs"]) or "none"
+@dataclass(frozen=True)
+class BenchSettings:
+    """``posedeploy bench``: what to time (backends, precisions, the (B, S) sweep) on which export."""
+
+    artifacts: Path | None = None  # None: ./artifacts, else the shipped model exported for the run
+    backends: tuple[str, ...] = BACKENDS
+    precisions: tuple[str, ...] = ("fp32",)
+    sweep: SweepSettings = field(default_factory=SweepSettings)
+    checkpoint: Path | None = None  # of the PyTorch baseline (default: the one the artifacts came from)
+    threads: int | None = None
+    torch_device: str = "cpu"
+    stream_fps: float | None = None
+    stream_frames: int = 100
+
+    def validate(self) -> None:
+        self.sweep.validate()
+        if self.stream_fps is not None and not (0 < self.stream_fps <= MAX_STREAM_FPS):
+            raise InputError(
+                f"stream frame rate must be a number of frames/s in (0, {MAX_STREAM_FPS}], got {self.stream_fps}"
             )
-            lines.append(
-                f"{label}: {fit['intercept_ms']:.2f} ms + {fit['slope_us_per_hypothesis']:.2f} us x B*S "
-                f"(R^2 {fit['r2']:.3f}); cliffs: {cliffs}"
-            )
-    for s in report.get("streaming", []):
-        lines.append(
-            f"stream {s['backend']} at {s['fps']:g} fps, S={s['hypotheses']}: "
-            f"latency p50 {s['latency_ms']['p50']:.1f} ms, "
-            f"p99 {s['latency_ms']['p99']:.1f} ms, jitter {s['jitter_ms']:.1f} ms, dropped {s['dropped']}/{s['frames']}"
-        )
-    return "\n".join(lines)
+        if self.stream_fps is not None and not 1 <= self.stream_frames <= MAX_STREAM_FRAMES:
+            raise InputError(f"stream frames must be 1-{MAX_STREAM_FRAMES:,}, got {self.stream_frames}")
+        unknown = [b for b in self.backends if b not in BACKENDS]
+        if unknown:
+            raise InputError(f"unknown backend(s) {', '.join(unknown)}; expected some of {', '.join(BACKENDS)}")
+        if "torch" in self.backends and importlib.util.find_spec("torch") is not None:
+            from posedeploy.training.device import resolve_device
+
+            resolve_device(self.torch_device)
 
 
-def bench(
-    artifacts: Path | None,
-    backends: list[str],
-    precisions: list[str],
-    settings: BenchSettings,
-    checkpoint: Path | None = None,
-    threads: int | None = None,
-    torch_device: str = "cpu",
-    stream_fps: float | None = None,
-    stream_frames: int = 100,
-) -> dict:
+def bench(settings: BenchSettings) -> BenchReport:
+    """Time every backend on every (B, S) of the sweep (and a stream of single frames, if asked)."""
     settings.validate()  # before any export or model is loaded
-    if stream_fps is not None and not (0 < stream_fps <= MAX_STREAM_FPS):
-        raise InputError(f"stream frame rate must be a number of frames/s in (0, {MAX_STREAM_FPS}], got {stream_fps}")
-    if stream_fps is not None and not 1 <= stream_frames <= MAX_STREAM_FRAMES:
-        raise InputError(f"stream frames must be 1-{MAX_STREAM_FRAMES:,}, got {stream_frames}")
-    if "torch" in backends and importlib.util.find_spec("torch") is not None:
-        from posedeploy.training.device import resolve_device
-
-        resolve_device(torch_device)
     with tempfile.TemporaryDirectory(prefix="posedeploy-bench-") as scratch:
-        return _bench(
-            default_artifacts(artifacts, Path(scratch)),
-            backends,
-            precisions,
-            settings,
-            checkpoint,
-            threads,
-            torch_device,
-            stream_fps,
-            stream_frames,
-        )
+        return _bench(default_artifacts(settings.artifacts, Path(scratch)), settings)
 
 
-def _bench(
-    artifacts_dir: Path,
-    backends: list[str],
-    precisions: list[str],
-    settings: BenchSettings,
-    checkpoint: Path | None,
-    threads: int | None,
-    torch_device: str,
-    stream_fps: float | None,
-    stream_frames: int,
-) -> dict:
+def _bench(artifacts_dir: Path, s: BenchSettings) -> BenchReport:
     manifest = read_manifest(artifacts_dir).manifest
-    targets = make_targets(artifacts_dir, backends, precisions, checkpoint, threads, torch_device)
+    targets = make_targets(artifacts_dir, list(s.backends), list(s.precisions), s.checkpoint, s.threads, s.torch_device)
     try:
-        logger.info(f"bench: {', '.join(t.label for t in targets)}; B {settings.batches}, S {settings.hypotheses}")
+        logger.info(f"bench: {', '.join(t.label for t in targets)}; B {s.sweep.batches}, S {s.sweep.hypotheses}")
         peaks = {"cpu": measure_peak_gflops("cpu")}
         if any(t.device.startswith("cuda") for t in targets) and importlib.util.find_spec("torch"):
             peaks["cuda"] = measure_peak_gflops("cuda")
-        report = run_sweep(targets, settings, manifest.flops, peaks)
-        if stream_fps:
-            report["streaming"] = [run_stream(t, stream_fps, stream_frames, max(settings.hypotheses)) for t in targets]
+        report = run_sweep(targets, s.sweep, manifest.flops, peaks)
+        if s.stream_fps:
+            report.streaming = [run_stream(t, s.stream_fps, s.stream_frames, max(s.sweep.hypotheses)) for t in targets]
     finally:
         for t in targets:
             t.close()
-    report["model"] = f"{manifest.config.lifter} + AVG {manifest.config.avg}"
-    report["machine"] = machine_summary()
-    report["artifacts"] = {"path": str(artifacts_dir), "checkpoint_sha256": manifest.checkpoint.sha256}
+    report.model = f"{manifest.config.lifter} + AVG {manifest.config.avg}"
+    report.machine = machine_summary()
+    report.artifacts = ArtifactsRef(str(artifacts_dir), manifest.checkpoint.sha256)
     return report

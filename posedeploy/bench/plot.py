@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from posedeploy.bench.report import BenchReport
 from posedeploy.errors import MissingDependencyError
 from posedeploy.files import atomic_path
 
 
-def plot_report(report: dict, path: str | Path) -> Path:
+def plot_report(report: BenchReport, path: str | Path) -> Path:
     try:
         import matplotlib
 
@@ -16,30 +17,26 @@ def plot_report(report: dict, path: str | Path) -> Path:
         import matplotlib.pyplot as plt
     except ImportError:
         raise MissingDependencyError("matplotlib", "plot", "Plotting benchmark results") from None
-    results = report["results"]
-    labels = list(dict.fromkeys(c["label"] for c in results))
-    batches = sorted({c["batch"] for c in results})
-    hyps = sorted({c["hypotheses"] for c in results})
+    results = report.results
+    labels = list(dict.fromkeys(c.label for c in results))
+    batches = sorted({c.batch for c in results})
+    hyps = sorted({c.hypotheses for c in results})
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
     styles = ["-o", "--s", ":^", "-.d"]
     for i, label in enumerate(labels):
         color = f"C{i}"
         for j, b in enumerate(batches):
-            cells = sorted(
-                (c for c in results if c["label"] == label and c["batch"] == b), key=lambda c: c["hypotheses"]
-            )
+            cells = sorted((c for c in results if c.label == label and c.batch == b), key=lambda c: c.hypotheses)
             left.plot(
-                [c["hypotheses"] for c in cells],
-                [c["latency_ms"]["p50"] for c in cells],
+                [c.hypotheses for c in cells],
+                [c.latency_ms.p50 for c in cells],
                 styles[j % 4],
                 color=color,
                 label=f"{label}, B={b}",
             )
         s_max = hyps[-1]
-        cells = sorted(
-            (c for c in results if c["label"] == label and c["hypotheses"] == s_max), key=lambda c: c["batch"]
-        )
-        right.plot([c["batch"] for c in cells], [c["frames_per_s"] for c in cells], "-o", color=color, label=label)
+        cells = sorted((c for c in results if c.label == label and c.hypotheses == s_max), key=lambda c: c.batch)
+        right.plot([c.batch for c in cells], [c.frames_per_s for c in cells], "-o", color=color, label=label)
     left.set(
         xlabel="hypotheses S",
         ylabel="latency per call, p50 (ms)",
@@ -57,8 +54,8 @@ def plot_report(report: dict, path: str | Path) -> Path:
     for ax in (left, right):
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
-    cpu = report.get("machine", {}).get("cpu", "")
-    fig.suptitle(f"posedeploy bench: {report.get('model', '')} on {cpu}", fontsize=10)
+    cpu = (report.machine or {}).get("cpu", "")
+    fig.suptitle(f"posedeploy bench: {report.model or ''} on {cpu}", fontsize=10)
     fig.tight_layout()
     path = Path(path)
     with atomic_path(path) as tmp:

@@ -11,11 +11,12 @@ import time
 
 import numpy as np
 
+from posedeploy.bench.report import Stream, StreamLatency
 from posedeploy.bench.targets import Target
 from posedeploy.errors import InputError
 
 
-def run_stream(target: Target, fps: float, frames: int, hypotheses: int) -> dict:
+def run_stream(target: Target, fps: float, frames: int, hypotheses: int) -> Stream:
     if not fps > 0 or frames < 1 or hypotheses < 1:
         raise InputError(f"streaming needs fps > 0, frames >= 1, hypotheses >= 1 (got {fps}, {frames}, {hypotheses})")
     period = 1.0 / fps
@@ -39,14 +40,14 @@ def run_stream(target: Target, fps: float, frames: int, hypotheses: int) -> dict
     elapsed = time.perf_counter() - start
     ms = np.asarray(latencies) * 1e3
     p50, p99 = float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
-    return {
-        "backend": target.label,
-        "fps": fps,
-        "frames": frames,
-        "hypotheses": hypotheses,
-        "processed": len(latencies),
-        "dropped": dropped,
-        "achieved_fps": len(latencies) / elapsed,
-        "latency_ms": {"p50": p50, "p99": p99, "max": float(ms.max())},
-        "jitter_ms": p99 - p50,
-    }
+    return Stream(
+        backend=target.label,
+        fps=fps,
+        frames=frames,
+        hypotheses=hypotheses,
+        processed=len(latencies),
+        dropped=dropped,
+        achieved_fps=len(latencies) / elapsed,
+        latency_ms=StreamLatency(p50, p99, float(ms.max())),
+        jitter_ms=p99 - p50,
+    )

@@ -14,7 +14,7 @@ from typing import Any
 from posedeploy.artifacts import verify_file
 from posedeploy.engines.machine import MachineInfo
 from posedeploy.errors import ArtifactError
-from posedeploy.records import OPTIONAL, POSITIVE, from_json, read_record, to_json
+from posedeploy.records import OPTIONAL, POSITIVE, Record, read_record
 
 FORMAT = "posedeploy.engine"
 FORMAT_VERSION = 1
@@ -94,39 +94,27 @@ class TimingCache:
     reused: bool
 
 
-@dataclass(frozen=True)
-class EngineManifest:
+@dataclass(frozen=True, kw_only=True)
+class EngineManifest(Record):
     """PLAN.json beside every engine: what built it, for which GPUs, from which graph, and its hash."""
 
-    tensorrt: TensorRTInfo
-    target: Target
-    platform: PlatformInfo
-    precision: str
-    flags: BuildFlags
-    onnx: GraphRef
-    plan: PlanRef
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
     created: str | None = field(default=None, metadata=OPTIONAL)
     posedeploy: str | None = field(default=None, metadata=OPTIONAL)
+    tensorrt: TensorRTInfo
+    target: Target
     cuda: CudaInfo | None = field(default=None, metadata=OPTIONAL)
+    platform: PlatformInfo
+    precision: str
     graph: str | None = field(default=None, metadata=OPTIONAL)
     profiles: Profiles | None = field(default=None, metadata=OPTIONAL)
+    flags: BuildFlags
+    onnx: GraphRef
     checkpoint_sha256: str | None = field(default=None, metadata=OPTIONAL)
     build_seconds: float | None = field(default=None, metadata=OPTIONAL)
+    plan: PlanRef
     timing_cache: TimingCache | None = None
-
-    ORDER = ("format", "format_version", "created", "posedeploy", "tensorrt", "target", "cuda", "platform",
-             "precision", "graph", "profiles", "flags", "onnx", "checkpoint_sha256", "build_seconds", "plan",
-             "timing_cache")  # fmt: skip
-
-    def to_json(self) -> dict:
-        data = to_json(self)
-        return {key: data[key] for key in self.ORDER if key in data}
-
-    @classmethod
-    def from_json(cls, data: dict) -> EngineManifest:
-        return from_json(cls, data)
 
 
 def read_engine_manifest(plan: str | Path) -> EngineManifest:

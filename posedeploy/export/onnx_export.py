@@ -287,10 +287,17 @@ def _manifest(ckpt: Checkpoint, checkpoint: CheckpointRef, int8: Int8Info | None
     """The manifest of an export of ``ckpt``, its files still to be added."""
     c = ckpt.config
     config = ExportConfig(
-        lifter=c.lifter, avg=c.avg, alpha=c.alpha, joints=list(c.joints), parents=list(PARENTS),
-        joints_left=list(JOINTS_LEFT), joints_right=list(JOINTS_RIGHT), normalisation=c.normalisation,
-        units=c.units, trained_on=c.keypoints,
-    )  # fmt: skip
+        lifter=c.lifter,
+        avg=c.avg,
+        alpha=c.alpha,
+        joints=list(c.joints),
+        parents=list(PARENTS),
+        joints_left=list(JOINTS_LEFT),
+        joints_right=list(JOINTS_RIGHT),
+        normalisation=c.normalisation,
+        units=c.units,
+        trained_on=c.keypoints,
+    )
     return ExportManifest(
         checkpoint=checkpoint,
         config=config,

@@ -8,7 +8,6 @@ S = 200 over the full test set never holds more than one chunk of hypotheses in 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -17,43 +16,19 @@ from posedeploy import aggregate, metrics
 from posedeploy.data import PoseSet
 from posedeploy.errors import InputError
 from posedeploy.progress import progress
+from posedeploy.reference.reports import (
+    AGGREGATED,
+    BEST,
+    EvalReport,
+    EvalRunSettings,
+    SamplingStats,
+    SigmaQuality,
+)
 from posedeploy.reference.sampler import PipelineModule, run_reference, run_single
 from posedeploy.training.checkpoint import Checkpoint
 
-# (group, metric) columns in the order they are printed.
-SINGLE = ("mpjpe", "p_mpjpe", "pck", "auc")
-BEST = ("mpjpe", "p_mpjpe", "pck", "auc")
-AGGREGATED = ("mpjpe", "p_mpjpe")
-# One pose from S hypotheses: the mean (the pipeline's own 'pose'), the joint-wise median, and the
-# reprojection-based joint-wise selection (JPMA; needs camera intrinsics).
-AGGREGATORS = ("mean", "median", "jpma")
-
-
 # The best-of-S curve: best of the first S hypotheses of the same draw, for each S up to the run's.
 BEST_OF = (1, 5, 10, 50, 200)
-
-
-@dataclass
-class EvalReport:
-    settings: dict
-    actions: list[str]
-    counts: dict[str, int]
-    per_action: dict[str, dict[str, dict[str, float]]]  # group -> metric -> action -> value
-    means: dict[str, dict[str, float]]  # group -> metric -> mean over actions
-    extra: dict = field(default_factory=dict)
-    # Per-sample MPJPE (mm) of the lifter alone ('single') and of best-of-S ('best'), for paired
-    # comparisons between runs on the same samples; not part of the JSON report.
-    per_sample: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
-
-    def as_dict(self) -> dict:
-        return {
-            "settings": self.settings,
-            "actions": self.actions,
-            "counts": self.counts,
-            "per_action": self.per_action,
-            "means": self.means,
-            "extra": self.extra,
-        }
 
 
 def _score_single(pred: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
@@ -92,38 +67,13 @@ def evaluate(
     lifter = checkpoint.build_lifter(device)
     avg = checkpoint.build_avg(device) if hypotheses > 0 and noise != "alpha" else None
     pipeline = PipelineModule(lifter, avg, alpha, noise_mode=noise)
-    target = data.poses_3d
     single_pose = run_single(pipeline, data.keypoints)
-    scores: dict[str, dict[str, np.ndarray]] = {"single": _score_single(single_pose, target)}
+    scores: dict[str, dict[str, np.ndarray]] = {"single": _score_single(single_pose, data.poses_3d)}
     sample_mpjpe = {"single": scores["single"]["mpjpe"]}
-    extra: dict = {}
+    extra = SamplingStats()
     if hypotheses > 0:
-        n = len(data)
-        best = {k: np.empty(n) for k in BEST}
-        curve = {s: np.empty(n) for s in curve_s}
-        poses = {"median": np.empty_like(target)}
-        can_jpma = data.intrinsics is not None and data.image_sizes is not None
-        if can_jpma:
-            poses["jpma"] = np.empty_like(target)
-            pixels = data.pixels()
-
-        def score_chunk(rows: slice, hyps: np.ndarray) -> None:
-            if not np.isfinite(hyps).all():
-                raise InputError(
-                    f"the pipeline gave non-finite hypotheses with {noise} noise at alpha {alpha:g}; lower alpha"
-                )
-            t = target[rows]
-            for s_ in curve_s:
-                curve[s_][rows] = metrics.best_of_mpjpe(hyps[:, :s_], t) * 1000
-            best["mpjpe"][rows] = curve[hypotheses][rows]
-            best["p_mpjpe"][rows] = metrics.best_of_p_mpjpe(hyps, t) * 1000
-            best["pck"][rows] = metrics.best_of_pck(hyps, t) * 100
-            best["auc"][rows] = metrics.best_of_auc(hyps, t) * 100
-            poses["median"][rows] = aggregate.median(hyps)
-            if can_jpma:
-                poses["jpma"][rows] = aggregate.jpma(hyps, pixels[rows], data.intrinsics[rows])
-
-        with progress(n, f"{noise} sampling, S={hypotheses}", enabled=show_progress) as advance:
+        run = _Sampling(data, hypotheses, curve_s, f"{noise} noise at alpha {alpha:g}")
+        with progress(len(data), f"{noise} sampling, S={hypotheses}", enabled=show_progress) as advance:
             result = run_reference(
                 pipeline,
                 data.keypoints,
@@ -131,45 +81,101 @@ def evaluate(
                 seed=seed,
                 max_poses=max_poses,
                 keep_hypotheses=False,
-                on_hypotheses=score_chunk,
+                on_hypotheses=run.score,
                 progress=advance,
             )
-        scores["best"] = best
-        for name, pose in (("mean", result.pose), *poses.items()):
-            scores[name] = {k: v for k, v in _score_single(pose, target).items() if k in AGGREGATED}
-        sample_mpjpe["best"] = best["mpjpe"]
+        scores.update(run.aggregated_scores(result.pose))
+        sample_mpjpe["best"] = run.best["mpjpe"]
+        extra = run.stats(result, single_pose, alpha, noise == "adaptive")
+    settings = EvalRunSettings(
+        lifter=checkpoint.config.lifter,
+        avg=checkpoint.config.avg if hypotheses > 0 else None,
+        trained_on=checkpoint.config.keypoints,
+        data=data.source,
+        samples=len(data),
+        stride=data.meta.get("stride", 1),
+        hypotheses=hypotheses,
+        noise=noise if hypotheses > 0 else None,
+        alpha=alpha,
+        seed=seed,
+        seconds=round(time.monotonic() - started, 1),
+    )
+    return _report(settings, data, scores, extra, sample_mpjpe)
+
+
+class _Sampling:
+    """The hypotheses of a run, scored chunk by chunk as the sampler makes them: best-of-S (and its
+    curve over S), the joint-wise median and JPMA poses."""
+
+    def __init__(self, data: PoseSet, hypotheses: int, curve_s: list[int], what: str):
+        n, target = len(data), data.poses_3d
+        self.data, self.hypotheses, self.what = data, hypotheses, what
+        self.best = {k: np.empty(n) for k in BEST}
+        self.curve = {s: np.empty(n) for s in curve_s}
+        self.poses = {"median": np.empty_like(target)}
+        self.pixels = None
+        if data.intrinsics is not None and data.image_sizes is not None:
+            self.poses["jpma"] = np.empty_like(target)
+            self.pixels = data.pixels()
+
+    def score(self, rows: slice, hyps: np.ndarray) -> None:
+        if not np.isfinite(hyps).all():
+            raise InputError(f"the pipeline gave non-finite hypotheses with {self.what}; lower alpha")
+        t = self.data.poses_3d[rows]
+        for s in self.curve:
+            self.curve[s][rows] = metrics.best_of_mpjpe(hyps[:, :s], t) * 1000
+        self.best["mpjpe"][rows] = self.curve[self.hypotheses][rows]
+        self.best["p_mpjpe"][rows] = metrics.best_of_p_mpjpe(hyps, t) * 1000
+        self.best["pck"][rows] = metrics.best_of_pck(hyps, t) * 100
+        self.best["auc"][rows] = metrics.best_of_auc(hyps, t) * 100
+        self.poses["median"][rows] = aggregate.median(hyps)
+        if self.pixels is not None:
+            self.poses["jpma"][rows] = aggregate.jpma(hyps, self.pixels[rows], self.data.intrinsics[rows])
+
+    def aggregated_scores(self, mean_pose: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+        scores = {"best": self.best}
+        for name, pose in (("mean", mean_pose), *self.poses.items()):
+            scores[name] = {k: v for k, v in _score_single(pose, self.data.poses_3d).items() if k in AGGREGATED}
+        return scores
+
+    def stats(self, result, single_pose: np.ndarray, alpha: float, adaptive: bool) -> SamplingStats:
+        target, actions = self.data.poses_3d, self.data.actions
         joint_error = metrics.joint_errors(result.pose, target)
-        extra = {
-            "mean_spread_mm": float(result.spread.mean() * 1000),
+        return SamplingStats(
+            mean_spread_mm=float(result.spread.mean() * 1000),
             # Does the spread point at the joints that are wrong? (Pearson, over all joints)
-            "spread_error_correlation": float(np.corrcoef(joint_error.ravel(), result.spread.ravel())[0, 1]),
-            "mean_sigma": float(result.sigma.mean()),  # normalised screen units
-            "best_of_s_mpjpe": {str(s_): metrics.mean_by_action(v, data.actions)[1] for s_, v in curve.items()},
-        }
-        if noise == "adaptive":
-            extra["sigma"] = sigma_quality(result.sigma, metrics.joint_errors(single_pose, target), alpha)
-    per_action: dict[str, dict[str, dict[str, float]]] = {}
-    means: dict[str, dict[str, float]] = {}
+            spread_error_correlation=float(np.corrcoef(joint_error.ravel(), result.spread.ravel())[0, 1]),
+            mean_sigma=float(result.sigma.mean()),
+            best_of_s_mpjpe={str(s): metrics.mean_by_action(v, actions)[1] for s, v in self.curve.items()},
+            sigma=sigma_quality(result.sigma, metrics.joint_errors(single_pose, target), alpha) if adaptive else None,
+        )
+
+
+def _report(
+    settings: EvalRunSettings,
+    data: PoseSet,
+    scores: dict[str, dict[str, np.ndarray]],
+    extra: SamplingStats,
+    sample_mpjpe: dict[str, np.ndarray],
+) -> EvalReport:
+    """Per-sample scores averaged per action, then over actions."""
+    per_action: dict[str, dict[str, dict[str, float | None]]] = {}
+    means: dict[str, dict[str, float | None]] = {}
     for group, values in scores.items():
         per_action[group], means[group] = {}, {}
         for name, per_sample in values.items():
             per_action[group][name], means[group][name] = metrics.mean_by_action(per_sample, data.actions)
     actions = data.action_names()
-    settings = {
-        "lifter": checkpoint.config.lifter,
-        "avg": checkpoint.config.avg if hypotheses > 0 else None,
-        "trained_on": checkpoint.config.keypoints,
-        "data": data.source,
-        "samples": len(data),
-        "stride": data.meta.get("stride", 1),
-        "hypotheses": hypotheses,
-        "noise": noise if hypotheses > 0 else None,
-        "alpha": alpha,
-        "seed": seed,
-        "seconds": round(time.monotonic() - started, 1),
-    }
     counts = {a: int((data.actions == a).sum()) for a in actions}
-    return EvalReport(settings, actions, counts, per_action, means, extra, sample_mpjpe)
+    return EvalReport(
+        settings=settings,
+        actions=actions,
+        counts=counts,
+        per_action=per_action,
+        means=means,
+        extra=extra,
+        per_sample=sample_mpjpe,
+    )
 
 
 # alpha is in normalised screen units, where the image is 2 wide: noise above 1 leaves the image.
@@ -198,7 +204,7 @@ def best_of_curve(best_of: tuple[int, ...] | None, hypotheses: int) -> list[int]
     return sorted(set(best_of) | {hypotheses})
 
 
-def sigma_quality(sigma: np.ndarray, joint_error: np.ndarray, alpha: float) -> dict:
+def sigma_quality(sigma: np.ndarray, joint_error: np.ndarray, alpha: float) -> SigmaQuality:
     """How well the AVG's sigma (B, 2, 17) tracks the lifter's true per-joint error (B, 17): Pearson
     r over all joints, r within each joint (averaged over the non-root joints), and the fraction
     of joint-views clamped to exactly alpha (the AVG predicted less than 1)."""
@@ -206,56 +212,8 @@ def sigma_quality(sigma: np.ndarray, joint_error: np.ndarray, alpha: float) -> d
     # Joints whose sigma never leaves the clamp (or whose error is always 0: the root) have no correlation.
     joints = [j for j in range(s.shape[1]) if s[:, j].std() > 1e-9 * alpha and e[:, j].std() > 0]
     within = [float(np.corrcoef(s[:, j], e[:, j])[0, 1]) for j in joints]
-    return {
-        "error_r_overall": float(np.corrcoef(s[:, joints].ravel(), e[:, joints].ravel())[0, 1]) if joints else None,
-        "error_r_within_joint": float(np.mean(within)) if within else None,
-        "clamped_fraction": float(np.mean(sigma <= alpha * (1 + 1e-5))),
-    }
-
-
-def format_report(report: EvalReport) -> str:
-    """A per-action table (mm; PCK and AUC in %) with the mean over actions as the last row."""
-    s = report.settings
-    groups = [("single", SINGLE, "lifter alone")]
-    if "best" in report.means:
-        groups += [("best", BEST, f"best-of-{s['hypotheses']}")]
-        groups += [
-            (name, AGGREGATED, name if name != "jpma" else "JPMA") for name in AGGREGATORS if name in report.means
-        ]
-    short = {"mpjpe": "MPJPE", "p_mpjpe": "P-MPJPE", "pck": "PCK", "auc": "AUC"}
-    width = {"mpjpe": 7, "p_mpjpe": 8, "pck": 7, "auc": 6}
-    title = (
-        f"{s['lifter']} (trained on {s['trained_on']}) on {s['data']}: {s['samples']:,} samples"
-        + (f" (every {s['stride']}th frame)" if s["stride"] != 1 else "")
-        + (f", S={s['hypotheses']}, {s['noise']} noise, alpha {s['alpha']}" if s["hypotheses"] else "")
+    return SigmaQuality(
+        error_r_overall=float(np.corrcoef(s[:, joints].ravel(), e[:, joints].ravel())[0, 1]) if joints else None,
+        error_r_within_joint=float(np.mean(within)) if within else None,
+        clamped_fraction=float(np.mean(sigma <= alpha * (1 + 1e-5))),
     )
-    spans = ["".join(f"{short[m]:>{width[m]}}" for m in metrics_) for _, metrics_, _ in groups]
-    lines = [
-        title,
-        f"{'':<14}{'':>7}"
-        + "".join(f"  {label:^{len(span)}}" for (_, _, label), span in zip(groups, spans, strict=True)),
-        f"{'action':<14}{'n':>7}" + "".join(f"  {span}" for span in spans),
-    ]
-    for action in report.actions + ["mean"]:
-        n = sum(report.counts.values()) if action == "mean" else report.counts[action]
-        cells = []
-        for group, metrics_, _ in groups:
-            values = [
-                report.means[group][m] if action == "mean" else report.per_action[group][m][action] for m in metrics_
-            ]
-            cells.append("".join(f"{v:>{width[m]}.2f}" for v, m in zip(values, metrics_, strict=True)))
-        lines.append(f"{action:<14}{n:>7}" + "".join(f"  {c}" for c in cells))
-    if report.extra:
-        e = report.extra
-        lines.append(
-            f"mean spread {e['mean_spread_mm']:.1f} mm; spread-error correlation {e['spread_error_correlation']:.3f}"
-        )
-        lines.append("best-of-S MPJPE: " + ", ".join(f"S={k} {v:.2f}" for k, v in e["best_of_s_mpjpe"].items()))
-        if "sigma" in e and e["sigma"]["error_r_overall"] is not None:
-            q = e["sigma"]
-            lines.append(
-                f"sigma vs the lifter's true joint error: r {q['error_r_overall']:.3f} overall, "
-                f"{q['error_r_within_joint']:.3f} within a joint; {q['clamped_fraction']:.0%} clamped to alpha"
-            )
-    lines.append("MPJPE and P-MPJPE in mm; PCK (150 mm) and AUC (0-150 mm) in %; mean: over actions.")
-    return "\n".join(lines)

@@ -14,7 +14,7 @@ import itertools
 import numpy as np
 
 from posedeploy.data import PoseSet
-from posedeploy.reference.evaluation import EvalReport
+from posedeploy.reference.reports import EvalComparison, EvalReport, PairedDifference, run_label
 
 BOOTSTRAP_REPLICATES = 2000
 
@@ -50,55 +50,19 @@ def paired_difference(
     }
 
 
-def run_label(report: EvalReport) -> str:
-    return f"{report.settings['noise']} alpha={report.settings['alpha']:g}"
-
-
-def compare(reports: list[EvalReport], data: PoseSet) -> list[dict]:
+def compare(reports: list[EvalReport], data: PoseSet) -> list[PairedDifference]:
     """Paired best-of-S differences: every two noise rules at the same alpha, and every two alphas
     of the same noise rule."""
     pairs = []
     for a, b in itertools.combinations(reports, 2):
-        same_alpha = a.settings["alpha"] == b.settings["alpha"]
-        same_noise = a.settings["noise"] == b.settings["noise"]
+        same_alpha = a.settings.alpha == b.settings.alpha
+        same_noise = a.settings.noise == b.settings.noise
         if same_alpha != same_noise:
             d = paired_difference(a.per_sample["best"], b.per_sample["best"], data)
-            pairs.append(
-                {"a": run_label(a), "b": run_label(b), "metric": f"best-of-{a.settings['hypotheses']} MPJPE", **d}
-            )
+            metric = f"best-of-{a.settings.hypotheses} MPJPE"
+            pairs.append(PairedDifference(run_label(a), run_label(b), metric, d["mean_mm"], d["se_mm"], d["sequences"]))
     return pairs
 
 
-def comparison_report(reports: list[EvalReport], data: PoseSet) -> dict:
-    return {"runs": [r.as_dict() for r in reports], "paired": compare(reports, data)}
-
-
-def format_comparison(reports: list[EvalReport], paired: list[dict]) -> str:
-    first = reports[0].settings
-    curve = list(reports[0].extra["best_of_s_mpjpe"])
-    lines = [
-        f"{first['lifter']} (trained on {first['trained_on']}) on {first['data']}: {first['samples']:,} samples, "
-        f"S={first['hypotheses']}, the same noise draws in every run (seed {first['seed']})",
-        f"{'noise':<10}{'alpha':>8}{'lifter':>9}"
-        + "".join(f"{'best-' + s:>11}" for s in curve)
-        + f"{'sigma px':>10}{'r':>7}{'r joint':>9}{'clamped':>9}",
-    ]
-    for r in reports:
-        e, s = r.extra, r.settings
-        q = e.get("sigma") or {}
-        fmt = lambda v, spec: format(v, spec) if v is not None else "-"  # noqa: E731
-        lines.append(
-            f"{s['noise']:<10}{s['alpha']:>8g}{r.means['single']['mpjpe']:>9.2f}"
-            + "".join(f"{e['best_of_s_mpjpe'][k]:>11.2f}" for k in curve)
-            + f"{e['mean_sigma'] * 500:>10.2f}{fmt(q.get('error_r_overall'), '.3f'):>7}"
-            + f"{fmt(q.get('error_r_within_joint'), '.3f'):>9}{fmt(q.get('clamped_fraction'), '.0%'):>9}"
-        )
-    if paired:
-        lines.append("paired differences of best-of-S MPJPE (a - b), mean over actions, bootstrap s.e. over sequences:")
-        for p in paired:
-            lines.append(f"  {p['a']:<24} - {p['b']:<24} {p['mean_mm']:+7.2f} mm  (s.e. {p['se_mm']:.2f})")
-    lines.append(
-        "MPJPE in mm; sigma px: mean sigma in pixels of a 1000-px-wide image; r: sigma vs the lifter's "
-        "true joint error (all joints; within a joint); clamped: joint-views at exactly alpha."
-    )
-    return "\n".join(lines)
+def comparison_report(reports: list[EvalReport], data: PoseSet) -> EvalComparison:
+    return EvalComparison(runs=reports, paired=compare(reports, data))
