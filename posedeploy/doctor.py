@@ -5,8 +5,11 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import platform
+from dataclasses import dataclass, field
+from typing import Any
 
 from posedeploy.engines.machine import describe_machine
+from posedeploy.records import Record
 
 # Distribution name -> module it installs.
 MODULES = {
@@ -32,7 +35,25 @@ def _version(module: str) -> str | None:
         return f"broken ({type(exc).__name__})"
 
 
-def diagnose() -> dict:
+@dataclass
+class Diagnosis(Record):
+    """What ``posedeploy doctor`` found (``--json``): the machine, the packages, what it can run, advice."""
+
+    platform: str
+    l4t: str | None
+    gpus: list[dict[str, Any]]
+    driver: Any
+    cuda_runtime: Any
+    packages: dict[str, str | None]  # distribution -> version, None (not installed) or 'broken (...)'
+    onnxruntime_distributions: list[str] = field(default_factory=list)
+    onnxruntime_providers: list[str] = field(default_factory=list)
+    torch_cuda: bool | None = None
+    can: dict[str, bool] = field(default_factory=dict)
+    advice: list[str] = field(default_factory=list)
+
+
+def diagnose() -> Diagnosis:
+    """What this machine can run (CPU/GPU, CUDA, TensorRT, ONNX Runtime, PyTorch) and what to install."""
     machine = describe_machine()
     report = {
         "platform": f"{platform.system()} {platform.machine()}, Python {platform.python_version()}",
@@ -62,7 +83,7 @@ def diagnose() -> dict:
         torch_cuda = torch.cuda.is_available()
     report["torch_cuda"] = torch_cuda
     report["can"], report["advice"] = _capabilities(report)
-    return report
+    return Diagnosis(**report)
 
 
 def _capabilities(r: dict) -> tuple[dict[str, bool], list[str]]:
@@ -114,7 +135,8 @@ def _capabilities(r: dict) -> tuple[dict[str, bool], list[str]]:
     return can, advice
 
 
-def format_diagnosis(r: dict) -> str:
+def format_diagnosis(diagnosis: Diagnosis) -> str:
+    r = diagnosis.to_json()
     lines = [f"platform      {r['platform']}" + (f", Jetson {r['l4t']}" if r["l4t"] else "")]
     if r["gpus"]:
         for g in r["gpus"]:

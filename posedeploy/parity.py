@@ -170,6 +170,47 @@ def run_parity(
     return report
 
 
+@dataclass(frozen=True)
+class ParitySettings:
+    """``posedeploy parity``: which artifact, on which backend and precision, against which reference data."""
+
+    artifacts: Path = Path("artifacts")
+    checkpoint: str | Path | None = None  # a file or a shipped name; None: the one the manifest names
+    precision: str = "fp32"
+    backend: str = "onnxruntime"
+    provider: str = "auto"
+    noise_source: str = "host"  # or device: in-graph noise, compared as distributions
+    data: str = "auto"  # a Human3.6M folder, 'synthetic', or auto (Human3.6M when found)
+    keypoints: str = "gt"
+    samples: int = 256  # test poses, evenly spaced over the test split
+    hypotheses: int = 200
+    seed: int = 0
+    free_noise: bool = False
+    tolerance_mm: float | None = None  # default: DEFAULT_TOLERANCE_MM of the precision
+
+
+def parity(settings: ParitySettings) -> ParityReport:
+    """Compare a deployed artifact with the PyTorch reference on evenly spaced test poses."""
+    from posedeploy.assets import resolve_checkpoint
+    from posedeploy.data import evenly_spaced, load_dataset, resolve_data
+
+    s = settings
+    test = evenly_spaced(load_dataset(resolve_data(s.data), "test", s.keypoints), s.samples)
+    return run_parity(
+        None if s.checkpoint is None else resolve_checkpoint(s.checkpoint),
+        s.artifacts,
+        test,
+        hypotheses=s.hypotheses,
+        precision=s.precision,
+        seed=s.seed,
+        provider=s.provider,
+        free_noise=s.free_noise,
+        tolerance_mm=s.tolerance_mm,
+        backend=s.backend,
+        noise_source=s.noise_source,
+    )
+
+
 def _golden(report: ParityReport, ref, dep, target: np.ndarray) -> None:
     for name, unit, scale in (
         ("sigma", "normalised", 1.0),

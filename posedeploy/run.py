@@ -226,58 +226,68 @@ def _plain(value):
     return value.item() if hasattr(value, "item") else value
 
 
-def run_file(
-    artifacts: str | Path,
-    input_path: str | Path,
-    out: str | Path,
-    image_size=None,
-    camera_path=None,
-    how: str = "mean",
-    keep_hypotheses: bool = False,
-    hypotheses: int = 200,
-    seed: int | None = 0,
-    precision: str = "fp32",
-    backend: str = "auto",
-    min_confidence: float = 0.3,
-    max_missing: int = 4,
-    plot_dir: str | Path | None = None,
-    gif: bool = False,
-    plot_every: int = 1,
-) -> list[SequenceResult]:
-    from posedeploy.files import check_writable
+@dataclass(frozen=True)
+class RunSettings:
+    """``posedeploy run``: a keypoint file, the export to lift it with, and what to write."""
+
+    input: Path  # .npy (F, 17, 2|3), VideoPose3D .npz, or COCO / MMPose .json
+    out: Path  # .npz or .json
+    artifacts: Path = Path("artifacts")
+    image_size: tuple[float, float] | None = None  # for pixel input without a size in the file
+    camera: Path | None = None  # intrinsics, for jpma
+    aggregate: str = "mean"  # mean, median or jpma
+    keep_hypotheses: bool = False
+    hypotheses: int = 200
+    seed: int | None = 0
+    precision: str = "fp32"
+    backend: str = "auto"
+    min_confidence: float = 0.3  # joints below it count as missing
+    max_missing: int = 4  # frames with more missing joints are skipped
+    plot: Path | None = None  # a folder of pictures
+    gif: bool = False
+    plot_every: int = 1
+
+
+def run_file(settings: RunSettings) -> list[SequenceResult]:
+    """Lift every sequence of a keypoint file to 3D poses with per-joint uncertainty, write them (and pictures)."""
+    from posedeploy.files import check_writable, refuse_overwrite
     from posedeploy.runtime import MultiHypothesisLifter
 
-    check_output_name(Path(out))  # before minutes of lifting, not after
-    if isinstance(plot_every, bool) or not isinstance(plot_every, int) or plot_every < 1:
-        raise InputError(f"plot interval must be a whole number of frames >= 1, got {plot_every!r}")
-    if plot_dir:
+    s = settings
+    refuse_overwrite(s.out, {"--input": s.input, "--camera": s.camera})
+    check_output_name(Path(s.out))  # before minutes of lifting, not after
+    if isinstance(s.plot_every, bool) or not isinstance(s.plot_every, int) or s.plot_every < 1:
+        raise InputError(f"plot interval must be a whole number of frames >= 1, got {s.plot_every!r}")
+    if s.plot:
         from posedeploy.visualize import check_can_draw
 
         check_can_draw()
-        check_writable(plot_dir)
-    sequences = read_keypoints(input_path)
-    camera = read_camera(camera_path) if camera_path else None
-    if image_size is not None and (len(image_size) != 2 or min(image_size) <= 0):
-        raise InputError(f"image size must be two positive numbers W H, got {image_size}")
-    prepared = prepare_sequences(sequences, image_size, camera, how, min_confidence, max_missing)
-    with MultiHypothesisLifter(artifacts, precision=precision, backend=backend, hypotheses=hypotheses) as lifter:
-        results = lift_sequences(lifter, prepared, camera, how, keep_hypotheses or bool(plot_dir), seed)
+        check_writable(s.plot)
+    sequences = read_keypoints(s.input)
+    camera = read_camera(s.camera) if s.camera else None
+    if s.image_size is not None and (len(s.image_size) != 2 or min(s.image_size) <= 0):
+        raise InputError(f"image size must be two positive numbers W H, got {s.image_size}")
+    prepared = prepare_sequences(sequences, s.image_size, camera, s.aggregate, s.min_confidence, s.max_missing)
+    with MultiHypothesisLifter(
+        s.artifacts, precision=s.precision, backend=s.backend, hypotheses=s.hypotheses
+    ) as lifter:
+        results = lift_sequences(lifter, prepared, camera, s.aggregate, s.keep_hypotheses or bool(s.plot), s.seed)
         config = lifter.config
-    write_results(out, results, how, config)
-    if plot_dir:
+    write_results(s.out, results, s.aggregate, config)
+    if s.plot:
         from posedeploy.visualize import save_frames
 
         for r in results:
             if len(r.pose):
                 save_frames(
-                    Path(plot_dir),
+                    Path(s.plot),
                     r.name,
                     r.frame_ids,
                     r.keypoints,
                     r.pose,
                     r.spread,
                     r.hypotheses,
-                    gif=gif,
-                    every=plot_every,
+                    gif=s.gif,
+                    every=s.plot_every,
                 )
     return results

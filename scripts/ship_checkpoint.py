@@ -6,7 +6,7 @@
 
 Reads two `posedeploy eval --json` reports on S9/S11 — the lifter alone (--hypotheses 0) and the
 three noise rules at the chosen alpha (--noise adaptive,uniform,alpha) — and a text file holding the
-exact commands run, sets alpha (chosen on S8) in the checkpoint, and writes the checkpoint under its
+commands run (training by recipe file, recipes/*.toml), sets alpha (chosen on S8) in the checkpoint, and writes the checkpoint under its
 shipped name (posedeploy/assets/, e.g. mgcn_lw_mlp_h36m.pt) and its model card (MODEL_CARD.md for
 the default, MODEL_CARD_<name>.md for the others).
 """
@@ -39,7 +39,13 @@ def main() -> None:
     parser.add_argument("--single", type=Path, required=True, help="eval JSON of the lifter alone on S9/S11")
     parser.add_argument("--noise", type=Path, required=True, help="eval JSON of adaptive,uniform,alpha at --alpha")
     parser.add_argument("--keypoints", choices=["gt", "sh"], required=True)
-    parser.add_argument("--train-commands", type=Path, required=True, help="text file with the exact commands run")
+    parser.add_argument(
+        "--train-commands",
+        type=Path,
+        required=True,
+        help="text file with the commands run, with their results: the training by recipe (posedeploy train "
+        "lifter --recipe recipes/NAME.toml, which the card cites) and the evaluations",
+    )
     args = parser.parse_args()
 
     ckpt = load_checkpoint(args.checkpoint)
@@ -126,7 +132,7 @@ Human3.6M is licensed for research use only; so are weights trained on it.
 ```
 
 Lifter: MPJPE loss, mirror augmentation (a random half of each batch), Adam (amsgrad), the
-learning-rate schedule in the commands above,{" BatchNorm statistics re-estimated after each epoch," if batchnorm else ""}
+learning-rate schedule of its recipe (the recipes/*.toml cited above, whose comments say why),{" BatchNorm statistics re-estimated after each epoch," if batchnorm else ""}
 {kept}.
 AVG model: weakly supervised on the frozen lifter's per-joint errors divided by their mean
 ({training.get("avg", {}).get("pseudo_labels", {}).get("from", "the lifter's errors")}; pseudo-label mean

@@ -11,7 +11,7 @@ from posedeploy import aggregate
 from posedeploy.data import load_dataset
 from posedeploy.errors import InputError
 from posedeploy.keypoint_io import COCO_TO_H36M, KeypointSequence, clean, coco_to_h36m, read_keypoints
-from posedeploy.run import read_camera, run_file
+from posedeploy.run import RunSettings, read_camera, run_file
 
 
 @pytest.fixture(scope="module")
@@ -127,19 +127,23 @@ def test_run_outputs_in_millimetres_with_frame_ids(artifacts, poses, tmp_path):
     px = poses.pixels()
     np.savez(tmp_path / "in.npz", keypoints=px, frame_ids=np.arange(10, 18))
     results = run_file(
-        artifacts,
-        tmp_path / "in.npz",
-        tmp_path / "out.npz",
-        image_size=(1000, 1000),
-        hypotheses=8,
-        keep_hypotheses=True,
+        RunSettings(
+            tmp_path / "in.npz",
+            tmp_path / "out.npz",
+            artifacts,
+            image_size=(1000, 1000),
+            hypotheses=8,
+            keep_hypotheses=True,
+        )
     )
     with np.load(tmp_path / "out.npz") as f:
         assert f["pose"].shape == (8, 17, 3) and f["spread"].shape == (8, 17) and f["hypotheses"].shape == (8, 8, 17, 3)
         assert list(f["frame_ids"]) == [str(i) for i in range(10, 18)]
         assert json.loads(str(f["meta"]))["units"] == "mm"
         np.testing.assert_array_equal(f["pose"][:, 0], 0)
-    normalised = run_file(artifacts, tmp_path / "in.npz", tmp_path / "out2.json", image_size=(1000, 1000), hypotheses=8)
+    normalised = run_file(
+        RunSettings(tmp_path / "in.npz", tmp_path / "out2.json", artifacts, (1000, 1000), hypotheses=8)
+    )
     doc = json.loads((tmp_path / "out2.json").read_text())
     assert doc["frame"].startswith("camera") and len(doc["sequences"][0]["frames"]) == 8
     assert doc["sequences"][0]["frames"][0]["frame_id"] == 10
@@ -155,26 +159,30 @@ def test_aggregations_and_pictures(artifacts, poses, tmp_path):
     out = {}
     for how in ("mean", "median", "jpma"):
         [r] = run_file(
-            artifacts,
-            tmp_path / "in.npy",
-            tmp_path / f"{how}.npz",
-            camera_path=tmp_path / "cam.json",
-            how=how,
-            hypotheses=16,
+            RunSettings(
+                tmp_path / "in.npy",
+                tmp_path / f"{how}.npz",
+                artifacts,
+                camera=tmp_path / "cam.json",
+                aggregate=how,
+                hypotheses=16,
+            )
         )
         out[how] = r.pose
     assert not np.allclose(out["mean"], out["median"]) and not np.allclose(out["mean"], out["jpma"])
     with pytest.raises(InputError, match="needs the camera"):
-        run_file(artifacts, tmp_path / "in.npy", tmp_path / "x.npz", image_size=(1000, 1000), how="jpma")
+        run_file(RunSettings(tmp_path / "in.npy", tmp_path / "x.npz", artifacts, (1000, 1000), aggregate="jpma"))
     pytest.importorskip("matplotlib", reason="the pictures need matplotlib (posedeploy[plot])")
     run_file(
-        artifacts,
-        tmp_path / "in.npy",
-        tmp_path / "p.npz",
-        image_size=(1000, 1000),
-        hypotheses=8,
-        plot_dir=tmp_path / "plots",
-        gif=True,
+        RunSettings(
+            tmp_path / "in.npy",
+            tmp_path / "p.npz",
+            artifacts,
+            (1000, 1000),
+            hypotheses=8,
+            plot=tmp_path / "plots",
+            gif=True,
+        )
     )
     pngs = sorted((tmp_path / "plots").glob("*.png"))
     assert len(pngs) == 8 and pngs[0].read_bytes()[:4] == b"\x89PNG"
@@ -230,7 +238,7 @@ def test_doctor_survives_a_broken_onnxruntime(monkeypatch):
     real = doctor._version
     monkeypatch.setattr(doctor, "_version", lambda m: "broken (ImportError)" if m == "onnxruntime" else real(m))
     report = doctor.diagnose()
-    assert report["packages"]["onnxruntime"].startswith("broken") and report["onnxruntime_providers"] == []
+    assert report.packages["onnxruntime"].startswith("broken") and report.onnxruntime_providers == []
     assert "onnxruntime" in doctor.format_diagnosis(report)
 
 
@@ -243,10 +251,8 @@ def test_doctor_survives_an_onnxruntime_whose_provider_query_fails(monkeypatch):
 
     monkeypatch.setattr(onnxruntime, "get_available_providers", broken)
     report = doctor.diagnose()
-    assert (
-        report["packages"]["onnxruntime"].startswith("broken (RuntimeError") and report["onnxruntime_providers"] == []
-    )
-    assert any("--force-reinstall" in advice for advice in report["advice"])
+    assert report.packages["onnxruntime"].startswith("broken (RuntimeError") and report.onnxruntime_providers == []
+    assert any("--force-reinstall" in advice for advice in report.advice)
     assert "broken" in doctor.format_diagnosis(report)
 
 

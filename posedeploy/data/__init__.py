@@ -76,3 +76,11 @@ def load_dataset(
 
 
 __all__ = ["AUTO", "PoseSet", "SYNTHETIC", "evenly_spaced", "load_dataset", "resolve_data"]
+
+
+def keypoints_for(data: str, source: str) -> str:
+    """The 2D input to use with a checkpoint trained on ``source`` (e.g. 'h36m/sh'): the same kind of
+    keypoints when ``data`` is the same kind of data, else ground truth."""
+    kind, _, keypoints = source.partition("/")
+    same = (kind == "synthetic") == (data == "synthetic")
+    return keypoints if same and keypoints else "gt"

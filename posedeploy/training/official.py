@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -92,3 +93,39 @@ def import_official(
     config.training = {"imported_from": "official PRPose checkpoints"}
     meta = {"lifter_weights": Path(lifter_weights).name, "avg_weights": Path(avg_weights).name if avg_weights else None}
     return Checkpoint(config, lifter_state, avg_state, meta)
+
+
+@dataclass(frozen=True)
+class ImportSettings:
+    """``posedeploy import-checkpoint``: the official files, and the posedeploy checkpoint to write."""
+
+    lifter: str  # htnet or mgcn_lw
+    lifter_weights: Path  # e.g. ckpt/shhpe_model_htnet.pth
+    out: Path
+    avg_weights: Path | None = None  # e.g. ckpt/avg_model_htnet.pth
+    alpha: float = 0.005  # PRPose's Human3.6M setting
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    out: Path
+    lifter: str
+    avg: str | None
+    alpha: float
+
+    def describe(self) -> str:
+        return (
+            f"wrote {self.out}: {self.lifter}" + (f" + AVG '{self.avg}'" if self.avg else "") + f", alpha {self.alpha}"
+        )
+
+
+def import_checkpoint(settings: ImportSettings) -> ImportResult:
+    """Convert the official PRPose checkpoints into a posedeploy checkpoint."""
+    from posedeploy.files import refuse_overwrite
+    from posedeploy.training.checkpoint import save_checkpoint
+
+    s = settings
+    refuse_overwrite(s.out, {"--lifter-weights": s.lifter_weights, "--avg-weights": s.avg_weights})
+    ckpt = import_official(s.lifter, s.lifter_weights, s.avg_weights, s.alpha)
+    save_checkpoint(s.out, ckpt)
+    return ImportResult(Path(s.out), s.lifter, ckpt.config.avg if ckpt.has_avg else None, s.alpha)
