@@ -18,12 +18,14 @@ AGGREGATIONS = ("mean", "median", "jpma")
 
 
 def mean(hypotheses: np.ndarray) -> np.ndarray:
-    return hypotheses.mean(axis=-3)
+    averaged: np.ndarray = hypotheses.mean(axis=-3)
+    return averaged
 
 
 def median(hypotheses: np.ndarray) -> np.ndarray:
     """Per joint and coordinate, the median over the hypotheses."""
-    return np.median(hypotheses, axis=-3)
+    middle: np.ndarray = np.median(hypotheses, axis=-3)
+    return middle
 
 
 def root_translation(pose: np.ndarray, pixels: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ from pathlib import Path
 from posedeploy.errors import ArtifactError, InputError
 from posedeploy.files import sha256_file
 from posedeploy.records import OPTIONAL, POSITIVE, Record, read_record
+from posedeploy.uncertainty import Calibration
 
 FORMAT = "posedeploy.artifacts"
 FORMAT_VERSION = 1
@@ -95,6 +96,8 @@ class ExportConfig:
     normalisation: str | None = field(default=None, metadata=OPTIONAL)
     units: str | None = field(default=None, metadata=OPTIONAL)
     trained_on: str | None = field(default=None, metadata=OPTIONAL)
+    # The spread's calibration (posedeploy calibrate), which the runtime applies; None: the raw spread.
+    uncertainty: Calibration | None = field(default=None, metadata=OPTIONAL)
 
 
 @dataclass(frozen=True)

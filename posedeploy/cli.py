@@ -11,13 +11,17 @@ exit code 2.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, overload
 
 import typer
 
 from posedeploy.errors import InputError, PoseDeployError
 from posedeploy.extras import EXTRA_OF, require, require_runtime
+
+if TYPE_CHECKING:
+    from posedeploy.reference.reports import EvalComparison, EvalReport
 
 app = typer.Typer(
     help="Multi-hypothesis 3D human pose lifting with adaptive noise sampling (PRPose): "
@@ -55,7 +59,14 @@ def _given(**options: Any) -> dict[str, Any]:
     return {name: value for name, value in options.items() if value is not None}
 
 
-def _comma_list(text: str, name: str, kind: type = str) -> tuple:
+T = TypeVar("T")
+
+
+@overload
+def _comma_list(text: str, name: str) -> tuple[str, ...]: ...
+@overload
+def _comma_list(text: str, name: str, kind: Callable[[str], T]) -> tuple[T, ...]: ...
+def _comma_list(text: str, name: str, kind: Callable[[str], object] = str) -> tuple[object, ...]:
     try:
         return tuple(kind(v.strip()) for v in text.split(",") if v.strip())
     except ValueError:
@@ -73,83 +84,99 @@ def _verbosity(
     console.configure(int(verbose) - int(quiet))
 
 
+# The options of train lifter.
+_LLifter = Annotated[str | None, typer.Option(help="Lifter model: mgcn_lw or htnet (default: mgcn_lw).")]
+_LOut = Annotated[Path | None, typer.Option(help="Run folder: best.pt, last.pt, log.jsonl.")]
+_LEpochs = Annotated[
+    int | None, typer.Option(help="Epochs to train (default 30; with --resume: the total, including earlier ones).")
+]
+_LBatchSize = Annotated[
+    int | None,
+    typer.Option(help="Batch size, summed over processes under torchrun (default: 64 mgcn_lw, 512 htnet)."),
+]
+_LLr = Annotated[float | None, typer.Option(help="Initial learning rate (default: 1e-3 mgcn_lw, 5e-4 htnet).")]
+_LSchedule = Annotated[
+    str | None,
+    typer.Option(
+        help="Learning-rate decay: epoch (x0.95, x0.5 every 5th; htnet), samples (x0.96 per 6.4M samples; "
+        "mgcn_lw) or cosine (to 1% over --epochs)."
+    ),
+]
+_LClipGradNorm = Annotated[float | None, typer.Option(help="Clip the gradient norm (default: 1 mgcn_lw, none htnet).")]
+_LWeightDecay = Annotated[
+    float | None,
+    typer.Option(help="Decoupled (AdamW) weight decay per step, times the learning rate (default: none)."),
+]
+_LEma = Annotated[
+    float | None,
+    typer.Option(
+        help="Validate and write an exponential moving average of the weights with this decay per step (e.g. "
+        "0.9998, reached after ~5,000 steps; default: the weights themselves)."
+    ),
+]
+_LAugment = Annotated[bool | None, typer.Option(help="Mirror a random half of every batch (default: yes).")]
+_LInputNoise = Annotated[
+    float | None,
+    typer.Option(
+        help="Add Gaussian noise of this standard deviation to every training 2D coordinate, in normalised "
+        "screen units (0.002 = 1 px of a 1000-px-wide image; default: none)."
+    ),
+]
+_LDropout = Annotated[
+    float | None,
+    typer.Option(
+        help="Drop each hidden feature of mgcn_lw's graph convolution blocks with this probability while "
+        "training (default: none)."
+    ),
+]
+_LFold = Annotated[
+    str | None,
+    typer.Option(help="K/N: train without the subjects of fold K of N (for held-out AVG pseudo-labels)."),
+]
+_LPatience = Annotated[int | None, typer.Option(help="Stop after this many epochs without a better validation MPJPE.")]
+_LRefit = Annotated[
+    bool | None,
+    typer.Option(
+        help="Train on the 'train' and 'val' splits together (Human3.6M: S1 S5 S6 S7 S8) for exactly --epochs "
+        "epochs and keep the last: the final model, once an earlier run validated on 'val' has chosen the "
+        "epochs. The 'val' error it prints is in-sample."
+    ),
+]
+_LSeed = Annotated[int | None, typer.Option(min=0, help="Seed of shuffling, augmentation and initialisation.")]
+_LInit = Annotated[
+    str | None,
+    typer.Option(
+        help="Start from this lifter checkpoint's weights (a file or a shipped name) with a fresh optimizer and "
+        "schedule: fine-tuning, or a warm restart of a finished run. A resumed run remembers it."
+    ),
+]
+
+
 @train_app.command("lifter")
 def train_lifter_command(
     recipe: Recipe = None,
-    lifter: Annotated[str | None, typer.Option(help="Lifter model: mgcn_lw or htnet (default: mgcn_lw).")] = None,
+    lifter: _LLifter = None,
     data: Data = None,
     keypoints: Keypoints = None,
-    out: Annotated[Path | None, typer.Option(help="Run folder: best.pt, last.pt, log.jsonl.")] = None,
-    epochs: Annotated[
-        int | None, typer.Option(help="Epochs to train (default 30; with --resume: the total, including earlier ones).")
-    ] = None,
-    batch_size: Annotated[
-        int | None,
-        typer.Option(help="Batch size, summed over processes under torchrun (default: 64 mgcn_lw, 512 htnet)."),
-    ] = None,
-    lr: Annotated[float | None, typer.Option(help="Initial learning rate (default: 1e-3 mgcn_lw, 5e-4 htnet).")] = None,
-    schedule: Annotated[
-        str | None,
-        typer.Option(
-            help="Learning-rate decay: epoch (x0.95, x0.5 every 5th; htnet), samples (x0.96 per 6.4M samples; "
-            "mgcn_lw) or cosine (to 1% over --epochs)."
-        ),
-    ] = None,
-    clip_grad_norm: Annotated[
-        float | None, typer.Option(help="Clip the gradient norm (default: 1 mgcn_lw, none htnet).")
-    ] = None,
-    weight_decay: Annotated[
-        float | None,
-        typer.Option(help="Decoupled (AdamW) weight decay per step, times the learning rate (default: none)."),
-    ] = None,
-    ema: Annotated[
-        float | None,
-        typer.Option(
-            help="Validate and write an exponential moving average of the weights with this decay per step (e.g. "
-            "0.9998, reached after ~5,000 steps; default: the weights themselves)."
-        ),
-    ] = None,
+    out: _LOut = None,
+    epochs: _LEpochs = None,
+    batch_size: _LBatchSize = None,
+    lr: _LLr = None,
+    schedule: _LSchedule = None,
+    clip_grad_norm: _LClipGradNorm = None,
+    weight_decay: _LWeightDecay = None,
+    ema: _LEma = None,
     stride: Stride = None,
     val_stride: ValStride = None,
-    augment: Annotated[bool | None, typer.Option(help="Mirror a random half of every batch (default: yes).")] = None,
-    input_noise: Annotated[
-        float | None,
-        typer.Option(
-            help="Add Gaussian noise of this standard deviation to every training 2D coordinate, in normalised "
-            "screen units (0.002 = 1 px of a 1000-px-wide image; default: none)."
-        ),
-    ] = None,
-    dropout: Annotated[
-        float | None,
-        typer.Option(
-            help="Drop each hidden feature of mgcn_lw's graph convolution blocks with this probability while "
-            "training (default: none)."
-        ),
-    ] = None,
-    fold: Annotated[
-        str | None,
-        typer.Option(help="K/N: train without the subjects of fold K of N (for held-out AVG pseudo-labels)."),
-    ] = None,
-    patience: Annotated[
-        int | None, typer.Option(help="Stop after this many epochs without a better validation MPJPE.")
-    ] = None,
-    refit: Annotated[
-        bool | None,
-        typer.Option(
-            help="Train on the 'train' and 'val' splits together (Human3.6M: S1 S5 S6 S7 S8) for exactly --epochs "
-            "epochs and keep the last: the final model, once an earlier run validated on 'val' has chosen the "
-            "epochs. The 'val' error it prints is in-sample."
-        ),
-    ] = None,
-    seed: Annotated[int | None, typer.Option(min=0, help="Seed of shuffling, augmentation and initialisation.")] = None,
+    augment: _LAugment = None,
+    input_noise: _LInputNoise = None,
+    dropout: _LDropout = None,
+    fold: _LFold = None,
+    patience: _LPatience = None,
+    refit: _LRefit = None,
+    seed: _LSeed = None,
     resume: Resume = None,
-    init: Annotated[
-        str | None,
-        typer.Option(
-            help="Start from this lifter checkpoint's weights (a file or a shipped name) with a fresh optimizer and "
-            "schedule: fine-tuning, or a warm restart of a finished run. A resumed run remembers it."
-        ),
-    ] = None,
+    init: _LInit = None,
     device: Device = None,
 ) -> None:
     """Train a single-hypothesis lifter (MPJPE loss, mirror augmentation) on the 'train' split, choosing
@@ -188,43 +215,53 @@ def train_lifter_command(
         typer.echo(result.describe(2))
 
 
+# The options of train avg.
+_ACheckpoint = Annotated[Path | None, typer.Option(help="The trained lifter's checkpoint (best.pt of train lifter).")]
+_AAvg = Annotated[str | None, typer.Option(help="AVG model: mlp or gcn (default: the lifter's PRPose pairing).")]
+_AAlpha = Annotated[float | None, typer.Option(help="Noise scale stored in the checkpoint (default: 0.005).")]
+_AKeypoints = Annotated[str | None, typer.Option(help="2D input (default: what the lifter was trained on).")]
+_AOut = Annotated[Path | None, typer.Option(help="Run folder: best.pt (lifter + AVG), last.pt, log.jsonl.")]
+_AEpochs = Annotated[int | None, typer.Option(help="Epochs to train (default 30).")]
+_ABatchSize = Annotated[int | None, typer.Option(help="Batch size (default 512).")]
+_ALr = Annotated[float | None, typer.Option(help="Initial learning rate (default 5e-4).")]
+_ACacheDir = Annotated[Path | None, typer.Option(help="Pseudo-label cache (default: ~/.cache/posedeploy).")]
+_AFoldLifter = Annotated[
+    list[Path] | None,
+    typer.Option(
+        help="Lifters trained with --fold K/N, one per fold (repeatable): pseudo-labels from the one that did "
+        "not see each subject."
+    ),
+]
+_APatience = Annotated[int | None, typer.Option(help="Stop after this many epochs without a better validation MSE.")]
+_ARefit = Annotated[
+    bool | None,
+    typer.Option(
+        help="For a lifter trained with --refit: train on the 'train' and 'val' pseudo-labels together for "
+        "exactly --epochs epochs and keep the last (the epochs chosen on the run without 'val')."
+    ),
+]
+_ASeed = Annotated[int | None, typer.Option(min=0, help="Seed of shuffling and initialisation.")]
+
+
 @train_app.command("avg")
 def train_avg_command(
     recipe: Recipe = None,
-    checkpoint: Annotated[
-        Path | None, typer.Option(help="The trained lifter's checkpoint (best.pt of train lifter).")
-    ] = None,
-    avg: Annotated[
-        str | None, typer.Option(help="AVG model: mlp or gcn (default: the lifter's PRPose pairing).")
-    ] = None,
-    alpha: Annotated[float | None, typer.Option(help="Noise scale stored in the checkpoint (default: 0.005).")] = None,
+    checkpoint: _ACheckpoint = None,
+    avg: _AAvg = None,
+    alpha: _AAlpha = None,
     data: Data = None,
-    keypoints: Annotated[str | None, typer.Option(help="2D input (default: what the lifter was trained on).")] = None,
-    out: Annotated[Path | None, typer.Option(help="Run folder: best.pt (lifter + AVG), last.pt, log.jsonl.")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Epochs to train (default 30).")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Batch size (default 512).")] = None,
-    lr: Annotated[float | None, typer.Option(help="Initial learning rate (default 5e-4).")] = None,
+    keypoints: _AKeypoints = None,
+    out: _AOut = None,
+    epochs: _AEpochs = None,
+    batch_size: _ABatchSize = None,
+    lr: _ALr = None,
     stride: Stride = None,
     val_stride: ValStride = None,
-    cache_dir: Annotated[Path | None, typer.Option(help="Pseudo-label cache (default: ~/.cache/posedeploy).")] = None,
-    fold_lifter: Annotated[
-        list[Path] | None,
-        typer.Option(
-            help="Lifters trained with --fold K/N, one per fold (repeatable): pseudo-labels from the one that did "
-            "not see each subject."
-        ),
-    ] = None,
-    patience: Annotated[
-        int | None, typer.Option(help="Stop after this many epochs without a better validation MSE.")
-    ] = None,
-    refit: Annotated[
-        bool | None,
-        typer.Option(
-            help="For a lifter trained with --refit: train on the 'train' and 'val' pseudo-labels together for "
-            "exactly --epochs epochs and keep the last (the epochs chosen on the run without 'val')."
-        ),
-    ] = None,
-    seed: Annotated[int | None, typer.Option(min=0, help="Seed of shuffling and initialisation.")] = None,
+    cache_dir: _ACacheDir = None,
+    fold_lifter: _AFoldLifter = None,
+    patience: _APatience = None,
+    refit: _ARefit = None,
+    seed: _ASeed = None,
     resume: Resume = None,
     device: Device = None,
 ) -> None:
@@ -304,45 +341,66 @@ def predict_command(
     )
 
 
+_ESplit = Annotated[
+    str, typer.Option(help="test (final numbers only), or val (the held-out split every choice is made on).")
+]
+_EHypotheses = Annotated[int, typer.Option(help="S hypotheses per pose; 0 evaluates the lifter alone.")]
+_ENoise = Annotated[
+    str,
+    typer.Option(
+        help="Comma-separated: adaptive (AVG sigma), uniform (its mean on every joint), alpha (alpha on every joint)."
+    ),
+]
+_EAlpha = Annotated[str | None, typer.Option(help="Comma-separated noise scales to sweep (default: the checkpoint's).")]
+_EBestOf = Annotated[
+    str | None,
+    typer.Option(
+        help="Comma-separated S values of the best-of-S curve, each 1..S (first S of the same draw; default: "
+        "1,5,10,50,200 up to S)."
+    ),
+]
+_EActions = Annotated[str | None, typer.Option(help="Comma-separated Human3.6M actions (default: all 15).")]
+_EStride = Annotated[int, typer.Option(help="Evaluate every STRIDE-th frame of each sequence (evenly spaced).")]
+_ESeed = Annotated[int, typer.Option(min=0, help="Seed of the sampling noise (the same draws in every run).")]
+_ECalibration = Annotated[
+    str,
+    typer.Option(
+        help="The spread's calibration: checkpoint (the checkpoint's, where fitted for the run's noise and alpha), "
+        "val (fitted for each run on the 'val' split first), crossfit (on 'val' itself: each half of its recordings "
+        "calibrated on the other), or none."
+    ),
+]
+_Draws = Annotated[str, typer.Option(help="Noise draws: random, or antithetic (low-discrepancy).")]
+_EPlot = Annotated[
+    Path | None, typer.Option(help="Draw the reliability diagram and the sparsification curves to this PNG.")
+]
+
+
 @app.command("eval")
 def evaluate_command(
     checkpoint: Checkpoint = None,
     data: Data = "synthetic",
     keypoints: Keypoints = "gt",
-    split: Annotated[
-        str, typer.Option(help="test (final numbers only), or val (the held-out split every choice is made on).")
-    ] = "test",
-    hypotheses: Annotated[int, typer.Option(help="S hypotheses per pose; 0 evaluates the lifter alone.")] = 200,
-    noise: Annotated[
-        str,
-        typer.Option(
-            help="Comma-separated: adaptive (AVG sigma), uniform (its mean on every joint), alpha (alpha on every "
-            "joint)."
-        ),
-    ] = "adaptive",
-    alpha: Annotated[
-        str | None, typer.Option(help="Comma-separated noise scales to sweep (default: the checkpoint's).")
-    ] = None,
-    best_of: Annotated[
-        str | None,
-        typer.Option(
-            help="Comma-separated S values of the best-of-S curve, each 1..S (first S of the same draw; default: "
-            "1,5,10,50,200 up to S)."
-        ),
-    ] = None,
-    actions: Annotated[str | None, typer.Option(help="Comma-separated Human3.6M actions (default: all 15).")] = None,
-    stride: Annotated[int, typer.Option(help="Evaluate every STRIDE-th frame of each sequence (evenly spaced).")] = 1,
-    seed: Annotated[int, typer.Option(min=0, help="Seed of the sampling noise (the same draws in every run).")] = 0,
+    split: _ESplit = "test",
+    hypotheses: _EHypotheses = 200,
+    noise: _ENoise = "adaptive",
+    alpha: _EAlpha = None,
+    best_of: _EBestOf = None,
+    actions: _EActions = None,
+    stride: _EStride = 1,
+    seed: _ESeed = 0,
     max_poses: MaxPoses = None,
     json_out: JsonOut = None,
     device: Device = None,
+    calibration: _ECalibration = "checkpoint",
+    draws: _Draws = "random",
+    plot: _EPlot = None,
 ) -> None:
-    """Per-action MPJPE / P-MPJPE / PCK / AUC: lifter alone, best-of-S and aggregated pose; several
-    noise rules or alphas: a comparison with paired differences and bootstrap standard errors."""
-    require("posedeploy eval", "torch")
-    from posedeploy.files import write_json
+    """Per-action MPJPE / P-MPJPE / PCK / AUC: lifter alone, best-of-S and aggregated pose; the
+    uncertainty: calibration (coverage, ECE), sparsification (AUSE, AURG), energy score, sharpness;
+    several noise rules or alphas: a comparison with paired differences and bootstrap standard errors."""
+    require("posedeploy eval", "torch", *(["matplotlib"] if plot else []))
     from posedeploy.reference.commands import EvalSettings, run_eval
-    from posedeploy.reference.reports import EvalReport, format_comparison, format_report
 
     settings = EvalSettings(
         checkpoint=checkpoint,
@@ -358,11 +416,78 @@ def evaluate_command(
         seed=seed,
         max_poses=max_poses,
         device=device,
+        calibration=calibration,
+        draws=draws,
     )
-    result = run_eval(settings)
+    _show_eval(run_eval(settings), json_out, plot)
+
+
+def _show_eval(result: EvalReport | EvalComparison, json_out: Path | None, plot: Path | None) -> None:
+    from posedeploy.files import write_json
+    from posedeploy.reference.reports import EvalReport, format_comparison, format_report
+
     typer.echo(format_report(result) if isinstance(result, EvalReport) else format_comparison(result))
     if json_out is not None:
         write_json(json_out, result.to_json())
+    if plot is not None:
+        from posedeploy.reference.uncertainty_plots import plot_uncertainty
+
+        runs = [result] if isinstance(result, EvalReport) else result.runs
+        typer.echo(f"wrote {plot_uncertainty(runs, plot)}")
+
+
+@app.command("calibrate")
+def calibrate_command(
+    out: Annotated[Path, typer.Option(help="The calibrated copy of the checkpoint to write.")],
+    checkpoint: Checkpoint = None,
+    data: Data = "synthetic",
+    keypoints: Annotated[
+        str | None, typer.Option(help="gt or sh (default: what the checkpoint was trained on).")
+    ] = None,
+    split: Annotated[str, typer.Option(help="val (the held-out split every choice is made on) or train.")] = "val",
+    hypotheses: Annotated[int, typer.Option(help="S hypotheses per pose the calibration is fitted at.")] = 200,
+    alpha: Annotated[
+        float | None, typer.Option(help="Noise scale to fit at, written into the copy (default: the checkpoint's).")
+    ] = None,
+    recommend: Annotated[
+        int | None, typer.Option(help="The S users need, recorded with the calibration (default: --hypotheses).")
+    ] = None,
+    form: Annotated[
+        str, typer.Option(help="scale, joint_scale, joint_affine, or auto (the lowest held-out ECE at every spread).")
+    ] = "auto",
+    draws: _Draws = "random",
+    carry_from: Annotated[
+        str | None,
+        typer.Option("--from", help="Take this checkpoint's calibration (same models and alpha) instead of fitting."),
+    ] = None,
+    stride: Annotated[int, typer.Option(help="Use every STRIDE-th frame of each sequence.")] = 1,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the sampling noise.")] = 0,
+    max_poses: MaxPoses = None,
+    device: Device = None,
+) -> None:
+    """Fit the calibration of the spread on a validation split (so that spread and radius(p) mean
+    what they say) and write a copy of the checkpoint that carries it."""
+    require("posedeploy calibrate", "torch")
+    from posedeploy.reference.calibrate import CalibrateSettings, calibrate
+
+    settings = CalibrateSettings(
+        out=out,
+        checkpoint=checkpoint,
+        data=data or "synthetic",
+        keypoints=keypoints,
+        split=split,
+        hypotheses=hypotheses,
+        alpha=alpha,
+        recommended_hypotheses=recommend,
+        form=form,
+        draws=draws,
+        carry_from=carry_from,
+        stride=stride,
+        seed=seed,
+        max_poses=max_poses,
+        device=device,
+    )
+    typer.echo(calibrate(settings).describe())
 
 
 @app.command("export")
@@ -454,48 +579,57 @@ def build_command(
     typer.echo(f"wrote {artifacts / manifest.plan.file} and its manifest")
 
 
+# The options of parity.
+_PCheckpoint = Annotated[
+    Path | None,
+    typer.Option(
+        help="The checkpoint it was exported from: a file, or mgcn_lw or htnet (default: the one its manifest names)."
+    ),
+]
+_PPrecision = Annotated[
+    str,
+    typer.Option(
+        help="fp32 (pipeline.onnx), fp16 (pipeline.fp16.onnx) or int8 (pipeline.int8.onnx); openvino: also bf16 "
+        "(it lowers pipeline.onnx itself)."
+    ),
+]
+_PBackend = Annotated[
+    str,
+    typer.Option(help="onnxruntime, openvino, tensorrt (an engine from posedeploy build), or auto (the fastest here)."),
+]
+_PProvider = Annotated[str, typer.Option(help="ONNX Runtime provider: auto, cpu, cuda or tensorrt.")]
+_PNoiseSource = Annotated[str, typer.Option(help="host (golden noise), or device (in-graph noise: free-noise check).")]
+_PData = Annotated[str, typer.Option(help="Human3.6M folder, 'synthetic', or auto (Human3.6M when found).")]
+_PSamples = Annotated[int, typer.Option(help="Test poses, evenly spaced over the test split.")]
+_PHypotheses = Annotated[int, typer.Option(help="S hypotheses per pose.")]
+_PSeed = Annotated[int, typer.Option(min=0, help="Seed of the noise.")]
+_PFreeNoise = Annotated[
+    bool, typer.Option("--free-noise", help="Each side draws its own noise: compare distributions.")
+]
+_PTolerance = Annotated[
+    float | None,
+    typer.Option(
+        help="Allowed mean hypothesis error in mm (default: 0.01 fp32, 0.5 fp16); int8: allowed delta best-of-S "
+        "(default 1)."
+    ),
+]
+
+
 @app.command("parity")
 def parity_command(
     artifacts: Artifacts = Path("artifacts"),
-    checkpoint: Annotated[
-        Path | None,
-        typer.Option(
-            help="The checkpoint it was exported from: a file, or mgcn_lw or htnet (default: the one its manifest "
-            "names)."
-        ),
-    ] = None,
-    precision: Annotated[
-        str,
-        typer.Option(
-            help="fp32 (pipeline.onnx), fp16 (pipeline.fp16.onnx) or int8 (pipeline.int8.onnx); openvino: also bf16 "
-            "(it lowers pipeline.onnx itself)."
-        ),
-    ] = "fp32",
-    backend: Annotated[
-        str,
-        typer.Option(
-            help="onnxruntime, openvino, tensorrt (an engine from posedeploy build), or auto (the fastest here)."
-        ),
-    ] = "onnxruntime",
-    provider: Annotated[str, typer.Option(help="ONNX Runtime provider: auto, cpu, cuda or tensorrt.")] = "auto",
-    noise_source: Annotated[
-        str, typer.Option(help="host (golden noise), or device (in-graph noise: free-noise check).")
-    ] = "host",
-    data: Annotated[str, typer.Option(help="Human3.6M folder, 'synthetic', or auto (Human3.6M when found).")] = "auto",
+    checkpoint: _PCheckpoint = None,
+    precision: _PPrecision = "fp32",
+    backend: _PBackend = "onnxruntime",
+    provider: _PProvider = "auto",
+    noise_source: _PNoiseSource = "host",
+    data: _PData = "auto",
     keypoints: Keypoints = "gt",
-    samples: Annotated[int, typer.Option(help="Test poses, evenly spaced over the test split.")] = 256,
-    hypotheses: Annotated[int, typer.Option(help="S hypotheses per pose.")] = 200,
-    seed: Annotated[int, typer.Option(min=0, help="Seed of the noise.")] = 0,
-    free_noise: Annotated[
-        bool, typer.Option("--free-noise", help="Each side draws its own noise: compare distributions.")
-    ] = False,
-    tolerance: Annotated[
-        float | None,
-        typer.Option(
-            help="Allowed mean hypothesis error in mm (default: 0.01 fp32, 0.5 fp16); int8: allowed delta best-of-S "
-            "(default 1)."
-        ),
-    ] = None,
+    samples: _PSamples = 256,
+    hypotheses: _PHypotheses = 200,
+    seed: _PSeed = 0,
+    free_noise: _PFreeNoise = False,
+    tolerance: _PTolerance = None,
     json_out: JsonOut = None,
 ) -> None:
     """Compare a deployed artifact with the PyTorch reference; exit 1 when over tolerance."""
@@ -527,6 +661,12 @@ def parity_command(
         raise typer.Exit(1)
 
 
+_BHypotheses = Annotated[
+    str | None,
+    typer.Option(help="Comma-separated S values [default: 1,50,200 and the S the artifacts' calibration recommends]."),
+]
+
+
 @app.command("bench")
 def bench_command(
     artifacts: Annotated[
@@ -539,7 +679,7 @@ def bench_command(
     precision: Annotated[
         str, typer.Option(help="Comma-separated precisions of the deployed backends: fp32, fp16 (bf16: openvino).")
     ] = "fp32",
-    hypotheses: Annotated[str, typer.Option(help="Comma-separated S values.")] = "1,50,200",
+    hypotheses: _BHypotheses = None,
     batch: Annotated[str, typer.Option(help="Comma-separated B values.")] = "1,16,64",
     checkpoint: Annotated[
         Path | None, typer.Option(help="Checkpoint of the PyTorch baseline (default: the artifacts').")
@@ -562,7 +702,7 @@ def bench_command(
 
     sweep = SweepSettings(
         batches=list(_comma_list(batch, "batch", int)),
-        hypotheses=list(_comma_list(hypotheses, "hypotheses", int)),
+        hypotheses=list(_comma_list(hypotheses or "1,50,200", "hypotheses", int)),
         warmup=warmup,
         min_repeats=min_repeats,
         min_seconds=min_seconds,
@@ -577,6 +717,7 @@ def bench_command(
         torch_device=device,
         stream_fps=stream_fps,
         stream_frames=stream_frames,
+        with_recommended=hypotheses is None,
     )
     report = bench(settings)
     typer.echo(format_report(report))
@@ -588,33 +729,47 @@ def bench_command(
         plot_report(report, plot)
 
 
+_RInput = Annotated[Path, typer.Option(help="2D keypoints: .npy (F,17,2|3), VideoPose3D .npz, or COCO/MMPose .json.")]
+_ROut = Annotated[Path, typer.Option(help="Output .npz or .json: pose and spread in mm, camera frame, root-relative.")]
+_RCamera = Annotated[Path | None, typer.Option(help="Camera JSON (f, c or K; width, height), for --aggregate jpma.")]
+_RAggregate = Annotated[str, typer.Option(help="mean, median (joint-wise) or jpma (reprojection; needs --camera).")]
+_RHypotheses = Annotated[
+    int | None,
+    typer.Option(help="S hypotheses per frame (default: the S the artifacts' calibration recommends, else 200)."),
+]
+_RRadius = Annotated[
+    str | None,
+    typer.Option(
+        help="Comma-separated probabilities p in (0, 1), e.g. 0.5,0.9: also write each joint's radius(p), the "
+        "distance from pose (mm) within which the true joint lies with probability p."
+    ),
+]
+_RPrecision = Annotated[str, typer.Option(help="fp32 or fp16 graph (openvino: fp32, fp16 or bf16 compute).")]
+_RBackend = Annotated[
+    str, typer.Option(help="auto (the fastest installed, measured once and cached), onnxruntime, openvino or tensorrt.")
+]
+_RMinConfidence = Annotated[float, typer.Option(help="Joints below this confidence count as missing.")]
+_RMaxMissing = Annotated[
+    int, typer.Option(min=0, max=16, help="Skip frames with more missing joints than this (others are interpolated).")
+]
+
+
 @app.command("run")
 def run_command(
-    input: Annotated[Path, typer.Option(help="2D keypoints: .npy (F,17,2|3), VideoPose3D .npz, or COCO/MMPose .json.")],
-    out: Annotated[
-        Path, typer.Option(help="Output .npz or .json: pose and spread in mm, camera frame, root-relative.")
-    ],
+    input: _RInput,
+    out: _ROut,
     artifacts: Artifacts = Path("artifacts"),
     image_size: ImageSize = None,
-    camera: Annotated[
-        Path | None, typer.Option(help="Camera JSON (f, c or K; width, height), for --aggregate jpma.")
-    ] = None,
-    aggregate: Annotated[
-        str, typer.Option(help="mean, median (joint-wise) or jpma (reprojection; needs --camera).")
-    ] = "mean",
-    hypotheses: Annotated[int, typer.Option(help="S hypotheses per frame.")] = 200,
+    camera: _RCamera = None,
+    aggregate: _RAggregate = "mean",
+    hypotheses: _RHypotheses = None,
+    radius: _RRadius = None,
     keep_hypotheses: Annotated[bool, typer.Option(help="Also write all hypotheses (npz output).")] = False,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the noise.")] = 0,
-    precision: Annotated[str, typer.Option(help="fp32 or fp16 graph (openvino: fp32, fp16 or bf16 compute).")] = "fp32",
-    backend: Annotated[
-        str,
-        typer.Option(help="auto (the fastest installed, measured once and cached), onnxruntime, openvino or tensorrt."),
-    ] = "auto",
-    min_confidence: Annotated[float, typer.Option(help="Joints below this confidence count as missing.")] = 0.3,
-    max_missing: Annotated[
-        int,
-        typer.Option(min=0, max=16, help="Skip frames with more missing joints than this (others are interpolated)."),
-    ] = 4,
+    precision: _RPrecision = "fp32",
+    backend: _RBackend = "auto",
+    min_confidence: _RMinConfidence = 0.3,
+    max_missing: _RMaxMissing = 4,
     plot: Annotated[Path | None, typer.Option(help="Write a PNG per frame into this folder.")] = None,
     gif: Annotated[bool, typer.Option("--gif", help="With --plot: also an animated GIF per sequence.")] = False,
     plot_every: Annotated[int, typer.Option(help="With --plot: every N-th frame.")] = 1,
@@ -624,22 +779,23 @@ def run_command(
     from posedeploy.run import RunSettings, run_file
 
     settings = RunSettings(
-        input,
-        out,
-        artifacts,
-        image_size,
-        camera,
-        aggregate,
-        keep_hypotheses,
-        hypotheses,
-        seed,
-        precision,
-        backend,
-        min_confidence,
-        max_missing,
-        plot,
-        gif,
-        plot_every,
+        input=input,
+        out=out,
+        artifacts=artifacts,
+        image_size=image_size,
+        camera=camera,
+        aggregate=aggregate,
+        keep_hypotheses=keep_hypotheses,
+        hypotheses=hypotheses,
+        radius=_comma_list(radius, "radius", float) if radius else (),
+        seed=seed,
+        precision=precision,
+        backend=backend,
+        min_confidence=min_confidence,
+        max_missing=max_missing,
+        plot=plot,
+        gif=gif,
+        plot_every=plot_every,
     )
     results = run_file(settings)
     frames = sum(len(r.pose) for r in results)
@@ -659,7 +815,13 @@ def deploy_command(
         list[str] | None,
         typer.Option(help="TensorRT for RTX engine targets, e.g. 8.9 (repeatable); needed where there is no GPU."),
     ] = None,
-    hypotheses: Annotated[int, typer.Option(help="S hypotheses in parity, bench and the lifted sequence.")] = 200,
+    hypotheses: Annotated[
+        int | None,
+        typer.Option(
+            help="S hypotheses in parity, bench and the lifted sequence (default: the S the checkpoint's "
+            "calibration recommends, else 200)."
+        ),
+    ] = None,
     parity_samples: Annotated[int, typer.Option(help="Built-in test poses for the parity checks.")] = 64,
     pictures: Annotated[bool, typer.Option(help="Draw the lifted sequence (PNG and GIF; needs matplotlib).")] = True,
     backend: Annotated[
@@ -672,7 +834,9 @@ def deploy_command(
 ) -> None:
     """The main job: export (FP32, FP16) -> engine -> parity -> bench -> a lifted sequence -> DIR/REPORT.md."""
     require("posedeploy deploy", "torch", "onnx", "onnxruntime")
-    from posedeploy.deploy import REPORT_MD, DeployOptions, DeploySettings, deploy
+    from posedeploy.deploy import DeploySettings, deploy
+    from posedeploy.deploy_folder import REPORT_MD
+    from posedeploy.deploy_report import DeployOptions
 
     options = DeployOptions(
         hypotheses=hypotheses,

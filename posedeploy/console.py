@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 from posedeploy import progress
 
@@ -17,8 +18,8 @@ class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
     def __init__(self) -> None:
         super().__init__()
 
-    @property  # type: ignore[override]
-    def stream(self):  # noqa: ANN201 - logging's own attribute
+    @property
+    def stream(self) -> TextIO:
         return sys.stderr
 
     @stream.setter

@@ -121,7 +121,7 @@ def check_noise(noise: np.ndarray, batch: int) -> np.ndarray:
     return noise.astype(np.float32, copy=False)
 
 
-def check_hypotheses(hypotheses) -> int:
+def check_hypotheses(hypotheses: object) -> int:
     """S must be a whole number >= 1."""
     if isinstance(hypotheses, bool) or not isinstance(hypotheses, (int, np.integer)) or hypotheses < 1:
         raise InputError(f"number of hypotheses must be a whole number >= 1, got {hypotheses!r}")
@@ -167,6 +167,17 @@ def check_request(
             )
 
 
-def draw_noise(rng: np.random.Generator, batch: int, hypotheses: int) -> np.ndarray:
-    """Standard normal noise of the contract shape (batch, S, 2, 17, 2), float32."""
-    return rng.standard_normal((batch, hypotheses, VIEWS, NUM_JOINTS, 2), dtype=np.float32)
+DRAWS = ("random", "antithetic")
+
+
+def draw_noise(rng: np.random.Generator, batch: int, hypotheses: int, draws: str = "random") -> np.ndarray:
+    """Standard normal noise of the contract shape (batch, S, 2, 17, 2), float32.
+
+    antithetic: the second half of each pose's S draws are the first half negated (one extra draw
+    for an odd S), so that the hypotheses' mean noise is exactly 0: a low-discrepancy scheme."""
+    if draws == "random":
+        return rng.standard_normal((batch, hypotheses, VIEWS, NUM_JOINTS, 2), dtype=np.float32)
+    if draws != "antithetic":
+        raise InputError(f"noise draws must be one of {', '.join(DRAWS)}, got {draws!r}")
+    half = rng.standard_normal((batch, (hypotheses + 1) // 2, VIEWS, NUM_JOINTS, 2), dtype=np.float32)
+    return np.concatenate([half, -half], axis=1)[:, :hypotheses]

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import numpy as np
 
@@ -47,6 +47,10 @@ from posedeploy.deploy_report import (
 from posedeploy.errors import InputError, MissingDependencyError, PoseDeployError
 from posedeploy.files import sha256_file, write_json
 
+if TYPE_CHECKING:
+    from posedeploy.data import PoseSet
+    from posedeploy.runtime import LiftResult
+
 logger = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16")
@@ -63,7 +67,7 @@ class DeploySettings:
 
     def validate(self) -> None:
         o = self.options
-        if not 1 <= o.hypotheses <= 10_000:
+        if o.hypotheses is not None and not 1 <= o.hypotheses <= 10_000:
             raise InputError(f"hypotheses must be 1-10000, got {o.hypotheses}")
         if not 1 <= o.parity_samples <= 100_000:
             raise InputError(f"parity samples must be 1-100000, got {o.parity_samples}")
@@ -162,7 +166,13 @@ def _parity(checkpoint: Path, artifacts: Path, engine: EngineStep, o: DeployOpti
         )
         results.append(
             run_parity(
-                checkpoint, artifacts, test, hypotheses=o.hypotheses, precision=precision, seed=o.seed, backend=backend
+                checkpoint,
+                artifacts,
+                test,
+                hypotheses=_hypotheses(o),
+                precision=precision,
+                seed=o.seed,
+                backend=backend,
             )
         )
     skipped = None
@@ -185,7 +195,7 @@ def _bench(checkpoint: Path, artifacts: Path, engine: EngineStep, o: DeployOptio
     device = "cuda" if engine.runnable_here else "cpu"
     targets = make_targets(artifacts, backends, list(PRECISIONS), checkpoint, None, device)
     settings = SweepSettings(
-        batches=list(o.bench_batches), hypotheses=[o.hypotheses], warmup=1, min_repeats=3, min_seconds=o.bench_seconds
+        batches=list(o.bench_batches), hypotheses=[_hypotheses(o)], warmup=1, min_repeats=3, min_seconds=o.bench_seconds
     )
     logger.info(f"deploy: bench {', '.join(t.label for t in targets)} at B {list(o.bench_batches)}, S {o.hypotheses}")
     try:
@@ -213,7 +223,7 @@ def _bench(checkpoint: Path, artifacts: Path, engine: EngineStep, o: DeployOptio
     return BenchStep(status="done", settings=settings, results=cells)
 
 
-def builtin_sequence(activity: str = "walking"):
+def builtin_sequence(activity: str = "walking") -> tuple[PoseSet, str]:
     """The first built-in test sequence of ``activity``: (PoseSet rows, name)."""
     from posedeploy.data import load_dataset
 
@@ -228,11 +238,14 @@ def _sequence(artifacts: Path, out: Path, o: DeployOptions) -> SequenceStep:
     from posedeploy.runtime import MultiHypothesisLifter
 
     seq, name = builtin_sequence()
-    pixels, size = seq.pixels(), tuple(float(v) for v in seq.image_sizes[0])
+    pixels = seq.pixels()  # refused unless seq has image sizes
+    assert seq.image_sizes is not None
+    size = cast("tuple[float, float]", tuple(float(v) for v in seq.image_sizes[0]))  # image_sizes: (F, 2)
     with MultiHypothesisLifter(artifacts, hypotheses=o.hypotheses, seed=o.seed, backend=o.backend) as lifter:
         backend = lifter.backend.describe()
         result = lifter(pixels, image_size=size, units="mm", keep_hypotheses=True)
     truth = seq.poses_3d * 1000.0
+    assert result.hypotheses is not None  # keep_hypotheses=True
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "lifted.npz") as tmp, open(tmp, "wb") as f:
         np.savez(
@@ -256,7 +269,9 @@ def _sequence(artifacts: Path, out: Path, o: DeployOptions) -> SequenceStep:
     )
 
 
-def _pictures(out: Path, name: str, seq, pixels: np.ndarray, result, o: DeployOptions) -> tuple[list[str], str | None]:
+def _pictures(
+    out: Path, name: str, seq: PoseSet, pixels: np.ndarray, result: LiftResult, o: DeployOptions
+) -> tuple[list[str], str | None]:
     """The sequence drawn (PNGs and a GIF), or why not (no matplotlib, or not asked for)."""
     if not o.pictures:
         return [], None
@@ -307,6 +322,11 @@ def _run_step(kind: type[Step], name: str, index: int, fn: Callable[[], Step]) -
     return result
 
 
+def _hypotheses(o: DeployOptions) -> int:
+    assert o.hypotheses is not None  # resolved from the checkpoint at the start of _deploy
+    return o.hypotheses
+
+
 def deploy(settings: DeploySettings | None = None) -> DeployReport:
     """Run every step into ``settings.out``; returns the report (also written as DIR/report.json)."""
     s = settings or DeploySettings()
@@ -327,6 +347,9 @@ def _deploy(checkpoint_name: str | Path | None, out: Path, o: DeployOptions) -> 
     checkpoint = resolve_checkpoint(checkpoint_name)
     ckpt = load_checkpoint(checkpoint)
     ckpt.build_avg()  # a lifter-only checkpoint is refused here, before anything is written
+    if o.hypotheses is None:  # the S its calibration recommends
+        calibration = ckpt.calibration()
+        o = dataclasses.replace(o, hypotheses=calibration.hypotheses if calibration and calibration.hypotheses else 200)
     started = time.monotonic()
     c = ckpt.config
     report = DeployReport(

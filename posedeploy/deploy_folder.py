@@ -22,6 +22,7 @@ import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from posedeploy.errors import InputError
 from posedeploy.files import file_lock, sha256_file
@@ -75,7 +76,7 @@ def recover(out: Path) -> None:
         shutil.rmtree(stage, ignore_errors=True)
 
 
-def _listing(folder: Path) -> dict[str, dict] | None:
+def _listing(folder: Path) -> dict[str, dict[str, Any]] | None:
     """The files an earlier deploy in ``folder`` wrote, by relative path (None: not a deploy)."""
     try:
         report = json.loads((folder / REPORT_JSON).read_text())
@@ -89,7 +90,7 @@ def _listing(folder: Path) -> dict[str, dict] | None:
     return files
 
 
-def _strangers(folder: Path, owned: dict[str, dict]) -> list[str]:
+def _strangers(folder: Path, owned: dict[str, dict[str, Any]]) -> list[str]:
     """Everything in ``folder`` that is not a file ``owned`` lists, unchanged since (symbolic links
     and folders that hold no listed file included), as relative paths."""
     owned_dirs = {str(parent) for name in owned for parent in Path(name).parents if str(parent) != "."}
@@ -111,7 +112,7 @@ def _strangers(folder: Path, owned: dict[str, dict]) -> list[str]:
     return sorted(found)
 
 
-def _unchanged(path: Path, entry: dict) -> bool:
+def _unchanged(path: Path, entry: dict[str, Any]) -> bool:
     if entry.get("any"):
         return True
     return path.stat().st_size == entry.get("bytes") and sha256_file(path) == entry.get("sha256")

@@ -132,7 +132,7 @@ class DeployedCheckpoint:
 class DeployOptions:
     """How each step runs (recorded in the report as its 'settings')."""
 
-    hypotheses: int = 200
+    hypotheses: int | None = None  # None: the S the checkpoint's calibration recommends (else 200)
     parity_samples: int = 64  # built-in test poses, evenly spaced
     bench_batches: list[int] = field(default_factory=lambda: [1, 16])
     bench_seconds: float = 0.6  # per cell, all targets interleaved

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,7 +56,7 @@ class Diagnosis(Record):
 def diagnose() -> Diagnosis:
     """What this machine can run (CPU/GPU, CUDA, TensorRT, ONNX Runtime, PyTorch) and what to install."""
     machine = describe_machine()
-    report = {
+    report: dict[str, Any] = {
         "platform": f"{platform.system()} {platform.machine()}, Python {platform.python_version()}",
         "l4t": machine.l4t,
         "gpus": [g.__dict__ for g in machine.gpus],
@@ -86,9 +87,9 @@ def diagnose() -> Diagnosis:
     return Diagnosis(**report)
 
 
-def _capabilities(r: dict) -> tuple[dict[str, bool], list[str]]:
+def _capabilities(r: dict[str, Any]) -> tuple[dict[str, bool], list[str]]:
     p, gpu = r["packages"], bool(r["gpus"])
-    ok = lambda m: bool(p.get(m)) and not str(p[m]).startswith("broken")  # noqa: E731
+    ok: Callable[[str], bool] = lambda m: bool(p.get(m)) and not str(p[m]).startswith("broken")  # noqa: E731
     can = {
         "train and evaluate (PyTorch)": ok("torch"),
         "export ONNX": ok("torch") and ok("onnx"),

@@ -22,8 +22,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, SupportsFloat, cast
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from posedeploy.data.h36m import NECK_NOSE_FRACTION, complete_sh16
 from posedeploy.errors import InputError, PoseDeployError
@@ -64,7 +66,9 @@ class KeypointSequence:
     frame_ids: np.ndarray
     name: str = "sequence"
     image_size: tuple[float, float] | None = None
-    skipped: list = field(default_factory=list)  # (frame id, reason) of frames removed by cleaning
+    skipped: list[tuple[int | str, str]] = field(
+        default_factory=list
+    )  # (frame id, reason) of frames removed by cleaning
 
 
 def coco_to_h36m(coco: np.ndarray) -> np.ndarray:
@@ -86,7 +90,9 @@ def coco_to_h36m(coco: np.ndarray) -> np.ndarray:
     return h36m
 
 
-def _split(array: np.ndarray, name: str, frame_ids=None, image_size=None) -> KeypointSequence:
+def _split(
+    array: np.ndarray, name: str, frame_ids: ArrayLike | None = None, image_size: tuple[float, float] | None = None
+) -> KeypointSequence:
     array = np.asarray(array)
     if array.dtype.kind not in "fiu":  # a cast would drop imaginary parts or turn dates into numbers
         raise InputError(f"{name}: keypoints must be real numbers, got dtype {array.dtype}")
@@ -105,8 +111,8 @@ def _split(array: np.ndarray, name: str, frame_ids=None, image_size=None) -> Key
     ids = np.arange(len(array)) if frame_ids is None else np.asarray(frame_ids)
     if len(ids) != len(array):
         raise InputError(f"{name}: {len(ids)} frame ids for {len(array)} frames")
-    conf = array[..., 2] if array.shape[2] == 3 else None
-    return KeypointSequence(array[..., :2], conf, ids, name, image_size)
+    confidence = array[..., 2] if array.shape[2] == 3 else None
+    return KeypointSequence(array[..., :2], confidence, ids, name, image_size)
 
 
 def _read_npz(path: Path) -> list[KeypointSequence]:
@@ -132,8 +138,8 @@ def _read_npz(path: Path) -> list[KeypointSequence]:
     return out
 
 
-def _instances_coco(items: list) -> dict:
-    frames: dict = {}
+def _instances_coco(items: list[object]) -> dict[int | str, list[tuple[float, np.ndarray]]]:
+    frames: dict[int | str, list[tuple[float, np.ndarray]]] = {}
     for item in items:
         if not isinstance(item, dict) or "keypoints" not in item:
             raise InputError("COCO results entries need 'keypoints' (and 'image_id')")
@@ -146,21 +152,21 @@ def _instances_coco(items: list) -> dict:
     return frames
 
 
-def _score(value) -> float:
+def _score(value: SupportsFloat | str) -> float:
     """A detection's score for choosing the person: a non-finite one (NaN, "nan", inf) is no confidence
     at all, so it ranks below every real score instead of winning a comparison that NaN never loses."""
     score = float(value)
     return score if np.isfinite(score) else -np.inf
 
 
-def _most_confident(detections: list) -> np.ndarray:
+def _most_confident(detections: list[tuple[float, np.ndarray]]) -> np.ndarray:
     """The keypoints of the highest-scoring detection (the first of equals)."""
     best = max(range(len(detections)), key=lambda i: (detections[i][0], -i))
     return detections[best][1]
 
 
-def _instances_mmpose(frames_list: list) -> dict:
-    frames: dict = {}
+def _instances_mmpose(frames_list: list[dict[str, Any]]) -> dict[int | str, list[tuple[float, np.ndarray]]]:
+    frames: dict[int | str, list[tuple[float, np.ndarray]]] = {}
     for i, frame in enumerate(frames_list):
         fid = frame.get("frame_id", frame.get("img_id", i))
         for inst in frame.get("instances", []):
@@ -240,7 +246,7 @@ def read_keypoints(path: str | Path) -> list[KeypointSequence]:
 def clean(seq: KeypointSequence, min_confidence: float = 0.3, max_missing: int = 4) -> KeypointSequence:
     """Fill missing joints by interpolation over time; skip frames that cannot be filled (see module doc)."""
     kp = np.array(seq.keypoints, dtype=np.float64)
-    missing = ~np.isfinite(kp).all(axis=-1)
+    missing = cast(np.ndarray, ~np.isfinite(kp).all(axis=-1))  # (F, 17): kp has 3 dimensions
     if seq.confidence is not None:
         conf = np.nan_to_num(seq.confidence, nan=0.0)
         missing |= conf < min_confidence

@@ -34,12 +34,14 @@ def _check_pair(pred: np.ndarray, target: np.ndarray) -> None:
 def joint_errors(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Per-joint Euclidean distances (..., 17)."""
     _check_pair(pred, target)
-    return np.linalg.norm(pred - target, axis=-1)
+    errors: np.ndarray = np.linalg.norm(pred - target, axis=-1)
+    return errors
 
 
 def mpjpe(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
     """(..., 17, 3) -> (...): mean per-joint position error of each pose."""
-    return joint_errors(pred, target).mean(axis=-1)
+    per_pose: np.ndarray = joint_errors(pred, target).mean(axis=-1)
+    return per_pose
 
 
 def procrustes_align(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -62,7 +64,8 @@ def procrustes_align(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
     s[..., -1] *= det
     rotation = v @ np.swapaxes(u, -1, -2)
     scale = s.sum(axis=-1)[..., None, None] * norm_t / norm_p
-    return scale * (pred - mu_p) @ rotation + mu_t
+    aligned: np.ndarray = scale * (pred - mu_p) @ rotation + mu_t
+    return aligned
 
 
 def p_mpjpe(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -72,18 +75,21 @@ def p_mpjpe(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
     flat_p = pred.reshape(-1, *pred.shape[-2:]).astype(np.float64)
     flat_t = target.reshape(-1, *target.shape[-2:]).astype(np.float64)
     aligned = procrustes_align(flat_p, flat_t)
-    return np.linalg.norm(aligned - flat_t, axis=-1).mean(axis=-1).reshape(pred.shape[:-2])
+    per_pose: np.ndarray = np.linalg.norm(aligned - flat_t, axis=-1).mean(axis=-1).reshape(pred.shape[:-2])
+    return per_pose
 
 
 def pck(pred: np.ndarray, target: np.ndarray, threshold: float = PCK_THRESHOLD_MM / 1000) -> np.ndarray:
     """Fraction of joints closer than ``threshold`` (same unit as the poses)."""
-    return (joint_errors(pred, target) < threshold).mean(axis=-1)
+    within: np.ndarray = (joint_errors(pred, target) < threshold).mean(axis=-1)
+    return within
 
 
 def auc(pred: np.ndarray, target: np.ndarray, thresholds: np.ndarray = AUC_THRESHOLDS_MM / 1000) -> np.ndarray:
     """Area under the PCK curve: mean PCK over ``thresholds``."""
     errors = joint_errors(pred, target)
-    return np.mean([(errors < t).mean(axis=-1) for t in thresholds], axis=0)
+    area: np.ndarray = np.mean([(errors < t).mean(axis=-1) for t in thresholds], axis=0)
+    return area
 
 
 def _check_hypotheses(hypotheses: np.ndarray, target: np.ndarray) -> None:
@@ -98,25 +104,29 @@ def _check_hypotheses(hypotheses: np.ndarray, target: np.ndarray) -> None:
 def best_of_mpjpe(hypotheses: np.ndarray, target: np.ndarray) -> np.ndarray:
     """(N, S, 17, 3), (N, 17, 3) -> (N,): MPJPE of the best whole hypothesis of each sample."""
     _check_hypotheses(hypotheses, target)
-    return mpjpe(hypotheses, target[:, None]).min(axis=1)
+    best: np.ndarray = mpjpe(hypotheses, target[:, None]).min(axis=1)
+    return best
 
 
 def best_of_p_mpjpe(hypotheses: np.ndarray, target: np.ndarray) -> np.ndarray:
     """(N, S, 17, 3), (N, 17, 3) -> (N,): the smallest P-MPJPE among the S hypotheses."""
     _check_hypotheses(hypotheses, target)
-    return p_mpjpe(hypotheses, target[:, None]).min(axis=1)
+    best: np.ndarray = p_mpjpe(hypotheses, target[:, None]).min(axis=1)
+    return best
 
 
 def best_of_pck(hypotheses: np.ndarray, target: np.ndarray) -> np.ndarray:
     """(N,): the highest PCK among the S hypotheses."""
     _check_hypotheses(hypotheses, target)
-    return pck(hypotheses, target[:, None]).max(axis=1)
+    best: np.ndarray = pck(hypotheses, target[:, None]).max(axis=1)
+    return best
 
 
 def best_of_auc(hypotheses: np.ndarray, target: np.ndarray) -> np.ndarray:
     """(N,): the highest AUC among the S hypotheses."""
     _check_hypotheses(hypotheses, target)
-    return auc(hypotheses, target[:, None]).max(axis=1)
+    best: np.ndarray = auc(hypotheses, target[:, None]).max(axis=1)
+    return best
 
 
 def mean_by_action(values: np.ndarray, actions: np.ndarray) -> tuple[dict[str, float], float]:

@@ -13,18 +13,25 @@ plus the precision's tolerance (what float16 rounding alone may move).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from posedeploy import metrics
-from posedeploy.artifacts import GRAPHS, read_manifest
+from posedeploy.artifacts import GRAPHS, Artifacts, read_manifest
 from posedeploy.contract import check_hypotheses, check_request, draw_noise
 from posedeploy.data import PoseSet
 from posedeploy.errors import ArtifactError, InputError
 from posedeploy.files import sha256_file
 from posedeploy.records import Record
+
+if TYPE_CHECKING:
+    from posedeploy.reference.sampler import PipelineModule, SamplerResult
+    from posedeploy.runtime.lifter import LiftResult
+    from posedeploy.uncertainty import Calibration
 
 DEFAULT_TOLERANCE_MM = {"fp32": 0.01, "fp16": 0.5, "int8": 1.0}
 # What the tolerance bounds. INT8 moves single hypotheses by centimetres while leaving the
@@ -32,6 +39,7 @@ DEFAULT_TOLERANCE_MM = {"fp32": 0.01, "fp16": 0.5, "int8": 1.0}
 CRITERION = {"int8": "delta best-of-S MPJPE (mm)"}
 GOLDEN_CRITERION = "mean hypothesis error (mm)"
 FREE_MEAN_SIGMAS = 3.0  # free noise: allowed mean shift, in standard errors of a mean of S draws
+RADIUS_LEVEL = 0.9  # the calibrated radius golden parity compares
 FREE_SPREAD_RATIO = 0.15  # free noise: allowed relative spread difference
 
 
@@ -74,7 +82,7 @@ class ParityReport(Record):
         return "\n".join(lines)
 
 
-def source_checkpoint(artifacts) -> Path:
+def source_checkpoint(artifacts: Artifacts) -> Path:
     """The checkpoint an artifact was exported from: the file its manifest names, or a shipped one with its hash."""
     from posedeploy.assets import ASSETS, SHIPPED
 
@@ -88,7 +96,22 @@ def source_checkpoint(artifacts) -> Path:
     )
 
 
-def _check_same_checkpoint(checkpoint: Path, artifacts) -> None:
+def _tolerance(precision: str, given: float | None) -> float:
+    tolerance = DEFAULT_TOLERANCE_MM.get(precision, 0.5) if given is None else given
+    if not tolerance >= 0:
+        raise InputError(f"tolerance must be >= 0 mm, got {tolerance}")
+    return tolerance
+
+
+def _checkpoint_of(artifacts: Artifacts, checkpoint: str | Path | None) -> Path:
+    """The checkpoint to compare ``artifacts`` with: the one given (checked to be theirs), or theirs."""
+    if checkpoint is None:
+        return source_checkpoint(artifacts)  # found by its hash: nothing left to check
+    _check_same_checkpoint(Path(checkpoint), artifacts)
+    return Path(checkpoint)
+
+
+def _check_same_checkpoint(checkpoint: Path, artifacts: Artifacts) -> None:
     recorded = artifacts.manifest.checkpoint.sha256
     if sha256_file(checkpoint) != recorded:
         raise ArtifactError(
@@ -97,12 +120,14 @@ def _check_same_checkpoint(checkpoint: Path, artifacts) -> None:
         )
 
 
-def _references(checkpoint: Path, device: str):
+def _references(checkpoint: Path, device: str) -> tuple[PipelineModule, Calibration | None]:
+    """The reference pipeline of the checkpoint, and the calibration of its spread."""
     from posedeploy.reference.sampler import PipelineModule
     from posedeploy.training.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(checkpoint)
-    return PipelineModule(ckpt.build_lifter(device), ckpt.build_avg(device), ckpt.config.alpha)
+    pipeline = PipelineModule(ckpt.build_lifter(device), ckpt.build_avg(device), ckpt.config.alpha)
+    return pipeline, ckpt.calibration()
 
 
 def run_parity(
@@ -126,18 +151,10 @@ def run_parity(
     # Both sides keep all hypotheses, and golden noise is drawn whole: refused before allocating.
     check_request(len(data), check_hypotheses(hypotheses), keep_hypotheses=True, noise_per_call=not free_noise)
     artifacts = read_manifest(artifacts_dir)
-    if checkpoint is None:
-        checkpoint = source_checkpoint(artifacts)  # found by its hash: nothing left to check
-    else:
-        checkpoint = Path(checkpoint)
-        _check_same_checkpoint(checkpoint, artifacts)
-    if tolerance_mm is None:
-        tolerance_mm = DEFAULT_TOLERANCE_MM.get(precision, 0.5)
-    if not tolerance_mm >= 0:
-        raise InputError(f"tolerance must be >= 0 mm, got {tolerance_mm}")
-    if noise_source == "device":
-        free_noise = True  # in-graph draws cannot be matched element by element
-    reference = _references(checkpoint, device)
+    checkpoint = _checkpoint_of(artifacts, checkpoint)
+    tolerance_mm = _tolerance(precision, tolerance_mm)
+    free_noise = free_noise or noise_source == "device"  # in-graph draws cannot be matched element by element
+    reference, calibration = _references(checkpoint, device)
     kp, target = data.keypoints, data.poses_3d
     with MultiHypothesisLifter(
         artifacts_dir,
@@ -147,6 +164,11 @@ def run_parity(
         backend=backend,
         noise=noise_source,
     ) as lifter:
+        if lifter.calibration != calibration:
+            raise ArtifactError(
+                f"{artifacts.root}'s manifest carries another uncertainty calibration than {checkpoint}: "
+                f"re-run posedeploy export"
+            )
         report = ParityReport(
             mode="free" if free_noise else "golden",
             artifact=GRAPHS[graph_for(lifter.backend.name, precision, noise_source)],
@@ -158,15 +180,14 @@ def run_parity(
             tolerance_mm=tolerance_mm,
         )
         if free_noise:
-            ref = run_reference(reference, kp, hypotheses=hypotheses, seed=seed)
+            ref = run_reference(reference, kp, hypotheses=hypotheses, seed=seed).calibrated(calibration)
             # Its own draws: another seed on the host; the device's generator cannot be seeded.
             dep = lifter(kp, hypotheses=hypotheses, seed=seed + 1 if noise_source == "host" else None, units="m")
             _free(report, ref, dep, hypotheses)
         else:
             noise = draw_noise(np.random.default_rng(seed), len(kp), hypotheses)
-            ref = run_reference(reference, kp, noise=noise)
-            dep = lifter(kp, noise=noise, units="m")
-            _golden(report, ref, dep, target)
+            ref = run_reference(reference, kp, noise=noise).calibrated(calibration)
+            _golden(report, ref, lifter(kp, noise=noise, units="m"), target)
     return report
 
 
@@ -211,7 +232,7 @@ def parity(settings: ParitySettings) -> ParityReport:
     )
 
 
-def _golden(report: ParityReport, ref, dep, target: np.ndarray) -> None:
+def _golden(report: ParityReport, ref: SamplerResult, dep: LiftResult, target: np.ndarray) -> None:
     for name, unit, scale in (
         ("sigma", "normalised", 1.0),
         ("hypotheses", "mm", 1e3),
@@ -220,9 +241,13 @@ def _golden(report: ParityReport, ref, dep, target: np.ndarray) -> None:
     ):
         diff = np.abs(getattr(dep, name) - getattr(ref, name)) * scale
         report.outputs[name] = OutputDifference(float(diff.max()), float(diff.mean()), unit)
+    if dep.calibration is not None:  # the calibrated radii, as each side computes them
+        diff = np.abs(dep.radius(RADIUS_LEVEL) - dep.calibration.radius(ref.spread, RADIUS_LEVEL)) * 1e3
+        report.outputs[f"radius({RADIUS_LEVEL:g})"] = OutputDifference(float(diff.max()), float(diff.mean()), "mm")
+    assert dep.hypotheses is not None and ref.hypotheses is not None  # both kept: the default
     hyp_error = float(np.linalg.norm(dep.hypotheses - ref.hypotheses, axis=-1).mean() * 1e3)
-    mpjpe = lambda h: float(metrics.mpjpe(h, target[:, None]).mean() * 1e3)  # noqa: E731
-    best = lambda h: float(metrics.best_of_mpjpe(h, target).mean() * 1e3)  # noqa: E731
+    mpjpe: Callable[[np.ndarray], float] = lambda h: float(metrics.mpjpe(h, target[:, None]).mean() * 1e3)  # noqa: E731
+    best: Callable[[np.ndarray], float] = lambda h: float(metrics.best_of_mpjpe(h, target).mean() * 1e3)  # noqa: E731
     report.task = {
         "mean hypothesis error (mm)": hyp_error,
         "delta MPJPE of hypotheses (mm)": abs(mpjpe(dep.hypotheses) - mpjpe(ref.hypotheses)),
@@ -235,7 +260,7 @@ def _golden(report: ParityReport, ref, dep, target: np.ndarray) -> None:
     report.passed = report.task[report.criterion] <= report.tolerance_mm
 
 
-def _free(report: ParityReport, ref, dep, hypotheses: int) -> None:
+def _free(report: ParityReport, ref: SamplerResult, dep: LiftResult, hypotheses: int) -> None:
     shift = np.linalg.norm(dep.pose - ref.pose, axis=-1) * 1e3  # per joint, mm
     spread = (dep.spread + ref.spread) / 2 * 1e3
     # Each side's mean of S draws has a standard error of spread / sqrt(S) per joint.

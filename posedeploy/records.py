@@ -65,7 +65,8 @@ class RecordError(PoseDeployError):
 
 def from_json(cls: type[T], data: Any) -> T:
     """An instance of the dataclass ``cls`` from JSON ``data``; RecordError names the first bad field."""
-    return _read(cls, data, "")
+    result: T = _read(cls, data, "")
+    return result
 
 
 def _read(annotation: Any, value: Any, where: str) -> Any:
@@ -84,7 +85,7 @@ def _read(annotation: Any, value: Any, where: str) -> Any:
                 errors.append(exc)
         raise errors[0]
     if dataclasses.is_dataclass(annotation):
-        return _read_dataclass(annotation, value, where)
+        return _read_dataclass(typing.cast("type[Any]", annotation), value, where)  # a class, not an instance
     if origin is dict:
         _, item = typing.get_args(annotation)
         if not isinstance(value, dict):
@@ -109,11 +110,11 @@ def _read(annotation: Any, value: Any, where: str) -> Any:
 _NAMES = {int: "a whole number", str: "a string", bool: "true or false"}
 
 
-def _read_dataclass(cls: type, value: Any, where: str) -> Any:
+def _read_dataclass(cls: type[Any], value: Any, where: str) -> Any:
     if not isinstance(value, dict):
         raise _bad(where, value, "a mapping")
     hints = typing.get_type_hints(cls)
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
         here = _join(where, f.name)
         if f.metadata.get("json") is False:

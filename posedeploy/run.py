@@ -10,6 +10,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,6 +21,10 @@ from posedeploy.errors import ArtifactError, InputError
 from posedeploy.files import atomic_path
 from posedeploy.keypoint_io import KeypointSequence, clean, read_keypoints
 from posedeploy.skeleton import JOINT_NAMES
+from posedeploy.uncertainty import check_level
+
+if TYPE_CHECKING:
+    from posedeploy.runtime import MultiHypothesisLifter
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +80,8 @@ class SequenceResult:
     pose: np.ndarray  # (F, 17, 3) mm
     spread: np.ndarray  # (F, 17) mm
     hypotheses: np.ndarray | None
-    skipped: list = field(default_factory=list)
+    skipped: list[tuple[int | str, str]] = field(default_factory=list)
+    radii: dict[str, np.ndarray] = field(default_factory=dict)  # p (as written) -> (F, 17) mm
 
 
 @dataclass
@@ -124,7 +130,13 @@ def prepare_sequences(
 
 
 def lift_sequences(
-    lifter, prepared: list[Prepared], camera: Camera | None, how: str, keep_hypotheses: bool, seed: int | None
+    lifter: MultiHypothesisLifter,
+    prepared: list[Prepared],
+    camera: Camera | None,
+    how: str,
+    keep_hypotheses: bool,
+    seed: int | None,
+    radii: tuple[float, ...] = (),
 ) -> list[SequenceResult]:
     results = []
     for p in prepared:
@@ -139,6 +151,7 @@ def lift_sequences(
                     np.zeros((0, 17)),
                     None,
                     cleaned.skipped,
+                    {f"{p_:g}": np.zeros((0, 17)) for p_ in radii},
                 )
             )
             continue
@@ -146,6 +159,7 @@ def lift_sequences(
         out = lifter(cleaned.keypoints, image_size=p.image_size, seed=seed, units="mm", keep_hypotheses=need_all)
         pose = out.pose
         if how != "mean":
+            assert out.hypotheses is not None  # kept: need_all
             pixels = cleaned.keypoints.astype(np.float64)
             pose = (
                 aggregate.aggregate(out.hypotheses / 1000.0, how, pixels, camera.intrinsics if camera else None)
@@ -166,6 +180,7 @@ def lift_sequences(
                 out.spread,
                 out.hypotheses if keep_hypotheses else None,
                 cleaned.skipped,
+                {f"{p_:g}": out.radius(p_) for p_ in radii},
             )
         )
     return results
@@ -187,6 +202,8 @@ def write_results(path: str | Path, results: list[SequenceResult], how: str, con
         "lifter": config.lifter,
         "avg": config.avg,
         "alpha": config.alpha,
+        "spread": SPREAD_MEANING if config.uncertainty is not None else RAW_SPREAD_MEANING,
+        "radius": RADIUS_MEANING if config.uncertainty is not None else GAUSSIAN_RADIUS_MEANING,
     }
     if path.suffix == ".json":
         doc = {
@@ -195,10 +212,7 @@ def write_results(path: str | Path, results: list[SequenceResult], how: str, con
                 {
                     "name": r.name,
                     "skipped": [{"frame_id": f, "reason": why} for f, why in r.skipped],
-                    "frames": [
-                        {"frame_id": _plain(fid), "pose": np.round(p, 2).tolist(), "spread": np.round(s, 2).tolist()}
-                        for fid, p, s in zip(r.frame_ids, r.pose, r.spread, strict=True)
-                    ],
+                    "frames": [_frame(r, i) for i in range(len(r.pose))],
                 }
                 for r in results
             ],
@@ -215,14 +229,33 @@ def write_results(path: str | Path, results: list[SequenceResult], how: str, con
         "sequence_names": np.array([r.name for r in results]),
         "meta": np.array(json.dumps(meta)),
     }
+    for p in results[0].radii if results else ():
+        arrays[f"radius_{p}"] = np.concatenate([r.radii[p] for r in results]).astype(np.float32)
     if all(r.hypotheses is not None for r in results):
         arrays["hypotheses"] = np.concatenate([r.hypotheses for r in results]).astype(np.float32)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, **arrays)
+        np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stub: mypy matches **arrays to allow_pickle
     return path
 
 
-def _plain(value):
+SPREAD_MEANING = "per joint, the expected RMS distance (mm) of the true joint from pose (calibrated)"
+RAW_SPREAD_MEANING = "per joint, the RMS distance (mm) of the hypotheses to pose (uncalibrated: smaller than the error)"
+RADIUS_MEANING = "radius_P: per joint, the distance (mm) from pose within which the true joint lies with probability P"
+GAUSSIAN_RADIUS_MEANING = "radius_P: the radius of probability P of a 3D Gaussian with the uncalibrated spread"
+
+
+def _frame(r: SequenceResult, i: int) -> dict[str, object]:
+    frame: dict[str, object] = {
+        "frame_id": _plain(r.frame_ids[i]),
+        "pose": np.round(r.pose[i], 2).tolist(),
+        "spread": np.round(r.spread[i], 2).tolist(),
+    }
+    if r.radii:
+        frame["radius"] = {p: np.round(v[i], 2).tolist() for p, v in r.radii.items()}
+    return frame
+
+
+def _plain(value: object) -> object:
     return value.item() if hasattr(value, "item") else value
 
 
@@ -237,7 +270,8 @@ class RunSettings:
     camera: Path | None = None  # intrinsics, for jpma
     aggregate: str = "mean"  # mean, median or jpma
     keep_hypotheses: bool = False
-    hypotheses: int = 200
+    hypotheses: int | None = None  # None: the S the artifacts' calibration recommends (else 200)
+    radius: tuple[float, ...] = ()  # probabilities p: write each joint's radius(p) too
     seed: int | None = 0
     precision: str = "fp32"
     backend: str = "auto"
@@ -267,11 +301,20 @@ def run_file(settings: RunSettings) -> list[SequenceResult]:
     camera = read_camera(s.camera) if s.camera else None
     if s.image_size is not None and (len(s.image_size) != 2 or min(s.image_size) <= 0):
         raise InputError(f"image size must be two positive numbers W H, got {s.image_size}")
+    radii = tuple(check_level(p) for p in s.radius)
+    if len(set(radii)) != len(radii):
+        raise InputError(f"each radius probability once, got {', '.join(f'{p:g}' for p in radii)}")
     prepared = prepare_sequences(sequences, s.image_size, camera, s.aggregate, s.min_confidence, s.max_missing)
     with MultiHypothesisLifter(
         s.artifacts, precision=s.precision, backend=s.backend, hypotheses=s.hypotheses
     ) as lifter:
-        results = lift_sequences(lifter, prepared, camera, s.aggregate, s.keep_hypotheses or bool(s.plot), s.seed)
+        if lifter.calibration is None:
+            logger.warning(
+                f"{s.artifacts} carry no uncertainty calibration: spread is the hypotheses' raw spread, smaller "
+                f"than the true error (calibrate the checkpoint with posedeploy calibrate, then export it again)"
+            )
+        keep = s.keep_hypotheses or bool(s.plot)
+        results = lift_sequences(lifter, prepared, camera, s.aggregate, keep, s.seed, radii)
         config = lifter.config
     write_results(s.out, results, s.aggregate, config)
     if s.plot:

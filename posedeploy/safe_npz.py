@@ -16,6 +16,7 @@ import tokenize
 import warnings
 import zipfile
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -30,7 +31,7 @@ ALLOWED_GLOBALS = {
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str):
+    def find_class(self, module: str, name: str) -> object:
         if (module, name) not in ALLOWED_GLOBALS:
             raise pickle.UnpicklingError(f"refusing to load '{module}.{name}'")
         with warnings.catch_warnings():  # numpy 2 warns on the numpy.core alias old files use
@@ -42,7 +43,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
 MAX_ARRAY_BYTES = 1 << 30
 
 
-def _read_header(f) -> tuple[tuple[int, ...], np.dtype, int]:
+def _read_header(f: IO[bytes]) -> tuple[tuple[int, ...], np.dtype, int]:
     version = np.lib.format.read_magic(f)
     try:
         if version == (1, 0):
@@ -61,7 +62,7 @@ def _size(nbytes: int) -> str:
     return f"{nbytes / 2**30:.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.1f} MiB"
 
 
-def _check_declared(shape, dtype: np.dtype, stored: int | None, path: Path, key: str) -> None:
+def _check_declared(shape: tuple[int, ...], dtype: np.dtype, stored: int | None, path: Path, key: str) -> None:
     """Refuse an array header that declares more than :data:`MAX_ARRAY_BYTES`, or more data than is stored."""
     nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
     what = f"{path}" + (f" member '{key}'" if key else "")
@@ -74,7 +75,7 @@ def _check_declared(shape, dtype: np.dtype, stored: int | None, path: Path, key:
         raise InputError(f"{what} declares {nbytes:,} bytes of array data but holds {stored:,}: truncated or forged")
 
 
-def _read_member(f, path: Path, key: str, size: int | None = None) -> np.ndarray:
+def _read_member(f: IO[bytes], path: Path, key: str, size: int | None = None) -> np.ndarray:
     """One .npy stream; ``size`` is its total length when known (to check the header against it)."""
     shape, dtype, offset = _read_header(f)
     _check_declared(shape, dtype, None if size is None else size - offset, path, key)

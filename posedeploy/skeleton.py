@@ -73,7 +73,7 @@ def flip_pose(pose: np.ndarray) -> np.ndarray:
     Valid for normalised screen coordinates (x centred on the image) and for camera-frame 3D.
     """
     check_joints(pose, "pose", (2, 3))
-    flipped = pose[..., FLIP_PERMUTATION, :].copy()
+    flipped: np.ndarray = pose[..., FLIP_PERMUTATION, :].copy()
     flipped[..., 0] *= -1
     return flipped
 

@@ -5,6 +5,8 @@ unsure. One PNG per frame; an animated GIF for a sequence."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -12,8 +14,11 @@ from posedeploy.errors import MissingDependencyError
 from posedeploy.files import atomic_path
 from posedeploy.skeleton import BONES, JOINTS_LEFT, JOINTS_RIGHT
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-def _plt():
+
+def pyplot() -> ModuleType:  # matplotlib.pyplot
     try:
         import matplotlib
 
@@ -26,7 +31,7 @@ def _plt():
 
 def check_can_draw() -> None:
     """Refuse, before any work, a request for pictures on a machine that cannot draw them."""
-    _plt()
+    pyplot()
 
 
 def _bone_color(child: int) -> str:
@@ -34,7 +39,7 @@ def _bone_color(child: int) -> str:
 
 
 def draw_frame(
-    fig,
+    fig: Figure,
     keypoints: np.ndarray,
     pose: np.ndarray,
     spread: np.ndarray,
@@ -43,7 +48,7 @@ def draw_frame(
     spread_max: float,
 ) -> None:
     """keypoints (17, 2) as given (y down), pose (17, 3) mm, spread (17,) mm, hypotheses (S, 17, 3) mm."""
-    plt = _plt()
+    plt = pyplot()
     fig.clear()
     axes = fig.subplots(1, 3)
     cmap = plt.get_cmap("viridis")
@@ -71,10 +76,18 @@ def draw_frame(
 
 
 def save_frames(
-    out_dir: Path, name: str, frame_ids, keypoints, poses, spreads, hypotheses=None, gif: bool = False, every: int = 1
+    out_dir: Path,
+    name: str,
+    frame_ids: np.ndarray,
+    keypoints: np.ndarray,
+    poses: np.ndarray,
+    spreads: np.ndarray,
+    hypotheses: np.ndarray | None = None,
+    gif: bool = False,
+    every: int = 1,
 ) -> list[Path]:
     """A PNG per ``every``-th frame, and an animated GIF of them when ``gif``; returns the paths."""
-    plt = _plt()
+    plt = pyplot()
     out_dir.mkdir(parents=True, exist_ok=True)
     spread_max = float(np.percentile(spreads, 99)) if spreads.size else 1.0
     fig = plt.figure(figsize=(13, 4.5))

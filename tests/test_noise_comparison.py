@@ -86,7 +86,10 @@ def test_eval_sweeps_noise_rules_and_alphas(tmp_path):
         ("uniform", 0.02),
         ("alpha", 0.02),
     ]
-    assert len(doc["paired"]) == 9 and all(p["se_mm"] >= 0 for p in doc["paired"])
+    # 9 pairs (rules at one alpha, alphas of one rule), each compared on best-of-S, energy score, ECE and AUSE
+    assert len(doc["paired"]) == 9 * 4 and all(p["se_mm"] >= 0 for p in doc["paired"])
+    assert {p["metric"] for p in doc["paired"]} == {"best-of-6 MPJPE", "energy score", "ECE", "AUSE"}
+    assert all(r["uncertainty"]["calibration"] == "none" for r in doc["runs"])  # this checkpoint has none
     assert "paired differences" in result.stdout and "best-3" in result.stdout
     assert_one_line_error(run_cli("eval", "--checkpoint", ckpt, "--noise", "gaussian"), "noise must be some of")
     assert_one_line_error(run_cli("eval", "--checkpoint", ckpt, "--alpha", "big"), "alpha must be")

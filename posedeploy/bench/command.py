@@ -5,10 +5,10 @@ from __future__ import annotations
 import importlib.util
 import logging
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from posedeploy.artifacts import read_manifest
+from posedeploy.artifacts import Artifacts, read_manifest
 from posedeploy.bench.harness import machine_summary, measure_peak_gflops, run_sweep
 from posedeploy.bench.report import ArtifactsRef, BenchReport, SweepSettings
 from posedeploy.bench.streaming import run_stream
@@ -42,7 +42,7 @@ def default_artifacts(artifacts: Path | None, scratch: Path) -> Path:
     return out
 
 
-def _checkpoint_for(artifacts, checkpoint: Path | None) -> Path | None:
+def _checkpoint_for(artifacts: Artifacts, checkpoint: Path | None) -> Path | None:
     """The checkpoint of the torch baseline: given, or the one the artifacts were exported from."""
     candidates = [checkpoint] if checkpoint else [Path(artifacts.manifest.checkpoint.path)]
     if checkpoint is None:
@@ -109,6 +109,7 @@ class BenchSettings:
     torch_device: str = "cpu"
     stream_fps: float | None = None
     stream_frames: int = 100
+    with_recommended: bool = True  # also time the S the artifacts' calibration recommends (S users run)
 
     def validate(self) -> None:
         self.sweep.validate()
@@ -136,6 +137,9 @@ def bench(settings: BenchSettings) -> BenchReport:
 
 def _bench(artifacts_dir: Path, s: BenchSettings) -> BenchReport:
     manifest = read_manifest(artifacts_dir).manifest
+    recommended = manifest.config.uncertainty.hypotheses if manifest.config.uncertainty else None
+    if s.with_recommended and recommended and recommended not in s.sweep.hypotheses:
+        s = replace(s, sweep=replace(s.sweep, hypotheses=sorted({*s.sweep.hypotheses, recommended})))
     targets = make_targets(artifacts_dir, list(s.backends), list(s.precisions), s.checkpoint, s.threads, s.torch_device)
     try:
         logger.info(f"bench: {', '.join(t.label for t in targets)}; B {s.sweep.batches}, S {s.sweep.hypotheses}")

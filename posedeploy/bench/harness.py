@@ -22,7 +22,9 @@ from __future__ import annotations
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import asdict
+from typing import Any
 
 import numpy as np
 
@@ -76,23 +78,28 @@ def measure_peak_gflops(device: str = "cpu", size: int = 2048, repeats: int = 5)
         return Peak("cpu", 2 * size**3 / best / 1e9, f"numpy float32 {size}x{size} matmul")
     import torch
 
-    a = torch.randn(size * 4, size * 4, device=device)
-    a @ a
+    m = torch.randn(size * 4, size * 4, device=device)
+    m @ m
     torch.cuda.synchronize()
-    best = min(_timed(lambda: (a @ a, torch.cuda.synchronize())) for _ in range(repeats))
+
+    def product() -> None:
+        m @ m
+        torch.cuda.synchronize()
+
+    best = min(_timed(product) for _ in range(repeats))
     return Peak(device, 2 * (size * 4) ** 3 / best / 1e9, f"torch float32 {size * 4}^2 matmul")
 
 
-def _timed(fn) -> float:
+def _timed(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
 
 
-def machine_summary() -> dict:
+def machine_summary() -> dict[str, Any]:
     from posedeploy.engines.machine import cpu_model, describe_machine
 
-    summary = {
+    summary: dict[str, Any] = {
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "arch": platform.machine(),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from pathlib import Path
 
 import numpy as np
 
@@ -51,7 +52,7 @@ class TorchTarget(Target):
     name = "torch"
     precision = "fp32"
 
-    def __init__(self, checkpoint, device: str = "cpu"):
+    def __init__(self, checkpoint: str | Path, device: str = "cpu") -> None:
         import torch
 
         from posedeploy.reference.sampler import PipelineModule
@@ -61,7 +62,7 @@ class TorchTarget(Target):
         ckpt = load_checkpoint(checkpoint)
         self.device = device
         self.pipeline = PipelineModule(ckpt.build_lifter(device), ckpt.build_avg(device), ckpt.config.alpha).eval()
-        self.events = None
+        self.events: dict[str, float] | None = None
 
     def prepare(self, batch: int, hypotheses: int) -> None:
         kp, noise = inputs(batch, hypotheses)
@@ -91,8 +92,13 @@ class BackendTarget(Target):
     """A deployed pipeline on a posedeploy runtime backend (ONNX Runtime, OpenVINO, TensorRT)."""
 
     def __init__(
-        self, artifacts, backend: str, precision: str = "fp32", provider: str = "auto", threads: int | None = None
-    ):
+        self,
+        artifacts: str | Path,
+        backend: str,
+        precision: str = "fp32",
+        provider: str = "auto",
+        threads: int | None = None,
+    ) -> None:
         from posedeploy.artifacts import read_manifest
         from posedeploy.runtime.backend_choice import open_backend
         from posedeploy.runtime.loading import LoadOptions

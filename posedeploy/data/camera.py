@@ -39,12 +39,14 @@ class Camera:
 
 def world_to_camera(points: np.ndarray, camera: Camera) -> np.ndarray:
     """World points (..., 3) in metres to the camera frame (..., 3) in metres."""
-    return ((points - camera.T) @ camera.R.T).astype(points.dtype, copy=False)
+    camera_points: np.ndarray = ((points - camera.T) @ camera.R.T).astype(points.dtype, copy=False)
+    return camera_points
 
 
 def camera_to_world(points: np.ndarray, camera: Camera) -> np.ndarray:
     """Inverse of :func:`world_to_camera`."""
-    return (points @ camera.R + camera.T).astype(points.dtype, copy=False)
+    world_points: np.ndarray = (points @ camera.R + camera.T).astype(points.dtype, copy=False)
+    return world_points
 
 
 def project_to_2d(points: np.ndarray, camera: Camera) -> np.ndarray:
@@ -63,7 +65,8 @@ def project_to_2d(points: np.ndarray, camera: Camera) -> np.ndarray:
     radial = 1 + k1 * r2 + k2 * r2**2 + k3 * r2**3
     tangential = np.sum(camera.p * x, axis=-1, keepdims=True)
     distorted = x * (radial + tangential) + camera.p * r2
-    return (camera.f * distorted + camera.c).astype(points.dtype, copy=False)
+    pixels: np.ndarray = (camera.f * distorted + camera.c).astype(points.dtype, copy=False)
+    return pixels
 
 
 def normalize_screen_coordinates(pixels: np.ndarray, w: float, h: float) -> np.ndarray:
@@ -73,11 +76,13 @@ def normalize_screen_coordinates(pixels: np.ndarray, w: float, h: float) -> np.n
     """
     if pixels.shape[-1] != 2:
         raise InputError(f"screen coordinates must end in 2 values (x, y), got shape {pixels.shape}")
-    return (pixels / w * 2 - np.array([1.0, h / w])).astype(pixels.dtype, copy=False)
+    normalized: np.ndarray = (pixels / w * 2 - np.array([1.0, h / w])).astype(pixels.dtype, copy=False)
+    return normalized
 
 
 def image_coordinates(normalized: np.ndarray, w: float, h: float) -> np.ndarray:
     """Inverse of :func:`normalize_screen_coordinates`."""
     if normalized.shape[-1] != 2:
         raise InputError(f"screen coordinates must end in 2 values (x, y), got shape {normalized.shape}")
-    return ((normalized + np.array([1.0, h / w])) * w / 2).astype(normalized.dtype, copy=False)
+    pixels: np.ndarray = ((normalized + np.array([1.0, h / w])) * w / 2).astype(normalized.dtype, copy=False)
+    return pixels

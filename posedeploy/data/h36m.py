@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -117,7 +118,7 @@ def check_actions(actions: tuple[str, ...] | list[str] | None) -> None:
         raise DataError(f"unknown Human3.6M action(s) {', '.join(unknown)}; expected some of {', '.join(ACTIONS)}")
 
 
-def _load_pickled_dict(path: Path, key: str) -> tuple[dict, dict[str, np.ndarray]]:
+def _load_pickled_dict(path: Path, key: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
     try:
@@ -161,7 +162,7 @@ def load_cameras(path: str | Path) -> dict[str, dict[str, Camera]]:
         raise DataError(f"camera file not found: {path}")
     try:
         table = json.loads(path.read_text())["cameras"]
-        cameras = {}
+        cameras: dict[str, dict[str, Camera]] = {}
         for subject, by_id in table.items():
             cameras[subject] = {}
             for cam_id, c in by_id.items():
@@ -194,7 +195,9 @@ def complete_sh16(keypoints: np.ndarray) -> np.ndarray:
     return out
 
 
-def load_keypoints_2d(path: str | Path, complete: bool = True) -> tuple[dict[str, dict[str, list[np.ndarray]]], dict]:
+def load_keypoints_2d(
+    path: str | Path, complete: bool = True
+) -> tuple[dict[str, dict[str, list[np.ndarray]]], dict[str, Any]]:
     """VideoPose3D 2D keypoints: ``{subject: {sequence: [float32 (F, 17, 2) per camera]}}`` in pixels,
     and the metadata dict. 16-joint Stacked Hourglass files are completed to 17 joints unless
     ``complete`` is False."""
@@ -234,61 +237,33 @@ def load_h36m(
     keypoints: 'gt' (projected ground truth, with distortion) or 'sh' (Stacked Hourglass
     detections). stride keeps every ``stride``-th frame of each sequence.
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"Human3.6M folder not found: {root}")
-    if keypoints not in KEYPOINT_SOURCES:
-        raise DataError(f"unknown keypoint source '{keypoints}'; expected one of {', '.join(KEYPOINT_SOURCES)}")
-    if stride < 1:
-        raise DataError(f"frame stride must be >= 1, got {stride}")
-    subjects = list(subjects)
-    check_subjects(subjects)
-    actions = tuple(actions) if actions else None
-    check_actions(actions)
+    root, subjects, actions = _checked_request(root, subjects, keypoints, actions, stride)
 
     positions = load_positions_3d(root / FILE_3D)
     cameras = load_cameras(root / FILE_CAMERAS)
     detections = load_keypoints_2d(root / KEYPOINT_FILES[keypoints])[0] if keypoints != "gt" else None
 
-    parts: dict[str, list] = {k: [] for k in ("kp", "p3", "act", "sub", "cam", "frame", "K", "size")}
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("kp", "p3", "act", "sub", "cam", "frame", "K", "size")}
     for subject in subjects:
         if subject not in positions:
             raise DataError(f"subject {subject} is missing from {root / FILE_3D}")
         if subject not in cameras:
             raise DataError(f"subject {subject} is missing from {root / FILE_CAMERAS}")
         for sequence in _select(list(positions[subject]), actions):
-            world = positions[subject][sequence][::stride]
+            views = None
             if detections is not None:
                 views = detections.get(subject, {}).get(sequence)
                 if views is None:
                     continue  # no detections for this sequence (e.g. S11 Directions): skipped
                 if len(views) != len(CAMERA_IDS):
                     raise DataError(f"{subject}/{sequence}: {len(views)} camera views, expected {len(CAMERA_IDS)}")
+            mocap = positions[subject][sequence]
             for view, cam_id in enumerate(CAMERA_IDS):
                 cam = cameras[subject].get(cam_id)
                 if cam is None:
                     raise DataError(f"camera {cam_id} of {subject} is missing from {root / FILE_CAMERAS}")
-                cam_3d = world_to_camera(world.astype(np.float64), cam)
-                if detections is None:
-                    pixels = project_to_2d(cam_3d, cam)
-                else:
-                    full = views[view]
-                    if len(full) < len(positions[subject][sequence]):
-                        raise DataError(
-                            f"{subject}/{sequence} camera {cam_id}: {len(full)} frames of keypoints "
-                            f"for {len(positions[subject][sequence])} frames of mocap"
-                        )
-                    pixels = full[: len(positions[subject][sequence])][::stride]
-                rel = cam_3d - cam_3d[:, ROOT : ROOT + 1]
-                n = len(rel)
-                parts["kp"].append(normalize_screen_coordinates(pixels.astype(np.float64), cam.width, cam.height))
-                parts["p3"].append(rel)
-                parts["act"].append(np.full(n, canonical_action(sequence), dtype=object))
-                parts["sub"].append(np.full(n, subject, dtype=object))
-                parts["cam"].append(np.full(n, cam_id, dtype=object))
-                parts["frame"].append(np.arange(n) * stride)
-                parts["K"].append(np.tile([*cam.f, *cam.c], (n, 1)))
-                parts["size"].append(np.tile([cam.width, cam.height], (n, 1)))
+                detected = None if views is None else views[view]
+                _add_view(parts, subject, sequence, cam_id, cam, mocap, detected, stride)
     if not parts["kp"]:
         raise DataError(
             f"no Human3.6M samples for subjects {subjects}, actions {actions or 'all'}, keypoints {keypoints}"
@@ -305,3 +280,58 @@ def load_h36m(
         intrinsics=np.concatenate(parts["K"]),
         image_sizes=np.concatenate(parts["size"]).astype(np.float64),
     )
+
+
+def _checked_request(
+    root: str | Path,
+    subjects: tuple[str, ...] | list[str],
+    keypoints: str,
+    actions: tuple[str, ...] | list[str] | None,
+    stride: int,
+) -> tuple[Path, list[str], tuple[str, ...] | None]:
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"Human3.6M folder not found: {root}")
+    if keypoints not in KEYPOINT_SOURCES:
+        raise DataError(f"unknown keypoint source '{keypoints}'; expected one of {', '.join(KEYPOINT_SOURCES)}")
+    if stride < 1:
+        raise DataError(f"frame stride must be >= 1, got {stride}")
+    subjects = list(subjects)
+    check_subjects(subjects)
+    actions = tuple(actions) if actions else None
+    check_actions(actions)
+    return root, subjects, actions
+
+
+def _add_view(
+    parts: dict[str, list[np.ndarray]],
+    subject: str,
+    sequence: str,
+    cam_id: str,
+    cam: Camera,
+    mocap: np.ndarray,
+    detected: np.ndarray | None,
+    stride: int,
+) -> None:
+    """One camera's view of one sequence: its 2D (projected ground truth, or the detections) and the
+    root-relative 3D in that camera's frame, every ``stride``-th frame."""
+    cam_3d = world_to_camera(mocap[::stride].astype(np.float64), cam)
+    if detected is None:
+        pixels = project_to_2d(cam_3d, cam)
+    else:
+        if len(detected) < len(mocap):
+            raise DataError(
+                f"{subject}/{sequence} camera {cam_id}: {len(detected)} frames of keypoints for {len(mocap)} frames "
+                f"of mocap"
+            )
+        pixels = detected[: len(mocap)][::stride]
+    rel = cam_3d - cam_3d[:, ROOT : ROOT + 1]
+    n = len(rel)
+    parts["kp"].append(normalize_screen_coordinates(pixels.astype(np.float64), cam.width, cam.height))
+    parts["p3"].append(rel)
+    parts["act"].append(np.full(n, canonical_action(sequence), dtype=object))
+    parts["sub"].append(np.full(n, subject, dtype=object))
+    parts["cam"].append(np.full(n, cam_id, dtype=object))
+    parts["frame"].append(np.arange(n) * stride)
+    parts["K"].append(np.tile([*cam.f, *cam.c], (n, 1)))
+    parts["size"].append(np.tile([cam.width, cam.height], (n, 1)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +29,7 @@ class PoseSet:
     cameras: np.ndarray
     frames: np.ndarray
     source: str = "unknown"
-    meta: dict = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
     intrinsics: np.ndarray | None = None
     image_sizes: np.ndarray | None = None
 
@@ -102,7 +103,8 @@ class PoseSet:
         if self.image_sizes is None:
             raise ValueError("this PoseSet has no image sizes")
         w, h = self.image_sizes[:, 0, None, None], self.image_sizes[:, 1, None, None]
-        return (self.keypoints + np.concatenate([np.ones_like(w), h / w], axis=-1)) * w / 2
+        pixels: np.ndarray = (self.keypoints + np.concatenate([np.ones_like(w), h / w], axis=-1)) * w / 2
+        return pixels
 
     def action_names(self) -> list[str]:
         """The distinct actions, in order of first appearance."""

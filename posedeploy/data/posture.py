@@ -24,7 +24,8 @@ ANGLES: dict[str, str] = {
 
 def _angle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     cos = np.sum(a * b, axis=-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
-    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+    degrees: np.ndarray = np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+    return degrees
 
 
 def joint_angles(poses: np.ndarray) -> dict[str, np.ndarray]:
@@ -49,7 +50,8 @@ def bone_lengths(poses: np.ndarray) -> np.ndarray:
     """Bone lengths (N, 16) in the poses' unit, in the order of the child joints 1..16."""
     check_joints(poses, "poses", 3)
     p = np.asarray(poses, dtype=np.float64).reshape(-1, 17, 3)
-    return np.linalg.norm(p[:, 1:] - p[:, list(PARENTS[1:])], axis=-1)
+    lengths: np.ndarray = np.linalg.norm(p[:, 1:] - p[:, list(PARENTS[1:])], axis=-1)
+    return lengths
 
 
 def summarize(poses: np.ndarray, percentiles: tuple[float, ...] = (10, 50, 90)) -> dict[str, list[float]]:

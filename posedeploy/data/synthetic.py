@@ -13,7 +13,10 @@ z up (right-handed, so that mirror images cannot sneak in: see :func:`handedness
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from posedeploy.data.camera import Camera, normalize_screen_coordinates, project_to_2d
 from posedeploy.data.poseset import PoseSet
@@ -68,7 +71,8 @@ AREA = 1.2
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
-    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+    unit: np.ndarray = v / np.linalg.norm(v, axis=-1, keepdims=True)
+    return unit
 
 
 def _rot_x(a: np.ndarray) -> np.ndarray:
@@ -93,7 +97,8 @@ def _forward_tilt(a: np.ndarray) -> np.ndarray:
 
 def _apply(rotation: np.ndarray, v: np.ndarray) -> np.ndarray:
     """rotation (n, 3, 3) applied to v (3,) or (n, 3)."""
-    return np.einsum("nij,nj->ni", rotation, np.broadcast_to(v, rotation.shape[:-1]))
+    rotated: np.ndarray = np.einsum("nij,nj->ni", rotation, np.broadcast_to(v, rotation.shape[:-1]))
+    return rotated
 
 
 def _limb(side: float, flex: np.ndarray, abduction: np.ndarray) -> np.ndarray:
@@ -114,14 +119,16 @@ def _bend(upper: np.ndarray, angle: np.ndarray, inward: np.ndarray, side: float)
     ref = _unit(np.where(weak[:, None], alt, ref))
     across = np.cross(upper, ref)  # completes (upper, ref, across) to a right-handed frame
     plane = np.cos(inward)[:, None] * ref - side * np.sin(inward)[:, None] * across
-    return np.cos(angle)[:, None] * upper + np.sin(angle)[:, None] * plane
+    bent: np.ndarray = np.cos(angle)[:, None] * upper + np.sin(angle)[:, None] * plane
+    return bent
 
 
 def _smooth(rng: np.random.Generator, n: int, t: np.ndarray) -> np.ndarray:
     """Smooth random signals (n, T) of unit standard deviation: three slow sinusoids per sequence."""
     freq = rng.uniform(0.04, 0.35, (n, 3, 1))
     phase = rng.uniform(0, 2 * np.pi, (n, 3, 1))
-    return np.sqrt(2 / 3) * np.sin(2 * np.pi * freq * t + phase).sum(axis=1)
+    signals: np.ndarray = np.sqrt(2 / 3) * np.sin(2 * np.pi * freq * t + phase).sum(axis=1)
+    return signals
 
 
 # Posture of each activity: for every angle (degrees) the range its per-sequence value is drawn
@@ -296,7 +303,8 @@ def handedness(poses: np.ndarray) -> np.ndarray:
     """((RHip - LHip) x (Thorax - Pelvis)) . (Nose - Thorax) per pose: negative for a real person in
     a right-handed frame (every Human3.6M frame), positive for a mirror image."""
     across = np.cross(poses[..., 1, :] - poses[..., 4, :], poses[..., 8, :] - poses[..., 0, :])
-    return np.einsum("...i,...i->...", across, poses[..., 9, :] - poses[..., 8, :])
+    side: np.ndarray = np.einsum("...i,...i->...", across, poses[..., 9, :] - poses[..., 8, :])
+    return side
 
 
 def generate(n: int, seed: int = 0, keypoint_noise_px: float = 0.0, sequence_frames: int = SEQUENCE_FRAMES) -> PoseSet:
@@ -334,7 +342,7 @@ def generate(n: int, seed: int = 0, keypoint_noise_px: float = 0.0, sequence_fra
     sizes = np.array([[c.width, c.height] for c in cameras], dtype=np.float64)
     keypoints = np.stack([normalize_screen_coordinates(pixels[i], *sizes[i]) for i in range(count)])
     poses = cam_3d - cam_3d[:, :, ROOT : ROOT + 1]
-    per_frame = lambda values: np.repeat(np.asarray(values), frames, axis=0)[:n]  # noqa: E731
+    per_frame: Callable[[ArrayLike], np.ndarray] = lambda values: np.repeat(np.asarray(values), frames, axis=0)[:n]  # noqa: E731
     return PoseSet(
         keypoints=keypoints.reshape(-1, NUM_JOINTS, 2)[:n].astype(np.float32),
         poses_3d=poses.reshape(-1, NUM_JOINTS, 3)[:n].astype(np.float32),

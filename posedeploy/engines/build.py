@@ -21,9 +21,11 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, Protocol
 
 from posedeploy import __version__
 from posedeploy.artifacts import Artifacts, pipeline_graph, plan_filename, read_manifest
@@ -116,13 +118,20 @@ def parse_range(text: str, name: str) -> tuple[int, int, int]:
     return tuple(parts)  # type: ignore[return-value]
 
 
-def _trt_logger(trt: TensorRT):
-    class Logger(trt.module.ILogger):
-        def __init__(self):
+class _BuildLog(Protocol):
+    """The TensorRT logger :func:`_trt_logger` makes: it keeps the builder's errors."""
+
+    def errors(self) -> list[str]: ...
+
+
+def _trt_logger(trt: TensorRT) -> _BuildLog:
+    # The base class is the loaded TensorRT's (a module chosen at runtime, without type information).
+    class Logger(trt.module.ILogger):  # type: ignore[misc,name-defined]
+        def __init__(self) -> None:
             super().__init__()
             self.messages: list[tuple[str, str]] = []
 
-        def log(self, severity, msg):
+        def log(self, severity: object, msg: str) -> None:
             level = str(severity).rsplit(".", 1)[-1]
             if level in ("INTERNAL_ERROR", "ERROR", "WARNING"):
                 self.messages.append((level, msg))
@@ -133,24 +142,25 @@ def _trt_logger(trt: TensorRT):
     return Logger()
 
 
-def _progress_monitor(trt: TensorRT):
+def _progress_monitor(trt: TensorRT) -> object | None:
     """TensorRT's progress monitor, printing each build phase as it ends (None if unsupported)."""
     if not hasattr(trt.module, "IProgressMonitor"):
         return None
 
-    class Monitor(trt.module.IProgressMonitor):
-        def __init__(self):
+    # The base class is the loaded TensorRT's (a module chosen at runtime, without type information).
+    class Monitor(trt.module.IProgressMonitor):  # type: ignore[misc,name-defined]
+        def __init__(self) -> None:
             super().__init__()
             self.started: dict[str, float] = {}
 
-        def phase_start(self, phase_name, parent_phase, num_steps):
+        def phase_start(self, phase_name: str, parent_phase: str | None, num_steps: int) -> None:
             if parent_phase is None:  # top-level phases only; TensorRT nests many small ones
                 self.started[phase_name] = time.monotonic()
 
-        def step_complete(self, phase_name, step):
+        def step_complete(self, phase_name: str, step: int) -> bool:
             return True  # keep building
 
-        def phase_finish(self, phase_name):
+        def phase_finish(self, phase_name: str) -> None:
             if phase_name in self.started:
                 logger.info(f"build: {phase_name} ({time.monotonic() - self.started.pop(phase_name):.1f} s)")
 
@@ -158,7 +168,7 @@ def _progress_monitor(trt: TensorRT):
 
 
 @contextlib.contextmanager
-def _ticker(label: str, enabled: bool):
+def _ticker(label: str, enabled: bool) -> Iterator[None]:
     """Elapsed-time lines every 10 s where TensorRT has no progress monitor."""
     if not enabled:
         yield
@@ -166,7 +176,7 @@ def _ticker(label: str, enabled: bool):
     stop = threading.Event()
     start = time.monotonic()
 
-    def tick():
+    def tick() -> None:
         while not stop.wait(10):
             logger.info(f"{label}: {time.monotonic() - start:.0f} s")
 
@@ -179,7 +189,7 @@ def _ticker(label: str, enabled: bool):
         thread.join()
 
 
-def parser_errors(parser) -> list[str]:
+def parser_errors(parser: Any) -> list[str]:  # a TensorRT OnnxParser (no type information)
     out = []
     for i in range(parser.num_errors):
         e = parser.get_error(i)
@@ -190,7 +200,9 @@ def parser_errors(parser) -> list[str]:
     return out
 
 
-def _network(trt: TensorRT, builder, onnx_path: Path, trt_log, strongly_typed: bool):
+# TensorRT's builder, network, parser, builder config, timing cache and serialised plan are Any here:
+# the tensorrt modules have no type information.
+def _network(trt: TensorRT, builder: Any, onnx_path: Path, trt_log: _BuildLog, strongly_typed: bool) -> tuple[Any, Any]:
     flags = 0
     if strongly_typed:
         flags |= 1 << int(trt.module.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
@@ -203,8 +215,14 @@ def _network(trt: TensorRT, builder, onnx_path: Path, trt_log, strongly_typed: b
 
 
 def _configure(
-    trt: TensorRT, builder, network, s: BuildSettings, cache_bytes: bytes | None, machine, strongly_typed: bool
-):
+    trt: TensorRT,
+    builder: Any,
+    network: Any,
+    s: BuildSettings,
+    cache_bytes: bytes | None,
+    machine: MachineInfo,
+    strongly_typed: bool,
+) -> tuple[Any, Any, list[str], object | None]:
     m = trt.module
     config = builder.create_builder_config()
     if s.workspace_mb is not None:
@@ -252,7 +270,7 @@ def _configure(
     return config, cache, targets, monitor
 
 
-def _targets(trt: TensorRT, s: BuildSettings, machine) -> list[str]:
+def _targets(trt: TensorRT, s: BuildSettings, machine: MachineInfo) -> list[str]:
     here = machine.gpus[0].compute_capability if machine.gpus else None
     if trt.is_rtx:
         targets = [here if c == "current" and here else c for c in (s.compute_capabilities or ["current"])]
@@ -306,7 +324,9 @@ def build_engine(settings: BuildSettings | None = None) -> EngineManifest:
     return manifest
 
 
-def _compile(trt: TensorRT, onnx_path: Path, s: BuildSettings, cache_bytes: bytes | None, machine: MachineInfo):
+def _compile(
+    trt: TensorRT, onnx_path: Path, s: BuildSettings, cache_bytes: bytes | None, machine: MachineInfo
+) -> tuple[Any, Any, list[str], bool]:
     """(serialised plan, timing cache, target compute capabilities, strongly typed) of ``onnx_path``."""
     trt_log = _trt_logger(trt)
     builder = trt.module.Builder(trt_log)

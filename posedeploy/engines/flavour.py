@@ -26,7 +26,8 @@ class TensorRT:
 
     @property
     def version(self) -> str:
-        return self.module.__version__
+        version: str = self.module.__version__
+        return version
 
     @property
     def version_tuple(self) -> tuple[int, ...]:

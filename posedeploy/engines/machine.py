@@ -8,6 +8,7 @@ import platform
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 # The TensorRT Python packages posedeploy drives: the datacenter/Jetson one and TensorRT for RTX.
 FLAVOURS: tuple[str, ...] = ("tensorrt", "tensorrt_rtx")
@@ -32,7 +33,7 @@ class MachineInfo:
     cuda_api: str | None = None  # which Python CUDA layer answered: cuda-python or pycuda
     tensorrt: dict[str, str] = field(default_factory=dict)  # flavour -> version
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 

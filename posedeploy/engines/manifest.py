@@ -96,7 +96,7 @@ class TimingCache:
 
 @dataclass(frozen=True, kw_only=True)
 class EngineManifest(Record):
-    """PLAN.json beside every engine: what built it, for which GPUs, from which graph, and its hash."""
+    """PLAN.plan.json beside every engine PLAN.plan: what built it, for which GPUs, from which graph, and its hash."""
 
     format: str = FORMAT
     format_version: int = FORMAT_VERSION

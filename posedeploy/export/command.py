@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from posedeploy.artifacts import ExportManifest
 from posedeploy.errors import InputError
+
+if TYPE_CHECKING:
+    from posedeploy.data import PoseSet
 
 FORMATS = ("onnx", "triton")
 
@@ -43,7 +47,7 @@ def export(settings: ExportSettings) -> ExportManifest:
     )
 
 
-def int8_calibration(checkpoint: Path, data: str, keypoints: str | None):
+def int8_calibration(checkpoint: Path, data: str, keypoints: str | None) -> PoseSet:
     """Evenly spaced training-split poses (never the test subjects) to calibrate INT8 on."""
     from posedeploy.data import evenly_spaced, keypoints_for, load_dataset, resolve_data
     from posedeploy.export.int8 import CALIBRATION_POSES

@@ -15,6 +15,8 @@ FP16 builder flag for strongly typed networks).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -73,26 +75,10 @@ def to_mixed_precision(model: onnx.ModelProto, scopes: tuple[str, ...] = ("/lift
     }
     if not half:
         raise PoseDeployError(f"no node of the graph lies in the scopes {scopes}: nothing to convert to float16")
-
     initializers = {t.name: t for t in graph.initializer}
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for node in nodes:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-
+    converted = _halve_initializers(initializers, nodes, half)
     # Where each float tensor lives: produced by a float16 node -> float16, otherwise float32.
-    producer_half: dict[str, bool] = {}
-    for node in nodes:
-        for name in node.output:
-            producer_half[name] = id(node) in half
-
-    # Float initializers read only by float16 nodes are converted in place.
-    converted: set[str] = set()
-    for name, tensor in initializers.items():
-        users = consumers.get(name, [])
-        if tensor.data_type == _FLOAT and users and all(id(u) in half for u in users):
-            tensor.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(tensor).astype(np.float16), name))
-            converted.add(name)
+    producer_half = {name: id(node) in half for node in nodes for name in node.output}
 
     def dtype_of(name: str) -> int | None:
         if name in converted:
@@ -102,6 +88,37 @@ def to_mixed_precision(model: onnx.ModelProto, scopes: tuple[str, ...] = ("/lift
             return t
         return _HALF if producer_half.get(name, False) else _FLOAT
 
+    new_nodes = _with_casts(nodes, half, dtype_of)
+    _keep_float32_outputs(graph, new_nodes, producer_half)
+    nodes = [onnx.NodeProto.FromString(n.SerializeToString()) for n in new_nodes]
+    del graph.node[:]
+    graph.node.extend(_topological(nodes, {i.name for i in graph.input} | set(initializers)))
+    del graph.value_info[:]
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def _halve_initializers(
+    initializers: dict[str, onnx.TensorProto], nodes: list[onnx.NodeProto], half: set[int]
+) -> set[str]:
+    """Convert in place the float initializers read only by float16 nodes; their names."""
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in nodes:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    converted: set[str] = set()
+    for name, tensor in initializers.items():
+        users = consumers.get(name, [])
+        if tensor.data_type == _FLOAT and users and all(id(u) in half for u in users):
+            tensor.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(tensor).astype(np.float16), name))
+            converted.add(name)
+    return converted
+
+
+def _with_casts(
+    nodes: list[onnx.NodeProto], half: set[int], dtype_of: Callable[[str], int | None]
+) -> list[onnx.NodeProto]:
+    """The nodes, each float input cast to the node's precision where it arrives in the other one."""
     new_nodes: list[onnx.NodeProto] = []
     casts: dict[tuple[str, int], str] = {}
 
@@ -122,7 +139,13 @@ def to_mixed_precision(model: onnx.ModelProto, scopes: tuple[str, ...] = ("/lift
         if id(node) in half:
             _retype_attributes(node)
         new_nodes.append(node)
-    # Graph outputs stay float32.
+    return new_nodes
+
+
+def _keep_float32_outputs(
+    graph: onnx.GraphProto, new_nodes: list[onnx.NodeProto], producer_half: dict[str, bool]
+) -> None:
+    """Graph outputs stay float32: a float16 result is renamed and cast back under its own name."""
     for output in graph.output:
         if output.type.tensor_type.elem_type == _FLOAT and producer_half.get(output.name, False):
             internal = f"{output.name}__fp16"
@@ -134,12 +157,6 @@ def to_mixed_precision(model: onnx.ModelProto, scopes: tuple[str, ...] = ("/lift
                     if name == output.name:
                         node.input[i] = internal
             new_nodes.append(helper.make_node("Cast", [internal], [output.name], to=_FLOAT, name=f"{output.name}/Cast"))
-    nodes = [onnx.NodeProto.FromString(n.SerializeToString()) for n in new_nodes]
-    del graph.node[:]
-    graph.node.extend(_topological(nodes, {i.name for i in graph.input} | set(initializers)))
-    del graph.value_info[:]
-    onnx.checker.check_model(model, full_check=True)
-    return model
 
 
 def _retype_attributes(node: onnx.NodeProto) -> None:

@@ -14,6 +14,8 @@ to 398 ms at B=16 (docs/PERFORMANCE.md). The per-joint weights make the graph 17
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -24,12 +26,17 @@ from posedeploy.training.models.mgcn_lw import MGCNLite
 def _bn_affine(bn: nn.BatchNorm1d | None, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
     if bn is None:
         return torch.ones(channels), torch.zeros(channels)
+    assert bn.running_mean is not None and bn.running_var is not None  # tracked: the models' BatchNorm1d default
     scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
     return scale, bn.bias - bn.running_mean * scale
 
 
 class FusedGraphConv(nn.Module):
     """One modulated graph convolution (+ folded BatchNorm, + ReLU) on (J, N, C) activations."""
+
+    weight: torch.Tensor  # buffers (registered in __init__)
+    mix: torch.Tensor
+    bias: torch.Tensor
 
     def __init__(self, conv: ModulatedGraphConv, bn: nn.BatchNorm1d | None, relu: bool):
         super().__init__()
@@ -57,7 +64,8 @@ class FusedResBlock(nn.Module):
         self.conv2 = FusedGraphConv(block.gconv2.gconv, block.gconv2.bn, relu=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(self.conv1(x))
+        out: torch.Tensor = x + self.conv2(self.conv1(x))
+        return out
 
 
 class FusedModulatedGCN(nn.Module):
@@ -65,14 +73,15 @@ class FusedModulatedGCN(nn.Module):
 
     def __init__(self, gcn: ModulatedGCN):
         super().__init__()
-        first: GraphConvBlock = gcn.gconv_input[0]
+        first = cast(GraphConvBlock, gcn.gconv_input[0])
         self.input = FusedGraphConv(first.gconv, first.bn, relu=True)
-        self.blocks = nn.Sequential(*[FusedResBlock(b) for b in gcn.gconv_layers])
+        self.blocks = nn.Sequential(*[FusedResBlock(cast(ResGraphConvBlock, b)) for b in gcn.gconv_layers])
         self.output = FusedGraphConv(gcn.gconv_output, None, relu=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.transpose(0, 1)  # (N, J, C) -> (J, N, C)
-        return self.output(self.blocks(self.input(x))).transpose(0, 1)
+        out: torch.Tensor = self.output(self.blocks(self.input(x))).transpose(0, 1)
+        return out
 
 
 class FusedMGCNLite(nn.Module):
@@ -81,7 +90,8 @@ class FusedMGCNLite(nn.Module):
         self.gcn = FusedModulatedGCN(model.gcn)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.gcn(x)
+        pose: torch.Tensor = self.gcn(x)
+        return pose
 
 
 def for_inference(model: nn.Module) -> nn.Module:

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +62,7 @@ class _Calibration:
             for i in range(0, len(keypoints), CALIBRATION_BATCH)
         )
 
-    def get_next(self) -> dict | None:
+    def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._feeds, None)
 
 
@@ -103,7 +104,7 @@ def calibrated_bytes_per_draw(pipeline: onnx.ModelProto) -> int:
         "keypoints": rng.normal(scale=0.3, size=(poses, 17, 2)).astype(np.float32),
         "noise": draw_noise(rng, poses, draws),
     }
-    kept = sum(a.nbytes for a in session.run(names, feed))
+    kept: int = sum(a.nbytes for a in session.run(names, feed))
     return -(-kept // (poses * draws))
 
 
@@ -152,7 +153,7 @@ def quantise_pipeline(
 
 
 @contextlib.contextmanager
-def _as_export_error():
+def _as_export_error() -> Iterator[None]:
     """ONNX Runtime's quantiser fails with bare numpy and onnx errors: say what failed, in one line."""
     from posedeploy.errors import ArtifactError
 

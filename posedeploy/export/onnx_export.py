@@ -19,8 +19,10 @@ import logging
 import platform
 import time
 import warnings
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
@@ -52,6 +54,9 @@ from posedeploy.reference.sampler import InGraphNoisePipeline, PipelineModule
 from posedeploy.skeleton import JOINTS_LEFT, JOINTS_RIGHT, PARENTS
 from posedeploy.training.checkpoint import Checkpoint, load_checkpoint
 
+if TYPE_CHECKING:
+    from posedeploy.data import PoseSet
+
 logger = logging.getLogger(__name__)
 
 OPSET = 17
@@ -65,7 +70,8 @@ class AVGGraph(nn.Module):
         self.avg = avg
 
     def forward(self, keypoints: torch.Tensor) -> torch.Tensor:
-        return self.avg(keypoints)
+        relative_error: torch.Tensor = self.avg(keypoints)
+        return relative_error
 
 
 class LifterGraph(nn.Module):
@@ -74,17 +80,24 @@ class LifterGraph(nn.Module):
         self.lifter = lifter
 
     def forward(self, keypoints: torch.Tensor) -> torch.Tensor:
-        return self.lifter(keypoints)
+        pose: torch.Tensor = self.lifter(keypoints)
+        return pose
 
 
-def _trace(module: nn.Module, args: tuple, inputs: list[str], outputs: list[str], axes: dict) -> onnx.ModelProto:
+def _trace(
+    module: nn.Module,
+    args: tuple[torch.Tensor, ...],
+    inputs: list[str],
+    outputs: list[str],
+    axes: dict[str, dict[int, str]],
+) -> onnx.ModelProto:
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about shape-dependent Python branches
         torch.onnx.export(
             module,
             args,
-            buffer,
+            buffer,  # type: ignore[arg-type]  # torch's annotation omits the files the TorchScript exporter takes
             dynamo=False,
             opset_version=OPSET,
             input_names=inputs,
@@ -166,7 +179,8 @@ def _flops_per_pose(model: nn.Module) -> int:
 
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(torch.zeros(8, 17, 2))
-    return counter.get_total_flops() // 8
+    flops: int = counter.get_total_flops()
+    return flops // 8
 
 
 def _activation_bytes_per_pose(model: nn.Module) -> int:
@@ -174,7 +188,7 @@ def _activation_bytes_per_pose(model: nn.Module) -> int:
     memory a call needs per lifted pose (runtimes reuse buffers, so they need less)."""
     total = 0
 
-    def hook(_module, _inputs, output):
+    def hook(_module: nn.Module, _inputs: tuple[object, ...], output: object) -> None:
         nonlocal total
         if isinstance(output, torch.Tensor):
             total += output.numel() * 4
@@ -214,7 +228,7 @@ def _metadata(ckpt: Checkpoint, checkpoint_hash: str, graph: str, precision: str
 
 
 def _io(model: onnx.ModelProto) -> tuple[dict[str, TensorEntry], dict[str, TensorEntry]]:
-    def describe(values) -> dict[str, TensorEntry]:
+    def describe(values: Iterable[onnx.ValueInfoProto]) -> dict[str, TensorEntry]:
         return {
             v.name: TensorEntry(
                 onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type).name,
@@ -232,7 +246,7 @@ def export_artifacts(
     fp16: bool = False,
     triton: bool = False,
     in_graph_noise: bool = False,
-    int8_calibration=None,
+    int8_calibration: PoseSet | None = None,
 ) -> ExportManifest:
     """Write the artifacts of ``checkpoint`` into ``out_dir``; returns the manifest. With
     ``int8_calibration`` (a PoseSet of training poses) also pipeline.int8.onnx."""
@@ -257,7 +271,7 @@ def export_artifacts(
 
 
 def _all_graphs(
-    ckpt: Checkpoint, fp16: bool, in_graph_noise: bool, int8_calibration
+    ckpt: Checkpoint, fp16: bool, in_graph_noise: bool, int8_calibration: PoseSet | None
 ) -> tuple[dict[str, onnx.ModelProto], dict[str, str], Int8Info | None]:
     """Every graph of the export by GRAPHS key, the precision of each, and how INT8 was calibrated."""
     logger.info(f"export: tracing {ckpt.config.lifter} + AVG '{ckpt.config.avg}' (opset {OPSET}, dynamic B and S)")
@@ -297,6 +311,7 @@ def _manifest(ckpt: Checkpoint, checkpoint: CheckpointRef, int8: Int8Info | None
         normalisation=c.normalisation,
         units=c.units,
         trained_on=c.keypoints,
+        uncertainty=ckpt.calibration(),
     )
     return ExportManifest(
         checkpoint=checkpoint,

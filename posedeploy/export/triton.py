@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+from typing import Any
 
 import onnx
 
@@ -24,12 +25,12 @@ MAX_BATCH = 64
 _TYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16"}
 
 
-def _tensor(name: str, dtype: str, dims: list) -> str:
+def _tensor(name: str, dtype: str, dims: list[int | str]) -> str:
     shape = ", ".join("-1" if isinstance(d, str) else str(d) for d in dims[1:])  # drop the batch axis
     return f'  {{ name: "{name}", data_type: {_TYPES[dtype]}, dims: [ {shape} ] }}'
 
 
-def model_config(name: str, io: dict, accelerator: str | None = None) -> str:
+def model_config(name: str, io: dict[str, dict[str, dict[str, Any]]], accelerator: str | None = None) -> str:
     """config.pbtxt of one ONNX Runtime model with dynamic batching."""
     inputs = ",\n".join(_tensor(n, v["dtype"], v["shape"]) for n, v in io["inputs"].items())
     outputs = ",\n".join(_tensor(n, v["dtype"], v["shape"]) for n, v in io["outputs"].items())

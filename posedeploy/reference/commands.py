@@ -6,11 +6,16 @@ import logging
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from posedeploy.errors import InputError
 from posedeploy.reference.reports import EvalComparison, EvalReport
+
+if TYPE_CHECKING:
+    from posedeploy.training.checkpoint import Checkpoint
+    from posedeploy.uncertainty import Calibration
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +73,8 @@ def predict(settings: PredictSettings) -> PredictResult:
     result = run_reference(pipeline, kp, noise=given, hypotheses=s.hypotheses, seed=s.seed, max_poses=s.max_poses)
     result.check_finite()  # NaN poses are an error, not an output
     with atomic_path(s.out) as tmp, open(tmp, "wb") as f:
-        np.savez(f, **result.as_dict())
+        np.savez(f, **result.as_dict())  # type: ignore[arg-type]  # numpy's stub: mypy matches ** to allow_pickle
+    assert result.hypotheses is not None  # kept: run_reference's default
     return PredictResult(Path(s.out), len(kp), result.hypotheses.shape[1])
 
 
@@ -87,6 +93,14 @@ class EvalSettings:
     seed: int = 0
     max_poses: int | None = None
     device: str | None = None
+    # The spread's calibration: the checkpoint's (where fitted for the run's noise rule and alpha),
+    # fitted for each run on the 'val' split first ('val', for another split), cross-fitted on the
+    # split itself ('crossfit', for 'val': each half of its recordings calibrated on the other), or none.
+    calibration: str = "checkpoint"
+    draws: str = "random"  # or antithetic noise
+
+
+CALIBRATIONS = ("checkpoint", "val", "crossfit", "none")
 
 
 def run_eval(settings: EvalSettings) -> EvalReport | EvalComparison:
@@ -107,12 +121,14 @@ def run_eval(settings: EvalSettings) -> EvalReport | EvalComparison:
             f"these 'val' numbers are in-sample, fit to choose nothing"
         )
     alphas = _check_runs(s.noises, s.alphas or (ckpt.config.alpha,))
+    _check_uncertainty_options(s)
     best_of_curve(s.best_of, s.hypotheses)  # before minutes of data loading
     data = load_dataset(s.data, s.split, s.keypoints, actions=list(s.actions) if s.actions else None, stride=s.stride)
     runs = [(n, a) for a in alphas for n in s.noises] if s.hypotheses > 0 else [(s.noises[0], alphas[0])]
     device = resolve_device(s.device)
     reports = []
     for noise, alpha in runs:
+        calibration, source = _calibration_for(s, ckpt, noise, alpha, device)
         report = evaluate(
             ckpt,
             data,
@@ -123,11 +139,65 @@ def run_eval(settings: EvalSettings) -> EvalReport | EvalComparison:
             max_poses=s.max_poses,
             alpha=alpha,
             best_of=s.best_of,
+            calibration=calibration,
+            calibration_source=source,
+            draws=s.draws,
         )
         report.settings.checkpoint = str(s.checkpoint) if s.checkpoint else "default"
         report.settings.split = s.split
         reports.append(report)
     return reports[0] if len(reports) == 1 else comparison_report(reports, data)
+
+
+def _calibration_for(
+    s: EvalSettings, ckpt: Checkpoint, noise: str, alpha: float, device: str
+) -> tuple[Calibration | str | None, str]:
+    """The calibration a run is judged with, and where it came from."""
+    from posedeploy.data import load_dataset
+    from posedeploy.reference.calibrate import raw_spread_and_errors
+    from posedeploy.reference.noise_comparison import recordings
+    from posedeploy.reference.sampler import PipelineModule
+    from posedeploy.uncertainty import AUTO, fit_form
+
+    if s.hypotheses < 2 or s.calibration == "none":
+        return None, "none"
+    if s.calibration == "crossfit":
+        return "crossfit", "cross-fit"
+    if s.calibration == "checkpoint":
+        shipped = ckpt.calibration()
+        if shipped is None:
+            return None, "none"
+        at = shipped.fitted_on
+        if (at.get("noise"), at.get("alpha")) != (noise, alpha):
+            logger.info(
+                f"the checkpoint's calibration was fitted for {at.get('noise')} noise at alpha {at.get('alpha')}: "
+                f"{noise} noise at alpha {alpha:g} is judged uncalibrated (or pass --calibration val)"
+            )
+            return None, "none"
+        return shipped, "checkpoint"
+    if s.split == "val":
+        raise InputError("--calibration val fits on the 'val' split: evaluate another split with it")
+    val = load_dataset(s.data, "val", s.keypoints, stride=s.stride)
+    avg = ckpt.build_avg(device) if noise != "alpha" else None
+    pipeline = PipelineModule(ckpt.build_lifter(device), avg, alpha, noise_mode=noise)
+    logger.info(f"fitting the calibration for {noise} noise at alpha {alpha:g} on {len(val):,} 'val' poses")
+    raw, errors = raw_spread_and_errors(pipeline, val, s.hypotheses, s.seed, s.max_poses, s.draws)
+    fitted_on = {"data": val.source, "split": "val", "samples": len(val), "noise": noise, "alpha": alpha}
+    calibration, _ = fit_form(raw, errors, recordings(val), AUTO, fitted_on | {"hypotheses": s.hypotheses})
+    return calibration, "val split"
+
+
+def _check_uncertainty_options(s: EvalSettings) -> None:
+    from posedeploy.contract import DRAWS
+
+    if s.calibration not in CALIBRATIONS:
+        raise InputError(f"calibration must be one of {', '.join(CALIBRATIONS)}, got '{s.calibration}'")
+    if s.draws not in DRAWS:
+        raise InputError(f"draws must be one of {', '.join(DRAWS)}, got '{s.draws}'")
+    if s.calibration == "val" and s.split == "val":
+        raise InputError("--calibration val fits on the 'val' split: evaluate another split with it, or use crossfit")
+    if s.calibration == "crossfit" and s.split != "val":
+        raise InputError("--calibration crossfit judges the 'val' split on itself; for another split use val")
 
 
 def _check_runs(noises: tuple[str, ...], alphas: tuple[float, ...]) -> list[float]:

@@ -8,14 +8,17 @@ S = 200 over the full test set never holds more than one chunk of hypotheses in 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import TypedDict, cast
 
 import numpy as np
 import torch
 
-from posedeploy import aggregate, metrics
+from posedeploy import aggregate, metrics, uncertainty
 from posedeploy.data import PoseSet
 from posedeploy.errors import InputError
 from posedeploy.progress import progress
+from posedeploy.reference.noise_comparison import recordings
 from posedeploy.reference.reports import (
     AGGREGATED,
     BEST,
@@ -24,8 +27,10 @@ from posedeploy.reference.reports import (
     SamplingStats,
     SigmaQuality,
 )
-from posedeploy.reference.sampler import PipelineModule, run_reference, run_single
+from posedeploy.reference.sampler import PipelineModule, SamplerResult, run_reference, run_single
+from posedeploy.reference.uncertainty_judging import Parts, cross_fitted_parts, judge_uncertainty
 from posedeploy.training.checkpoint import Checkpoint
+from posedeploy.uncertainty import Calibration
 
 # The best-of-S curve: best of the first S hypotheses of the same draw, for each S up to the run's.
 BEST_OF = (1, 5, 10, 50, 200)
@@ -51,43 +56,57 @@ def evaluate(
     show_progress: bool = True,
     alpha: float | None = None,
     best_of: tuple[int, ...] | None = None,
+    calibration: Calibration | str | None = None,
+    calibration_source: str = "none",
+    draws: str = "random",
 ) -> EvalReport:
     """Score ``checkpoint`` on ``data``; ``hypotheses`` = 0 evaluates the lifter alone.
 
     noise: adaptive, uniform or alpha (see posedeploy.reference.sampler.NOISE_MODES); alpha
     overrides the checkpoint's. Runs with the same seed, S and data draw the same noise.
     best_of: the S values of the best-of-S curve, each 1..S (None: those of :data:`BEST_OF` up to S).
+    calibration: applied to the spread before its uncertainty is judged (``calibration_source`` says
+    where it came from), or :data:`CROSSFIT`: each half of the recordings judged with a calibration
+    fitted on the other; draws: random or antithetic noise.
     """
     if hypotheses < 0:
         raise InputError(f"number of hypotheses must be >= 0, got {hypotheses}")
-    alpha = checkpoint.config.alpha if alpha is None else alpha
-    check_alpha(alpha)
+    alpha = check_alpha(checkpoint.config.alpha if alpha is None else alpha)
     curve_s = best_of_curve(best_of, hypotheses)
     started = time.monotonic()
-    lifter = checkpoint.build_lifter(device)
     avg = checkpoint.build_avg(device) if hypotheses > 0 and noise != "alpha" else None
-    pipeline = PipelineModule(lifter, avg, alpha, noise_mode=noise)
+    pipeline = PipelineModule(checkpoint.build_lifter(device), avg, alpha, noise_mode=noise)
     single_pose = run_single(pipeline, data.keypoints)
     scores: dict[str, dict[str, np.ndarray]] = {"single": _score_single(single_pose, data.poses_3d)}
     sample_mpjpe = {"single": scores["single"]["mpjpe"]}
-    extra = SamplingStats()
+    extra, judged = SamplingStats(), None
     if hypotheses > 0:
-        run = _Sampling(data, hypotheses, curve_s, f"{noise} noise at alpha {alpha:g}")
+        sampled = _Sampling(data, hypotheses, curve_s, f"{noise} noise at alpha {alpha:g}")
+        chunks: _Chunks = dict(seed=seed, max_poses=max_poses, keep_hypotheses=False, on_hypotheses=sampled.score)
         with progress(len(data), f"{noise} sampling, S={hypotheses}", enabled=show_progress) as advance:
             result = run_reference(
-                pipeline,
-                data.keypoints,
-                hypotheses=hypotheses,
-                seed=seed,
-                max_poses=max_poses,
-                keep_hypotheses=False,
-                on_hypotheses=run.score,
-                progress=advance,
+                pipeline, data.keypoints, hypotheses=hypotheses, progress=advance, draws=draws, **chunks
             )
-        scores.update(run.aggregated_scores(result.pose))
-        sample_mpjpe["best"] = run.best["mpjpe"]
-        extra = run.stats(result, single_pose, alpha, noise == "adaptive")
-    settings = EvalRunSettings(
+        scores.update(sampled.aggregated_scores(result.pose))
+        sample_mpjpe["best"] = sampled.best["mpjpe"]
+        extra = sampled.stats(result, single_pose, alpha, noise == "adaptive")
+        if hypotheses > 1:  # one hypothesis has no spread to judge
+            fitted_on = {"noise": noise, "alpha": alpha, "hypotheses": hypotheses}
+            parts = _calibration_parts(calibration, result, data, fitted_on)
+            judged = judge_uncertainty(result, data.poses_3d, parts, calibration_source, sampled.energy, hypotheses)
+            sample_mpjpe.update(judged.per_sample)
+    settings = _run_settings(checkpoint, data, hypotheses, noise, alpha, seed, draws)
+    settings.seconds = round(time.monotonic() - started, 1)
+    report = _report(settings, data, scores, extra, sample_mpjpe)
+    report.uncertainty = judged.stats if judged else None
+    return report
+
+
+def _run_settings(
+    checkpoint: Checkpoint, data: PoseSet, hypotheses: int, noise: str, alpha: float, seed: int, draws: str
+) -> EvalRunSettings:
+    """What ran: the report's first lines."""
+    return EvalRunSettings(
         lifter=checkpoint.config.lifter,
         avg=checkpoint.config.avg if hypotheses > 0 else None,
         trained_on=checkpoint.config.keypoints,
@@ -98,9 +117,35 @@ def evaluate(
         noise=noise if hypotheses > 0 else None,
         alpha=alpha,
         seed=seed,
-        seconds=round(time.monotonic() - started, 1),
+        seconds=0.0,
+        draws=draws if hypotheses > 0 else None,
     )
-    return _report(settings, data, scores, extra, sample_mpjpe)
+
+
+CROSSFIT = "crossfit"
+
+
+def _calibration_parts(
+    calibration: Calibration | str | None, result: SamplerResult, data: PoseSet, fitted_on: dict[str, object]
+) -> Parts | None:
+    if calibration is None:
+        return None
+    if isinstance(calibration, str):
+        if calibration != CROSSFIT:
+            raise InputError(f"calibration must be a Calibration, '{CROSSFIT}' or None, got '{calibration}'")
+        error = metrics.joint_errors(result.pose.astype(np.float64), data.poses_3d)
+        fitted_on = {**fitted_on, "data": data.source, "samples": len(data)}
+        return cross_fitted_parts(result.spread.astype(np.float64), error, recordings(data), fitted_on)
+    return [(np.ones(len(data), bool), calibration)]
+
+
+class _Chunks(TypedDict):
+    """The options of :func:`run_reference` that :func:`evaluate` passes as they are."""
+
+    seed: int
+    max_poses: int | None
+    keep_hypotheses: bool
+    on_hypotheses: Callable[[slice, np.ndarray], None] | None
 
 
 class _Sampling:
@@ -110,6 +155,9 @@ class _Sampling:
     def __init__(self, data: PoseSet, hypotheses: int, curve_s: list[int], what: str):
         n, target = len(data), data.poses_3d
         self.data, self.hypotheses, self.what = data, hypotheses, what
+        grid = len(uncertainty.STRETCH_GRID)
+        joints = uncertainty.NUM_SCORED_JOINTS
+        self.energy = (np.empty((n, joints, grid), np.float32), np.empty((n, joints), np.float32))
         self.best = {k: np.empty(n) for k in BEST}
         self.curve = {s: np.empty(n) for s in curve_s}
         self.poses = {"median": np.empty_like(target)}
@@ -129,7 +177,10 @@ class _Sampling:
         self.best["pck"][rows] = metrics.best_of_pck(hyps, t) * 100
         self.best["auc"][rows] = metrics.best_of_auc(hyps, t) * 100
         self.poses["median"][rows] = aggregate.median(hyps)
+        if self.hypotheses > 1:
+            self.energy[0][rows], self.energy[1][rows] = uncertainty.energy_terms(hyps * 1000, t * 1000)
         if self.pixels is not None:
+            assert self.data.intrinsics is not None  # pixels are set only with intrinsics
             self.poses["jpma"][rows] = aggregate.jpma(hyps, self.pixels[rows], self.data.intrinsics[rows])
 
     def aggregated_scores(self, mean_pose: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
@@ -138,7 +189,7 @@ class _Sampling:
             scores[name] = {k: v for k, v in _score_single(pose, self.data.poses_3d).items() if k in AGGREGATED}
         return scores
 
-    def stats(self, result, single_pose: np.ndarray, alpha: float, adaptive: bool) -> SamplingStats:
+    def stats(self, result: SamplerResult, single_pose: np.ndarray, alpha: float, adaptive: bool) -> SamplingStats:
         target, actions = self.data.poses_3d, self.data.actions
         joint_error = metrics.joint_errors(result.pose, target)
         return SamplingStats(
@@ -164,7 +215,9 @@ def _report(
     for group, values in scores.items():
         per_action[group], means[group] = {}, {}
         for name, per_sample in values.items():
-            per_action[group][name], means[group][name] = metrics.mean_by_action(per_sample, data.actions)
+            # a dict[str, float] is a Table row (whose None stands for an undefined mean)
+            row = cast("tuple[dict[str, float | None], float]", metrics.mean_by_action(per_sample, data.actions))
+            per_action[group][name], means[group][name] = row
     actions = data.action_names()
     counts = {a: int((data.actions == a).sum()) for a in actions}
     return EvalReport(

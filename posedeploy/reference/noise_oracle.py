@@ -25,6 +25,8 @@ chunks), so the adaptive and uniform rows are those of ``eval --noise adaptive,u
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import numpy as np
 import torch
 
@@ -77,6 +79,15 @@ def _rule_sigma(
     return torch.clamp(e / mean_error, min=1) * clamped_scale  # perfect-clamped
 
 
+class OracleScores(TypedDict):
+    """What :func:`oracle_best_of` measured: per-sample mm by rule, the lifter's own, sigma by rule."""
+
+    best: dict[str, np.ndarray]
+    single: np.ndarray
+    mean_sigma: dict[str, float]
+    alpha: float
+
+
 @torch.no_grad()
 def oracle_best_of(
     checkpoint: Checkpoint,
@@ -87,7 +98,7 @@ def oracle_best_of(
     seed: int = 0,
     rules: tuple[str, ...] = RULES,
     show_progress: bool = True,
-) -> dict:
+) -> OracleScores:
     """Per-sample best-of-S MPJPE (mm) of each of ``rules`` (see :data:`RULES`), the lifter's own
     per-sample MPJPE ('single') and each rule's mean sigma (normalised units)."""
     unknown = [r for r in rules if r not in RULES]
@@ -101,12 +112,8 @@ def oracle_best_of(
     single = run_single(pipeline, data.keypoints)
     error_3d = both_views(metrics.joint_errors(single, data.poses_3d))
     error_2d = both_views(np.linalg.norm(data.keypoints - truth_2d.keypoints, axis=-1))
-    adaptive_all = torch.cat(
-        [
-            pipeline.sigma(pipeline.views(torch.from_numpy(data.keypoints[i : i + 4096])))
-            for i in range(0, len(data), 4096)
-        ]
-    )
+    chunks = [torch.from_numpy(data.keypoints[i : i + 4096]) for i in range(0, len(data), 4096)]
+    adaptive_all = torch.cat([pipeline.sigma(pipeline.views(kp)) for kp in chunks])
     # The data set's mean adaptive sigma, and its mean true error: the scale of the rules whose
     # amount varies between samples.
     sigma_total = float(adaptive_all.sum())

@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from posedeploy.records import NOT_WRITTEN, OPTIONAL, Record
+from posedeploy.uncertainty import Sparsification
 
-FORMAT, COMPARISON_FORMAT, FORMAT_VERSION = "posedeploy.eval", "posedeploy.eval-comparison", 1
+# 2: the uncertainty section (calibration, sparsification, energy score); version 1 files read with it None
+FORMAT, COMPARISON_FORMAT, FORMAT_VERSION = "posedeploy.eval", "posedeploy.eval-comparison", 2
 # (group, metric) columns in the order they are printed.
 SINGLE = ("mpjpe", "p_mpjpe", "pck", "auc")
 BEST = ("mpjpe", "p_mpjpe", "pck", "auc")
@@ -34,6 +36,7 @@ class EvalRunSettings:
     seconds: float
     checkpoint: str | None = field(default=None, metadata=OPTIONAL)
     split: str | None = field(default=None, metadata=OPTIONAL)
+    draws: str | None = field(default=None, metadata=OPTIONAL)  # random or antithetic noise (None: random)
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,24 @@ class SamplingStats:
     sigma: SigmaQuality | None = field(default=None, metadata=OPTIONAL)
 
 
+@dataclass(frozen=True)
+class UncertaintyStats:
+    """Whether the spread means what it says (posedeploy/uncertainty.py), over every non-root joint."""
+
+    calibration: str  # where the calibration came from: 'checkpoint', 'val split', or 'none'
+    coverage: dict[str, float]  # p -> fraction of joints within radius(p)
+    ece: float  # mean |coverage - p|
+    coverage_gaussian: dict[str, float]  # the same with Gaussian radii of the raw spread (no calibration)
+    ece_gaussian: float
+    sparsification: Sparsification  # ordered by the (calibrated) spread; mm
+    energy_score_mm: float  # of the calibrated distribution (the raw one without a calibration)
+    energy_score_raw_mm: float  # of the raw hypotheses
+    sharpness_mm: float  # mean (calibrated) spread
+    raw_spread_mm: float  # mean raw spread
+    spread_error_r: float | None  # Pearson r of spread and error over all joints (None: a constant)
+    spread_error_r_within_joint: float | None  # ... within each joint, averaged
+
+
 # per_action: group -> metric -> action -> value; means: group -> metric -> mean over actions (None:
 # undefined, written as null).
 Table = dict[str, dict[str, dict[str, float | None]]]
@@ -71,7 +92,10 @@ class EvalReport(Record):
     per_action: Table
     means: dict[str, dict[str, float | None]]
     extra: SamplingStats = field(default_factory=SamplingStats)
-    # Per-sample MPJPE (mm) of the lifter alone ('single') and of best-of-S ('best'), for paired
+    uncertainty: UncertaintyStats | None = field(default=None, metadata=OPTIONAL)
+    # Per-sample MPJPE (mm) of the lifter alone ('single') and of best-of-S ('best'), and with
+    # hypotheses the energy score ('energy', mm), the pose's joint errors and spreads ('joint_error',
+    # 'spread', (N, 17) mm) and the joints within each radius ('hits', (N, 9)), for paired
     # comparisons between runs on the same samples.
     per_sample: dict[str, np.ndarray] = field(default_factory=dict, repr=False, metadata=NOT_WRITTEN)
 
@@ -81,9 +105,10 @@ class PairedDifference:
     a: str
     b: str
     metric: str
-    mean_mm: float  # mean over actions of the per-sample (a - b)
+    mean_mm: float  # the statistic of a minus that of b, in the metric's unit (mm unless 'unit' says otherwise)
     se_mm: float  # bootstrap standard error over sequences
     sequences: int
+    unit: str | None = field(default=None, metadata=OPTIONAL)  # None: mm
 
 
 @dataclass(kw_only=True)
@@ -101,7 +126,7 @@ def run_label(report: EvalReport) -> str:
 def format_report(report: EvalReport) -> str:
     """A per-action table (mm; PCK and AUC in %) with the mean over actions as the last row."""
     s = report.settings
-    groups = [("single", SINGLE, "lifter alone")]
+    groups: list[tuple[str, tuple[str, ...], str]] = [("single", SINGLE, "lifter alone")]
     if "best" in report.means:
         groups += [("best", BEST, f"best-of-{s.hypotheses}")]
         groups += [
@@ -131,6 +156,8 @@ def format_report(report: EvalReport) -> str:
             cells.append("".join(_cell(table[m], width[m]) for m in metrics_))
         lines.append(f"{action:<14}{n:>7}" + "".join(f"  {c}" for c in cells))
     lines += _sampling_lines(report.extra)
+    if report.uncertainty is not None:
+        lines += uncertainty_table([report])
     lines.append("MPJPE and P-MPJPE in mm; PCK (150 mm) and AUC (0-150 mm) in %; mean: over actions.")
     return "\n".join(lines)
 
@@ -181,12 +208,48 @@ def format_comparison(comparison: EvalComparison) -> str:
             + f"{_number(q.error_r_within_joint if q else None, '.3f'):>9}"
             + f"{_number(q.clamped_fraction if q else None, '.0%'):>9}"
         )
+    if any(r.uncertainty is not None for r in reports):
+        lines += uncertainty_table(reports)
     if comparison.paired:
-        lines.append("paired differences of best-of-S MPJPE (a - b), mean over actions, bootstrap s.e. over sequences:")
+        lines.append(
+            "paired differences (a - b): best-of-S MPJPE and energy score as means over actions; ECE and AUSE "
+            "over all joints; bootstrap s.e. over sequences:"
+        )
         for p in comparison.paired:
-            lines.append(f"  {p.a:<24} - {p.b:<24} {p.mean_mm:+7.2f} mm  (s.e. {p.se_mm:.2f})")
+            unit = "mm" if p.unit is None else p.unit
+            value = f"{p.mean_mm:+7.2f} {unit:<2}" if unit == "mm" else f"{p.mean_mm:+7.3f}   "
+            spec = ".2f" if unit == "mm" else ".3f"
+            lines.append(f"  {p.metric:<16} {p.a:<24} - {p.b:<24} {value} (s.e. {p.se_mm:{spec}})")
     lines.append(
         "MPJPE in mm; sigma px: mean sigma in pixels of a 1000-px-wide image; r: sigma vs the lifter's "
         "true joint error (all joints; within a joint); clamped: joint-views at exactly alpha."
     )
     return "\n".join(lines)
+
+
+def uncertainty_table(reports: list[EvalReport]) -> list[str]:
+    """Calibration, sparsification, energy score and sharpness, one row per run."""
+    levels = ("0.1", "0.5", "0.9")
+    lines = [
+        "uncertainty (every non-root joint): coverage of radius(p), ECE over p = 0.1 ... 0.9; Gaussian: the "
+        "raw spread's chi(3) radii",
+        f"{'run':<26}{'calibration':<13}"
+        + "".join(f"{'cov ' + p:>9}" for p in levels)
+        + f"{'ECE':>7}{'ECE Gauss':>10}{'AUSE':>7}{'AURG':>7}{'energy':>8}{'raw ES':>8}{'spread':>8}{'raw':>7}{'r':>7}",
+    ]
+    for r in reports:
+        u = r.uncertainty
+        if u is None:
+            continue
+        lines.append(
+            f"{run_label(r) if r.settings.noise else '-':<26}{u.calibration:<13}"
+            + "".join(f"{u.coverage[p]:>9.3f}" for p in levels)
+            + f"{u.ece:>7.3f}{u.ece_gaussian:>10.3f}{u.sparsification.ause:>7.3f}{u.sparsification.aurg:>7.3f}"
+            + f"{u.energy_score_mm:>8.2f}{u.energy_score_raw_mm:>8.2f}{u.sharpness_mm:>8.1f}{u.raw_spread_mm:>7.1f}"
+            + f"{_number(u.spread_error_r, '.3f'):>7}"
+        )
+    lines.append(
+        "energy: energy score of the calibrated hypotheses (mm, lower is better; raw ES: of the raw ones); "
+        "spread: mean calibrated spread (sharpness), raw: mean raw spread, mm; r: spread vs error"
+    )
+    return lines

@@ -15,7 +15,7 @@ the same noise for the same seed — and chunked so that S = 200 at a large batc
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -24,6 +24,7 @@ from torch import nn
 from posedeploy.contract import check_hypotheses, check_keypoints, check_noise, check_request, draw_noise
 from posedeploy.errors import InputError
 from posedeploy.skeleton import FLIP_PERMUTATION, NUM_JOINTS, ROOT
+from posedeploy.uncertainty import Calibration
 
 DEFAULT_MAX_POSES = 16384  # lifter inputs per call on a GPU: bounds activation memory (HTNet: ~1 GB)
 # On a CPU, calls of more than a few thousand lifts fall out of the caches: with MGCN-lw on the
@@ -49,6 +50,9 @@ def rows_per_call(max_poses: int, hypotheses: int) -> int:
 class Mirror(nn.Module):
     """Left-right mirror of (..., 17, C) poses: swap left/right joints and negate x."""
 
+    perm: torch.Tensor  # buffers (registered in __init__)
+    sign: torch.Tensor
+
     def __init__(self, coords: int):
         super().__init__()
         self.register_buffer("perm", torch.tensor(FLIP_PERMUTATION.tolist()), persistent=False)
@@ -62,6 +66,8 @@ class Mirror(nn.Module):
 
 class PipelineModule(nn.Module):
     """keypoints (B, 17, 2), noise (B, S, 2, 17, 2) -> sigma, hypotheses, pose, spread."""
+
+    root_mask: torch.Tensor  # a buffer (registered in __init__)
 
     def __init__(self, lifter: nn.Module, avg: nn.Module | None, alpha: float, noise_mode: str = "adaptive"):
         super().__init__()
@@ -90,7 +96,7 @@ class PipelineModule(nn.Module):
 
     def merge_views(self, lifted: torch.Tensor) -> torch.Tensor:
         """(..., 2, 17, 3) lifted views -> (..., 17, 3) flip-averaged, root-zeroed poses."""
-        merged = (lifted[..., 0, :, :] + self.mirror3d(lifted[..., 1, :, :])) / 2
+        merged: torch.Tensor = (lifted[..., 0, :, :] + self.mirror3d(lifted[..., 1, :, :])) / 2
         return merged * self.root_mask
 
     def hypotheses(self, views: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -105,7 +111,9 @@ class PipelineModule(nn.Module):
         spread = ((hypotheses - pose.unsqueeze(1)) ** 2).sum(dim=-1).mean(dim=1).sqrt()
         return pose, spread
 
-    def forward(self, keypoints: torch.Tensor, noise: torch.Tensor):
+    def forward(
+        self, keypoints: torch.Tensor, noise: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         views = self.views(keypoints)
         sigma = self.sigma(views)
         hypotheses = self.hypotheses(views, sigma, noise)
@@ -129,11 +137,14 @@ class InGraphNoisePipeline(nn.Module):
         super().__init__()
         self.pipeline = pipeline
 
-    def forward(self, keypoints: torch.Tensor, slots: torch.Tensor):
+    def forward(
+        self, keypoints: torch.Tensor, slots: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         noise = torch.randn(
             keypoints.shape[0], slots.shape[0], 2, NUM_JOINTS, 2, dtype=keypoints.dtype, device=keypoints.device
         )
-        return self.pipeline(keypoints, noise)
+        outputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] = self.pipeline(keypoints, noise)
+        return outputs
 
 
 @dataclass
@@ -150,6 +161,14 @@ class SamplerResult:
         if self.hypotheses is not None:
             out["hypotheses"] = self.hypotheses
         return out
+
+    def calibrated(self, calibration: Calibration | None, hypotheses: int | None = None) -> SamplerResult:
+        """The same result with the calibrated spread (unchanged without a calibration); S: that of the
+        kept hypotheses unless given."""
+        if calibration is None:
+            return self
+        s = hypotheses or (self.hypotheses.shape[1] if self.hypotheses is not None else None)
+        return replace(self, spread=calibration.spread(self.spread, s))
 
     def check_finite(self) -> None:
         """Refuse results with NaN or inf (extreme noise, a model that overflows) instead of passing them on."""
@@ -175,6 +194,7 @@ def run_reference(
     keep_hypotheses: bool = True,
     on_hypotheses: Callable[[slice, np.ndarray], None] | None = None,
     progress: Callable[[int], None] | None = None,
+    draws: str = "random",
 ) -> SamplerResult:
     """Run the pipeline over B keypoints in chunks of at most ``max_poses`` lifter inputs.
 
@@ -182,6 +202,7 @@ def run_reference(
     ``max_poses`` None: :func:`default_max_poses` of the pipeline's device.
     ``on_hypotheses(rows, hyps)`` sees each chunk's hypotheses, so that callers can score them
     without keeping all of them (``keep_hypotheses=False``); ``progress(n)`` counts finished rows.
+    ``draws``: random or antithetic noise (contract.draw_noise; a pose's S is never split here).
     """
     keypoints = check_keypoints(keypoints)
     b = len(keypoints)
@@ -199,35 +220,42 @@ def run_reference(
     step = rows_per_call(max_poses, s)
     s_per_call = min(s, max(1, max_poses // 2))
 
-    sigma_out = np.empty((b, 2, NUM_JOINTS), np.float32)
-    pose_out = np.empty((b, NUM_JOINTS, 3), np.float32)
-    spread_out = np.empty((b, NUM_JOINTS), np.float32)
-    hyps_out = np.empty((b, s, NUM_JOINTS, 3), np.float32) if keep_hypotheses else None
+    result = SamplerResult(
+        np.empty((b, 2, NUM_JOINTS), np.float32),
+        np.empty((b, s, NUM_JOINTS, 3), np.float32) if keep_hypotheses else None,
+        np.empty((b, NUM_JOINTS, 3), np.float32),
+        np.empty((b, NUM_JOINTS), np.float32),
+    )
     for start in range(0, b, step):
         rows = slice(start, min(b, start + step))
-        kp = torch.from_numpy(keypoints[rows]).to(device)
-        chunk_noise = noise[rows] if noise is not None else draw_noise(rng, rows.stop - rows.start, s)
-        views = pipeline.views(kp)
-        sigma = pipeline.sigma(views)
-        parts = [
-            pipeline.hypotheses(views, sigma, torch.from_numpy(chunk_noise[:, i : i + s_per_call]).to(device))
-            for i in range(0, s, s_per_call)
-        ]
-        hyps = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
-        pose, spread = pipeline.aggregate(hyps)
-        hyps_np = hyps.cpu().numpy()
-        sigma_out[rows], pose_out[rows], spread_out[rows] = (
-            sigma.cpu().numpy(),
-            pose.cpu().numpy(),
-            spread.cpu().numpy(),
-        )
-        if hyps_out is not None:
-            hyps_out[rows] = hyps_np
+        chunk_noise = noise[rows] if noise is not None else draw_noise(rng, rows.stop - rows.start, s, draws)
+        hyps_np = _lift_chunk(pipeline, keypoints[rows], chunk_noise, s_per_call, result, rows)
         if on_hypotheses is not None:
             on_hypotheses(rows, hyps_np)
         if progress is not None:
             progress(rows.stop - rows.start)
-    return SamplerResult(sigma_out, hyps_out, pose_out, spread_out)
+    return result
+
+
+def _lift_chunk(
+    pipeline: PipelineModule, keypoints: np.ndarray, noise: np.ndarray, s_per_call: int, out: SamplerResult, rows: slice
+) -> np.ndarray:
+    """Lift one chunk of rows (S split into calls of ``s_per_call``), fill ``out[rows]``; its hypotheses."""
+    device = next(pipeline.parameters()).device
+    views = pipeline.views(torch.from_numpy(keypoints).to(device))
+    sigma = pipeline.sigma(views)
+    s = noise.shape[1]
+    parts = [
+        pipeline.hypotheses(views, sigma, torch.from_numpy(noise[:, i : i + s_per_call]).to(device))
+        for i in range(0, s, s_per_call)
+    ]
+    hyps = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+    pose, spread = pipeline.aggregate(hyps)
+    hyps_np = hyps.cpu().numpy()
+    out.sigma[rows], out.pose[rows], out.spread[rows] = sigma.cpu().numpy(), pose.cpu().numpy(), spread.cpu().numpy()
+    if out.hypotheses is not None:
+        out.hypotheses[rows] = hyps_np
+    return hyps_np
 
 
 @torch.no_grad()

@@ -20,7 +20,7 @@ from posedeploy.errors import InputError
 class TensorSpec:
     name: str
     dtype: str  # numpy dtype name
-    shape: tuple  # ints for fixed axes, strings for dynamic ones
+    shape: tuple[int | str, ...]  # ints for fixed axes, strings for dynamic ones
 
 
 class Backend(ABC):

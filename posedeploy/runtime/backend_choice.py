@@ -18,6 +18,7 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -71,7 +72,7 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def cache_key(artifacts, precision: str, noise: str, threads: int | None) -> str:
+def cache_key(artifacts: Artifacts, precision: str, noise: str, threads: int | None) -> str:
     from posedeploy.engines.machine import cpu_model, describe_machine
 
     graphs = {name: entry.sha256 for name, entry in sorted(artifacts.manifest.files.items())}
@@ -88,7 +89,7 @@ def cache_key(artifacts, precision: str, noise: str, threads: int | None) -> str
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
 
 
-def _read_cache(path: Path) -> dict:
+def _read_cache(path: Path) -> dict[str, Any]:
     try:
         cache = json.loads(path.read_text())
     except (OSError, ValueError, RecursionError):
@@ -106,7 +107,7 @@ def _probe_feed(names: list[str], hypotheses: int) -> dict[str, np.ndarray]:
     return feed
 
 
-def probe(backends: dict, hypotheses: int = PROBE_HYPOTHESES) -> dict[str, float]:
+def probe(backends: dict[str, Backend], hypotheses: int = PROBE_HYPOTHESES) -> dict[str, float]:
     """Median milliseconds of one call lifting one pose with ``hypotheses`` hypotheses, per backend.
 
     The backends take turns, round after round, after a warm-up each, so that a passing load or a
@@ -165,7 +166,7 @@ def open_backend(
 
 
 def choose_backend(
-    artifacts,
+    artifacts: Artifacts,
     precision: str = "fp32",
     noise: str = "host",
     threads: int | None = None,
@@ -210,7 +211,7 @@ def choose_backend(
     finally:
         for backend in loaded.values():
             backend.close()
-    choice = Choice(min(timings, key=timings.get), timings, cached=False)
+    choice = Choice(min(timings, key=timings.__getitem__), timings, cached=False)
     cache[key] = {"backend": choice.backend, "probe_ms": timings, "artifact": str(artifacts.root), "when": time.time()}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

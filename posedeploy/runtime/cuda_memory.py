@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import ctypes
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any, Protocol, cast
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from posedeploy.errors import DeviceError, InputError, MissingDependencyError
 
@@ -26,7 +29,7 @@ class CudaLayer(ABC):
     def free(self, ptr: int) -> None: ...
 
     @abstractmethod
-    def pinned(self, shape: tuple, dtype) -> np.ndarray:
+    def pinned(self, shape: tuple[int, ...], dtype: DTypeLike) -> np.ndarray:
         """A page-locked host array (fast, asynchronous copies)."""
 
     @abstractmethod
@@ -57,7 +60,7 @@ class CudaLayer(ABC):
     def elapsed_ms(self, start: object, end: object) -> float:
         """Device time between two recorded events (after the stream is synchronised)."""
 
-    def capture(self, stream: int, enqueue) -> object:
+    def capture(self, stream: int, enqueue: Callable[[], None]) -> object:
         """Record what ``enqueue()`` puts on ``stream`` into an executable graph."""
         raise DeviceError(f"{self.name} cannot capture CUDA graphs")
 
@@ -85,10 +88,10 @@ class CudaPython(CudaLayer):
         self.rt = cudart
         self._call("cudaSetDevice", device)
         self._pinned: list[int] = []
-        self._streams: list = []
-        self._events: list = []
+        self._streams: list[object] = []
+        self._events: list[object] = []
 
-    def _call(self, name: str, *args):
+    def _call(self, name: str, *args: object) -> Any:  # whatever cuda-python (no type information) returns
         result = getattr(self.rt, name)(*args)
         err, rest = (result[0], result[1:]) if isinstance(result, tuple) else (result, ())
         if int(err) != 0:
@@ -102,13 +105,16 @@ class CudaPython(CudaLayer):
     def free(self, ptr: int) -> None:
         self._call("cudaFree", ptr)
 
-    def pinned(self, shape: tuple, dtype) -> np.ndarray:
+    def pinned(self, shape: tuple[int, ...], dtype: DTypeLike) -> np.ndarray:
         dtype = np.dtype(dtype)
         nbytes = max(1, int(np.prod(shape)) * dtype.itemsize)
         ptr = int(self._call("cudaMallocHost", nbytes))
         self._pinned.append(ptr)
         raw = (ctypes.c_byte * nbytes).from_address(ptr)
-        return np.frombuffer(raw, dtype=dtype, count=int(np.prod(shape))).reshape(shape)
+        # numpy's stubs leave ctypes arrays out of frombuffer's buffers, though they have the buffer protocol
+        flat = np.frombuffer(raw, dtype=dtype, count=int(np.prod(shape)))  # type: ignore[call-overload]
+        array: np.ndarray = flat.reshape(shape)
+        return array
 
     def stream(self) -> int:
         handle = self._call("cudaStreamCreate")
@@ -141,7 +147,7 @@ class CudaPython(CudaLayer):
     def elapsed_ms(self, start: object, end: object) -> float:
         return float(self._call("cudaEventElapsedTime", start, end))
 
-    def capture(self, stream: int, enqueue) -> object:
+    def capture(self, stream: int, enqueue: Callable[[], None]) -> object:
         mode = self.rt.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
         self._call("cudaStreamBeginCapture", stream, mode)
         try:
@@ -168,6 +174,26 @@ class CudaPython(CudaLayer):
         self._pinned, self._streams, self._events = [], [], []
 
 
+class _PyCudaAllocation(Protocol):
+    """What posedeploy uses of a pycuda ``DeviceAllocation`` (pycuda has no type information)."""
+
+    def __int__(self) -> int: ...
+
+    def free(self) -> None: ...
+
+
+class _PyCudaStream(Protocol):
+    handle: int
+
+    def synchronize(self) -> None: ...
+
+
+class _PyCudaEvent(Protocol):
+    def record(self, stream: _PyCudaStream) -> None: ...
+
+    def time_till(self, end: _PyCudaEvent) -> float: ...
+
+
 class PyCuda(CudaLayer):
     """pycuda, with the device's primary context (no CUDA graphs: every call is enqueued)."""
 
@@ -180,8 +206,8 @@ class PyCuda(CudaLayer):
         self.cuda = cuda
         self.context = cuda.Device(device).retain_primary_context()
         self.context.push()
-        self._allocations: dict[int, object] = {}
-        self._streams: dict[int, object] = {}
+        self._allocations: dict[int, _PyCudaAllocation] = {}
+        self._streams: dict[int, _PyCudaStream] = {}
 
     def malloc(self, nbytes: int) -> int:
         try:
@@ -194,8 +220,9 @@ class PyCuda(CudaLayer):
     def free(self, ptr: int) -> None:
         self._allocations.pop(ptr).free()
 
-    def pinned(self, shape: tuple, dtype) -> np.ndarray:
-        return self.cuda.pagelocked_empty(shape, dtype)
+    def pinned(self, shape: tuple[int, ...], dtype: DTypeLike) -> np.ndarray:
+        array: np.ndarray = self.cuda.pagelocked_empty(shape, dtype)
+        return array
 
     def stream(self) -> int:
         s = self.cuda.Stream()
@@ -212,16 +239,17 @@ class PyCuda(CudaLayer):
         self._streams[stream].synchronize()
 
     def memory_info(self) -> tuple[int, int]:
-        return self.cuda.mem_get_info()
+        info: tuple[int, int] = self.cuda.mem_get_info()
+        return info
 
     def event(self) -> object:
         return self.cuda.Event()
 
     def record(self, event: object, stream: int) -> None:
-        event.record(self._streams[stream])
+        cast(_PyCudaEvent, event).record(self._streams[stream])
 
     def elapsed_ms(self, start: object, end: object) -> float:
-        return float(start.time_till(end))
+        return float(cast(_PyCudaEvent, start).time_till(cast(_PyCudaEvent, end)))
 
     def close(self) -> None:
         for allocation in self._allocations.values():

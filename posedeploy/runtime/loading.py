@@ -5,11 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from posedeploy.artifacts import GRAPHS, Artifacts, pipeline_graph, plan_filename
 from posedeploy.contract import INPUTS, OUTPUTS, RNG_INPUTS
 from posedeploy.errors import ArtifactError, InputError
 from posedeploy.runtime.backend import Backend
+
+if TYPE_CHECKING:
+    from posedeploy.runtime.onnxruntime_backend import OnnxRuntimeBackend
+    from posedeploy.runtime.openvino_backend import OpenVINOBackend
 
 AUTO = "auto"  # the fastest installed backend here, measured once (backend_choice.py)
 
@@ -63,7 +68,7 @@ REGISTRY: dict[str, BackendKind] = {
 BACKENDS = tuple(REGISTRY)
 
 
-def find_plan(artifacts, graph: str) -> Path:
+def find_plan(artifacts: Artifacts, graph: str) -> Path:
     """The engine of ``graph`` in the artifact directory: built by posedeploy build from the
     current export (a plan from an older export is refused, not silently used)."""
     from posedeploy.engines.manifest import read_engine_manifest
@@ -100,7 +105,7 @@ def load_backend(artifacts: Artifacts, backend: str = "onnxruntime", options: Lo
     return REGISTRY[backend].load(artifacts, graph_for(backend, options.precision, options.noise), options)
 
 
-def _verified(loaded: Backend, artifacts, graph: str, noise: str) -> Backend:
+def _verified(loaded: OnnxRuntimeBackend | OpenVINOBackend, artifacts: Artifacts, graph: str, noise: str) -> Backend:
     """``loaded``, after checking that its graph is this manifest's and has the contract's tensors."""
     meta, path = loaded.metadata, artifacts.root / GRAPHS[graph]
     if meta.get("graph") != graph or meta.get("checkpoint_sha256") != artifacts.manifest.checkpoint.sha256:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
+from typing import Any, cast
 
 import numpy as np
 
@@ -42,7 +44,7 @@ def installed_ort_distributions() -> list[str]:
     return found
 
 
-def _ort():
+def _ort() -> ModuleType:
     both = installed_ort_distributions()
     if len(both) > 1:
         # Both write the same 'onnxruntime' module: whichever installed last wins, half-overwritten.
@@ -54,7 +56,7 @@ def _ort():
         import onnxruntime
     except ImportError:
         raise MissingDependencyError("onnxruntime", "cpu", "The ONNX Runtime backend") from None
-    return onnxruntime
+    return cast(ModuleType, onnxruntime)  # no type information: mypy sees Any
 
 
 def available_providers() -> list[str]:
@@ -101,10 +103,11 @@ class OnnxRuntimeBackend(Backend):
         # binding), and each shape's run is captured and replayed as a CUDA graph.
         self.cuda_graph = cuda_graph and self._chosen[0] == "cuda"
         self._session = self._open(self.cuda_graph)
-        self._bound: dict[tuple, tuple] = {}
+        # per input shapes: IOBinding, input and output OrtValues, RunOptions (onnxruntime has no type information)
+        self._bound: dict[tuple[tuple[int, ...], ...], tuple[Any, dict[str, Any], dict[str, Any], Any]] = {}
         self._provider = self._session.get_providers()[0]
         meta = self._session.get_modelmeta().custom_metadata_map
-        self.metadata = dict(meta)
+        self.metadata: dict[str, str] = dict(meta)
         self._precision = precision or meta.get("precision", "fp32")
         self._inputs = tuple(
             TensorSpec(i.name, _NUMPY.get(i.type, i.type), tuple(i.shape)) for i in self._session.get_inputs()
@@ -113,7 +116,7 @@ class OnnxRuntimeBackend(Backend):
             TensorSpec(o.name, _NUMPY.get(o.type, o.type), tuple(o.shape)) for o in self._session.get_outputs()
         )
 
-    def _open(self, cuda_graph: bool):
+    def _open(self, cuda_graph: bool) -> Any:  # an onnxruntime InferenceSession (no type information)
         ort = self._ort
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -8,6 +8,8 @@ inference precision is always set explicitly: f32 unless bf16 or f16 is asked fo
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
+from typing import Any, cast
 
 import numpy as np
 
@@ -21,22 +23,23 @@ INFERENCE_PRECISIONS = {"fp32": "f32", "fp16": "f16", "bf16": "bf16", "int8": "f
 PERFORMANCE_HINTS = ("latency", "throughput")
 
 
-def _ov():
+def _ov() -> ModuleType:
     try:
         import openvino
     except ImportError:
         raise MissingDependencyError("openvino", "openvino", "The OpenVINO backend") from None
-    return openvino
+    return cast(ModuleType, openvino)  # no type information: mypy sees Any
 
 
 def openvino_version() -> str | None:
     try:
-        return _ov().get_version()
+        version: str = _ov().get_version()
+        return version
     except MissingDependencyError:
         return None
 
 
-def _spec(port) -> TensorSpec:
+def _spec(port: Any) -> TensorSpec:  # an openvino Output (openvino has no type information)
     shape = tuple(
         d.get_length() if d.is_static else name for d, name in zip(port.get_partial_shape(), "BSVJC", strict=False)
     )
@@ -63,7 +66,10 @@ class OpenVINOBackend(Backend):
             model = core.read_model(str(path))
         except Exception as exc:  # OpenVINO raises untyped errors for bad files
             raise ArtifactError(f"OpenVINO cannot read {path}: {_last_line(exc)}") from None
-        config = {"INFERENCE_PRECISION_HINT": INFERENCE_PRECISIONS[precision], "PERFORMANCE_HINT": hint.upper()}
+        config: dict[str, str | int] = {
+            "INFERENCE_PRECISION_HINT": INFERENCE_PRECISIONS[precision],
+            "PERFORMANCE_HINT": hint.upper(),
+        }
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
         try:
@@ -72,11 +78,11 @@ class OpenVINOBackend(Backend):
             raise ArtifactError(f"OpenVINO cannot compile {path} for the CPU: {_last_line(exc)}") from None
         self.path, self.hint, self.threads, self.asked, self.source = path, hint, threads, precision, path.name
         framework = model.get_rt_info()["framework"] if model.has_rt_info("framework") else {}
-        self.metadata = {key: value.astype(str) for key, value in framework.items()}
+        self.metadata: dict[str, str] = {key: value.astype(str) for key, value in framework.items()}
         # A CPU without bf16/f16 arithmetic computes in f32 whatever was asked: report what it does.
         # By OpenVINO's own type name: numpy has no bfloat16, so Type.bf16.to_dtype() says float16.
         computed = self._compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
-        self._precision = {"f32": "fp32", "f16": "fp16", "bf16": "bf16"}.get(computed, computed)
+        self._precision: str = {"f32": "fp32", "f16": "fp16", "bf16": "bf16"}.get(computed, computed)
         if precision == "int8":
             self._precision = "int8"
         self._inputs = tuple(_spec(p) for p in model.inputs)

@@ -44,7 +44,7 @@ class TensorRTBackend(Backend):
         self.cuda = open_cuda(cuda, device)
         self._device = device
         self._buffers: dict[str, int] = {}
-        self._graphs: dict[tuple, object] = {}
+        self._graphs: dict[tuple[tuple[int, ...], ...], object] = {}
         self.cuda_graphs = cuda_graphs and self.cuda.supports_graphs
         self.timings: dict[str, float] = {}
         m = self.trt.module
@@ -117,7 +117,7 @@ class TensorRTBackend(Backend):
         if not self.context.execute_async_v3(self.stream):
             raise DeviceError("TensorRT execute_async_v3 failed")
 
-    def _launch(self, key: tuple) -> None:
+    def _launch(self, key: tuple[tuple[int, ...], ...]) -> None:
         if not self.cuda_graphs:
             self._enqueue()
             return

@@ -9,6 +9,7 @@ validation split's pseudo-labels (normalised by the training mean).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -78,7 +79,7 @@ class AVGTask(TrainTask):
         self.val_inputs, self.val_targets = torch.from_numpy(val_inputs), torch.from_numpy(val_errors / self.error_mean)
         self.model = build_model("avg", config.avg, config.avg_params)
 
-    def identity(self) -> dict:
+    def identity(self) -> dict[str, Any]:
         identity = {
             "task": self.name,
             "lifter": self.fingerprint,
@@ -104,7 +105,7 @@ class AVGTask(TrainTask):
             total += float(((pred - self.val_targets[i : i + 8192].to(device)) ** 2).sum())
         return total / self.val_targets.numel()
 
-    def checkpoint(self, model: nn.Module, summary: dict) -> Checkpoint:
+    def checkpoint(self, model: nn.Module, summary: dict[str, float]) -> Checkpoint:
         self.config.training = {
             **self.lifter_checkpoint.config.training,
             "avg": {

@@ -18,18 +18,21 @@ import json
 import logging
 import math
 import pickle
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from posedeploy import __version__
-from posedeploy.errors import CheckpointError
+from posedeploy.errors import CheckpointError, PoseDeployError
 from posedeploy.files import atomic_path
 from posedeploy.skeleton import JOINT_NAMES
 from posedeploy.training.models import DEFAULT_AVG, build_model, default_params
 from posedeploy.training.weight_storage import STORAGES, pack_state, unpack_state
+from posedeploy.uncertainty import Calibration
 
 logger = logging.getLogger(__name__)
 
@@ -44,18 +47,20 @@ DEFAULT_ALPHA = 0.005
 @dataclass
 class PipelineConfig:
     lifter: str
-    lifter_params: dict = field(default_factory=dict)
+    lifter_params: dict[str, Any] = field(default_factory=dict)
     avg: str | None = None
-    avg_params: dict = field(default_factory=dict)
+    avg_params: dict[str, Any] = field(default_factory=dict)
     alpha: float = DEFAULT_ALPHA
     joints: list[str] = field(default_factory=lambda: list(JOINT_NAMES))
     normalisation: str = NORMALISATION
     units: str = "m"
     keypoints: str = "unknown"  # what 2D the lifter was trained on: h36m/gt, h36m/sh, synthetic, ...
-    training: dict = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    # The spread's calibration (posedeploy.uncertainty.Calibration as JSON), fitted by `posedeploy calibrate`.
+    uncertainty: dict[str, Any] | None = None
 
     @classmethod
-    def for_lifter(cls, lifter: str, **kwargs) -> PipelineConfig:
+    def for_lifter(cls, lifter: str, **kwargs: Any) -> PipelineConfig:
         return cls(lifter=lifter, lifter_params=default_params("lifter", lifter), **kwargs)
 
     def with_avg(self, avg: str | None = None, alpha: float | None = None) -> PipelineConfig:
@@ -73,9 +78,9 @@ class PipelineConfig:
 @dataclass
 class Checkpoint:
     config: PipelineConfig
-    lifter_state: dict
-    avg_state: dict | None = None
-    meta: dict = field(default_factory=dict)
+    lifter_state: dict[str, torch.Tensor]
+    avg_state: dict[str, torch.Tensor] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
     weights: str = "f32"  # how save_checkpoint stores the weights: f32 or int8 (loaded as f32 either way)
 
     @property
@@ -96,11 +101,15 @@ class Checkpoint:
         _load_state(model, self.avg_state, f"AVG model '{self.config.avg}'")
         return model.to(device).eval()
 
+    def calibration(self) -> Calibration | None:
+        """The spread's calibration, or None when the checkpoint has none (checked on load)."""
+        return None if self.config.uncertainty is None else Calibration.from_json(self.config.uncertainty)
+
     def lifter_fingerprint(self) -> str:
         return state_fingerprint(self.lifter_state)
 
 
-def _load_state(model: nn.Module, state: dict, what: str) -> None:
+def _load_state(model: nn.Module, state: Mapping[str, object], what: str) -> None:
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -124,7 +133,7 @@ def _load_state(model: nn.Module, state: dict, what: str) -> None:
     model.load_state_dict(state)
 
 
-def state_fingerprint(state: dict) -> str:
+def state_fingerprint(state: dict[str, torch.Tensor]) -> str:
     """A content hash of a state dict (names, shapes and values), independent of file layout."""
     digest = hashlib.sha256()
     for key in sorted(state):
@@ -149,7 +158,7 @@ def check_finite(checkpoint: Checkpoint, where: str) -> None:
                 raise CheckpointError(f"{where}: the {part} has {bad} non-finite value(s) in '{name}'")
 
 
-def content_hash(payload: dict) -> str:
+def content_hash(payload: dict[str, Any]) -> str:
     """SHA-256 of what a checkpoint payload holds, independent of torch's file layout."""
     digest = hashlib.sha256()
     digest.update(json.dumps({k: payload.get(k) for k in ("config", "meta")}, sort_keys=True, default=repr).encode())
@@ -179,7 +188,7 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
         raise CheckpointError(
             f"not writing {path}: weight storage must be one of {STORAGES}, got {checkpoint.weights!r}"
         )
-    payload = {
+    payload: dict[str, Any] = {
         "format": FORMAT,
         "format_version": F32_FORMAT_VERSION,
         "posedeploy_version": __version__,
@@ -189,7 +198,7 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
         "meta": checkpoint.meta,
     }
     if checkpoint.weights == "int8":
-        scales = {}
+        scales: dict[str, dict[str, torch.Tensor]] = {}
         payload["lifter"], scales["lifter"] = pack_state(payload["lifter"])
         if payload["avg"] is not None:
             payload["avg"], scales["avg"] = pack_state(payload["avg"])
@@ -198,7 +207,7 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
     return save_torch(payload, path)
 
 
-def save_torch(payload: dict, path: str | Path) -> Path:
+def save_torch(payload: dict[str, Any], path: str | Path) -> Path:
     """``torch.save`` atomically; a failed write (a full disk, a file-size limit) is a one-line WriteError.
 
     Saved through a file object: given a path, torch names the archive's inner folder after the
@@ -212,7 +221,7 @@ def save_torch(payload: dict, path: str | Path) -> Path:
     return path
 
 
-def safe_torch_load(path: str | Path, what: str = "checkpoint"):
+def safe_torch_load(path: str | Path, what: str = "checkpoint") -> Any:  # what the file held: to be checked
     """``torch.load`` restricted to plain weights (``weights_only=True``), failures as CheckpointError."""
     path = Path(path)
     if not path.is_file():
@@ -286,4 +295,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"{path} was trained on another joint layout ({len(config.joints)} joints)")
     checkpoint = Checkpoint(config, lifter_state, avg_state, dict(payload.get("meta") or {}), weights)
     check_finite(checkpoint, str(path))
+    try:
+        checkpoint.calibration()
+    except PoseDeployError as exc:
+        raise CheckpointError(f"{path} carries a damaged uncertainty calibration: {exc}") from None
     return checkpoint

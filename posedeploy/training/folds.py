@@ -8,6 +8,8 @@ into ``folds`` folds; ``train lifter --fold K/N`` leaves fold K out and records 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from posedeploy.data import PoseSet
@@ -34,8 +36,8 @@ def fold_of(data: PoseSet, folds: int) -> np.ndarray:
     return (np.arange(len(subjects)) % folds)[inverse]
 
 
-def without_fold(data: PoseSet, fold: tuple[int, int]) -> PoseSet:
-    """``data`` without the subjects of fold K of N."""
+def without_fold(data: PoseSet, fold: Sequence[int]) -> PoseSet:
+    """``data`` without the subjects of fold K of N (``fold``: K, N)."""
     k, n = fold
     subset = data.take(fold_of(data, n) != k)
     subset.meta["fold"] = [k, n]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -79,7 +80,7 @@ class StartingPoint:
                 f"--init {self.label} is in --out {out_dir}, where this run writes its best.pt: copy it elsewhere first"
             )
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         """The record a run keeps of where it started (in its identity and its checkpoints)."""
         config = self.checkpoint.config
         return {
@@ -113,7 +114,8 @@ def check_regularisers(lifter: str, input_noise: float, dropout: float) -> None:
 
 
 def mpjpe_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return torch.linalg.vector_norm(pred - target, dim=-1).mean()
+    loss: torch.Tensor = torch.linalg.vector_norm(pred - target, dim=-1).mean()
+    return loss
 
 
 class LifterTask(TrainTask):
@@ -125,7 +127,7 @@ class LifterTask(TrainTask):
         train: PoseSet,
         val: PoseSet,
         augment: bool = True,
-        init: dict | None = None,
+        init: dict[str, Any] | None = None,
         input_noise: float = 0.0,
         dropout: float = 0.0,
         refit: bool = False,
@@ -154,7 +156,7 @@ class LifterTask(TrainTask):
         self.fold = train.meta.get("fold")  # [K, N]: trained without fold K of N (posedeploy.training.folds)
         self.mirror2d, self.mirror3d = Mirror(2), Mirror(3)
 
-    def identity(self) -> dict:
+    def identity(self) -> dict[str, Any]:
         identity = {
             "task": self.name,
             "data": self.train_source,
@@ -170,7 +172,7 @@ class LifterTask(TrainTask):
     def selects(self) -> bool:
         return not self.refit
 
-    def _choices(self) -> dict:
+    def _choices(self) -> dict[str, float | bool]:
         """The optional training choices this run made (none: empty)."""
         return {
             k: v for k, v in (("input_noise", self.input_noise), ("dropout", self.dropout), ("refit", self.refit)) if v
@@ -195,7 +197,7 @@ class LifterTask(TrainTask):
         pred = run_single(PipelineModule(model, None, alpha=1.0), self.val.keypoints)
         return mean_by_action(mpjpe(pred, self.val.poses_3d) * 1000, self.val.actions)[1]
 
-    def checkpoint(self, model: nn.Module, summary: dict) -> Checkpoint:
+    def checkpoint(self, model: nn.Module, summary: dict[str, float]) -> Checkpoint:
         config = PipelineConfig(
             lifter=self.lifter,
             lifter_params=default_params("lifter", self.lifter),

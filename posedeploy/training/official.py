@@ -44,10 +44,10 @@ RULES: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
 }
 
 
-def rename_official(state: dict, kind: str, name: str) -> dict:
+def rename_official(state: dict[str, torch.Tensor], kind: str, name: str) -> dict[str, torch.Tensor]:
     """Official parameter names -> posedeploy names for one model."""
     rules = RULES[(kind, name)]
-    out = {}
+    out: dict[str, torch.Tensor] = {}
     for key, value in state.items():
         key = key.removeprefix("module.")  # saved from DataParallel
         for pattern, replacement in rules:
@@ -56,7 +56,7 @@ def rename_official(state: dict, kind: str, name: str) -> dict:
     return out
 
 
-def read_official_state(path: str | Path) -> dict:
+def read_official_state(path: str | Path) -> dict[str, torch.Tensor]:
     state = safe_torch_load(path, "official checkpoint")
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
@@ -65,7 +65,7 @@ def read_official_state(path: str | Path) -> dict:
     return state
 
 
-def convert_official(state: dict, kind: str, name: str, source: str) -> dict:
+def convert_official(state: dict[str, torch.Tensor], kind: str, name: str, source: str) -> dict[str, torch.Tensor]:
     """Rename and validate one official state dict; raises CheckpointError if it is another model's."""
     converted = rename_official(state, kind, name)
     model = build_model(kind, name)
@@ -89,6 +89,7 @@ def import_official(
     avg_state = None
     if avg_weights is not None:
         config = config.with_avg()
+        assert config.avg is not None  # with_avg() names one
         avg_state = convert_official(read_official_state(avg_weights), "avg", config.avg, str(avg_weights))
     config.training = {"imported_from": "official PRPose checkpoints"}
     meta = {"lifter_weights": Path(lifter_weights).name, "avg_weights": Path(avg_weights).name if avg_weights else None}

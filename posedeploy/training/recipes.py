@@ -31,7 +31,7 @@ def read_recipe(path: str | Path, kind: str) -> dict[str, Any]:
     if not path.is_file():
         raise InputError(f"recipe not found: {path}")
     try:
-        values = tomllib.loads(path.read_text())
+        values: dict[str, Any] = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{path} is not a TOML recipe: {exc}") from None
     found = values.pop("kind", None)

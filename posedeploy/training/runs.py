@@ -11,15 +11,29 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from posedeploy.data import PoseSet, keypoints_for, load_dataset
 from posedeploy.errors import CheckpointError, InputError
 
+if TYPE_CHECKING:
+    from posedeploy.training.checkpoint import Checkpoint
+    from posedeploy.training.lifter_training import StartingPoint
+    from posedeploy.training.trainer import FitSummary, TrainSettings
+
 logger = logging.getLogger(__name__)
+
 
 # Each lifter's official recipe (HTNet: main.py/opt.py; Modulated GCN: main_gcn.py), the learning
 # rate's decay expressed per training sample so that it carries over to 10 Hz data.
-LIFTER_DEFAULTS = {
+class LifterDefaults(TypedDict):
+    lr: float
+    batch_size: int
+    schedule: str
+    clip_grad_norm: float | None
+
+
+LIFTER_DEFAULTS: dict[str, LifterDefaults] = {
     "htnet": {"lr": 5e-4, "batch_size": 512, "schedule": "epoch", "clip_grad_norm": None},
     "mgcn_lw": {"lr": 1e-3, "batch_size": 64, "schedule": "samples", "clip_grad_norm": 1.0},
 }
@@ -86,7 +100,7 @@ class TrainingResult:
     epochs: int
     checkpoint: Path  # best.pt
     refit: bool
-    history: list[dict] = field(default_factory=list, repr=False)
+    history: list[dict[str, float]] = field(default_factory=list, repr=False)
     main: bool = True  # False in the other processes of a torchrun: the main one writes and reports
 
     def describe(self, digits: int) -> str:
@@ -112,7 +126,7 @@ def _joined_with_val(train: PoseSet, val: PoseSet, data: str, keypoints: str, st
     return train.join(val if val_stride == stride else load_dataset(data, "val", keypoints, stride=stride))
 
 
-def _train_settings(s: LifterRunSettings):
+def _train_settings(s: LifterRunSettings) -> TrainSettings:
     from posedeploy.training.trainer import TrainSettings
 
     defaults = LIFTER_DEFAULTS.get(s.lifter, LIFTER_DEFAULTS["mgcn_lw"])
@@ -129,13 +143,16 @@ def _train_settings(s: LifterRunSettings):
     )
 
 
-def _starting_point(s: LifterRunSettings, held_out: list[str] | None):
+def _starting_point(
+    s: LifterRunSettings, held_out: list[int] | None
+) -> tuple[StartingPoint | None, dict[str, Any] | None]:
     """The checkpoint --init starts from (checked before minutes of data loading), and its record in
     the run's identity. A resumed run takes it from its last.pt, so --init is optional then, and must agree."""
     from posedeploy.assets import resolve_checkpoint
     from posedeploy.training.lifter_training import StartingPoint
     from posedeploy.training.trainer import saved_identity
 
+    start: StartingPoint | None
     start, record = None, saved_identity(s.out).get("init") if s.resume else None
     if s.init is not None:
         start = StartingPoint.read(resolve_checkpoint(s.init), label=s.init)
@@ -197,7 +214,7 @@ def train_lifter(s: LifterRunSettings) -> TrainingResult:
     return _result(summary, s.out, s.refit, ctx.is_main)
 
 
-def _result(summary: dict, out: Path, refit: bool, main: bool) -> TrainingResult:
+def _result(summary: FitSummary, out: Path, refit: bool, main: bool) -> TrainingResult:
     return TrainingResult(
         metric=summary["metric"],
         best=summary["best"],
@@ -223,23 +240,10 @@ def train_avg(s: AVGRunSettings) -> TrainingResult:
     from posedeploy.training.pseudo_labels import default_cache_dir
     from posedeploy.training.trainer import TrainSettings, fit
 
-    _check_seed(s.seed)
-    lifter_path = resolve_checkpoint(s.checkpoint)
-    if lifter_path.resolve().parent == Path(s.out).resolve():
-        raise InputError(
-            f"--out {s.out} is the folder of the lifter checkpoint {lifter_path}: training there would "
-            f"replace it; write the AVG run to its own folder"
-        )
-    _check_refit(s.refit, s.patience, s.fold_lifters, "--fold-lifter")
+    lifter_path, lifter_ckpt = _avg_run_lifter(s)
+    lifter_refitted = bool(lifter_ckpt.config.training.get("refit"))
     settings = TrainSettings(epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, seed=s.seed, patience=s.patience)
     settings.validate()
-    lifter_ckpt = load_checkpoint(lifter_path)
-    lifter_refitted = bool(lifter_ckpt.config.training.get("refit"))
-    if s.refit and not lifter_refitted:
-        raise InputError(
-            f"--refit is for a lifter trained with --refit; {lifter_path} was not: its 'val' errors are "
-            f"held out, unlike its 'train' ones. Train without --refit and choose the epoch on 'val'"
-        )
     ctx = distributed.setup(resolve_device(s.device))
     try:
         if lifter_refitted and not s.refit and ctx.is_main:
@@ -275,3 +279,25 @@ def train_avg(s: AVGRunSettings) -> TrainingResult:
     finally:
         distributed.teardown(ctx)
     return _result(summary, s.out, s.refit, ctx.is_main)
+
+
+def _avg_run_lifter(s: AVGRunSettings) -> tuple[Path, Checkpoint]:
+    """The lifter an AVG run trains on (path and checkpoint), after the run's settings are checked against it."""
+    from posedeploy.assets import resolve_checkpoint
+    from posedeploy.training.checkpoint import load_checkpoint
+
+    _check_seed(s.seed)
+    lifter_path = resolve_checkpoint(s.checkpoint)
+    if lifter_path.resolve().parent == Path(s.out).resolve():
+        raise InputError(
+            f"--out {s.out} is the folder of the lifter checkpoint {lifter_path}: training there would "
+            f"replace it; write the AVG run to its own folder"
+        )
+    _check_refit(s.refit, s.patience, s.fold_lifters, "--fold-lifter")
+    lifter_ckpt = load_checkpoint(lifter_path)
+    if s.refit and not lifter_ckpt.config.training.get("refit"):
+        raise InputError(
+            f"--refit is for a lifter trained with --refit; {lifter_path} was not: its 'val' errors are "
+            f"held out, unlike its 'train' ones. Train without --refit and choose the epoch on 'val'"
+        )
+    return lifter_path, lifter_ckpt

@@ -27,6 +27,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, TypedDict
 
 import torch
 from torch import nn
@@ -109,9 +110,12 @@ class TrainTask(ABC):
     inputs: torch.Tensor  # (N, ...) training inputs, indexed on the first axis
     targets: torch.Tensor
     metric: str  # the validation metric's name, lower is better
-    # Whether validation chooses the epoch written as best.pt. A refit (the validation data among the
-    # training data) has nothing to choose with: every epoch is written, so best.pt is the last.
-    selects: bool = True
+
+    @property
+    def selects(self) -> bool:
+        """Whether validation chooses the epoch written as best.pt. A refit (the validation data among the
+        training data) has nothing to choose with: every epoch is written, so best.pt is the last."""
+        return True
 
     @abstractmethod
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -127,10 +131,10 @@ class TrainTask(ABC):
         """Validation metric of the current weights (the model is in eval mode)."""
 
     @abstractmethod
-    def checkpoint(self, model: nn.Module, summary: dict) -> Checkpoint:
+    def checkpoint(self, model: nn.Module, summary: dict[str, float]) -> Checkpoint:
         """The deployable checkpoint of these weights."""
 
-    def identity(self) -> dict:
+    def identity(self) -> dict[str, Any]:
         """What must not change between a run and its resume."""
         return {"task": self.name}
 
@@ -168,7 +172,7 @@ def recalibrate_batchnorm(model: nn.Module, task: TrainTask, batch_size: int, ge
     model.train(was_training)
 
 
-def _load_state(out_dir: Path) -> tuple[Path, dict]:
+def _load_state(out_dir: Path) -> tuple[Path, dict[str, Any]]:
     """``out_dir``'s last.pt, which ``resume`` continues from."""
     path = out_dir / LAST
     if not path.is_file():
@@ -186,7 +190,7 @@ def _load_state(out_dir: Path) -> tuple[Path, dict]:
 
 
 # What a training state must hold for a resume (anything else in it is optional).
-STATE_FIELDS = {
+STATE_FIELDS: dict[str, type | tuple[type, ...]] = {
     "identity": dict,
     "settings": dict,
     "epoch": int,
@@ -198,12 +202,13 @@ STATE_FIELDS = {
 }
 
 
-def saved_identity(out_dir: str | Path) -> dict:
+def saved_identity(out_dir: str | Path) -> dict[str, Any]:
     """The identity of the run in ``out_dir`` (what ``resume`` will hold it to)."""
-    return _load_state(Path(out_dir))[1]["identity"]
+    identity: dict[str, Any] = _load_state(Path(out_dir))[1]["identity"]  # a dict: checked by _load_state
+    return identity
 
 
-def _read_state(out_dir: Path, task: TrainTask, settings: TrainSettings) -> dict:
+def _read_state(out_dir: Path, task: TrainTask, settings: TrainSettings) -> dict[str, Any]:
     path, state = _load_state(out_dir)
     saved, wanted = state["identity"], task.identity()
     if saved != wanted:
@@ -226,13 +231,25 @@ def _read_state(out_dir: Path, task: TrainTask, settings: TrainSettings) -> dict
     return state
 
 
-def _write_log(out_dir: Path, history: list[dict]) -> None:
+def _write_log(out_dir: Path, history: list[dict[str, float]]) -> None:
     """log.jsonl: one line per epoch, rewritten whole (and atomically) from the run's history."""
     with atomic_path(out_dir / LOG) as tmp:
         tmp.write_text("".join(json.dumps(record) + "\n" for record in history))
 
 
-def fit(task: TrainTask, settings: TrainSettings, out_dir: str | Path, ctx: Context, resume: bool = False) -> dict:
+class FitSummary(TypedDict):
+    """What :func:`fit` returns: the kept epoch, its metric, and the record of every epoch."""
+
+    best: float
+    best_epoch: int
+    metric: str
+    epochs: int
+    history: list[dict[str, float]]
+
+
+def fit(
+    task: TrainTask, settings: TrainSettings, out_dir: str | Path, ctx: Context, resume: bool = False
+) -> FitSummary:
     """Train ``task.model``; returns a summary (best metric and epoch, epochs run)."""
     settings.validate()
     out_dir = Path(out_dir)
@@ -241,68 +258,103 @@ def fit(task: TrainTask, settings: TrainSettings, out_dir: str | Path, ctx: Cont
         return _fit(task, settings, out_dir, ctx, resume)
 
 
-def _fit(task: TrainTask, settings: TrainSettings, out_dir: Path, ctx: Context, resume: bool) -> dict:
-    model = task.model.to(ctx.device)
-    # AdamW with no decay takes exactly Adam's steps, so runs without --weight-decay are unchanged.
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, amsgrad=True, weight_decay=settings.weight_decay)
-    average = WeightAverage(model, settings.ema) if settings.ema is not None else None
-    start_epoch, best, best_epoch, history = 1, math.inf, 0, []
-    if resume:
-        state = _read_state(out_dir, task, settings)
-        try:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-        except (RuntimeError, ValueError, KeyError, TypeError) as exc:  # the weights of another model
-            first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-            raise CheckpointError(
-                f"cannot resume from {out_dir / LAST}: its weights do not fit this {task.name} "
-                f"model ({first}); start the run again without --resume"
-            ) from None
-        if average is not None:
-            average.load_state_dict(state.get("ema"), model)
-        start_epoch, best, best_epoch, history = (
-            state["epoch"] + 1,
-            state["best"],
-            state["best_epoch"],
-            state["history"],
-        )
-        if ctx.is_main:
-            _write_log(out_dir, history)  # last.pt's history is the record: a kill after it was saved lost no epoch
-            logger.info(
-                f"resuming {task.name} at epoch {start_epoch} (best {task.metric} {best:.2f} at epoch {best_epoch})"
-            )
-    elif (out_dir / LAST).exists() and ctx.is_main:
+def _fit(task: TrainTask, settings: TrainSettings, out_dir: Path, ctx: Context, resume: bool) -> FitSummary:
+    run = _Run(task, settings, out_dir, ctx)
+    start_epoch = run.resume() if resume else 1
+    if not resume and (out_dir / LAST).exists() and ctx.is_main:
         logger.info(f"note: {out_dir} holds an earlier run; it will be overwritten (use --resume to continue it)")
     if start_epoch > settings.epochs and ctx.is_main:
         logger.info(f"{task.name}: already trained for {start_epoch - 1} epochs (asked for {settings.epochs})")
-
-    trained = DistributedDataParallel(model) if ctx.distributed else model
-    n = len(task.inputs)
-    per_rank_batch = max(1, settings.batch_size // ctx.world_size)
     for epoch in range(start_epoch, settings.epochs + 1):
-        lr = settings.lr_at(epoch, (epoch - 1) * n, n)
+        started = time.monotonic()
+        lr, train_loss, gen = run.train_epoch(epoch)
+        if ctx.is_main:
+            run.judge_and_save(epoch, lr, train_loss, gen, started)
+        ctx.barrier()
+        if settings.patience is not None and epoch - run.best_epoch >= settings.patience:
+            if ctx.is_main:
+                logger.info(
+                    f"{task.name}: no better {task.metric} for {settings.patience} epochs; stopping at epoch {epoch}"
+                )
+            break
+    return {
+        "best": run.best,
+        "best_epoch": run.best_epoch,
+        "metric": task.metric,
+        "epochs": len(run.history),
+        "history": run.history,
+    }
+
+
+class _Run:
+    """One training run's state: the model, its optimizer and weight average, and the record so far."""
+
+    best: float
+    best_epoch: int
+    history: list[dict[str, float]]  # one record per epoch
+
+    def __init__(self, task: TrainTask, settings: TrainSettings, out_dir: Path, ctx: Context):
+        self.task, self.settings, self.out_dir, self.ctx = task, settings, out_dir, ctx
+        self.model = task.model.to(ctx.device)
+        # AdamW with no decay takes exactly Adam's steps, so runs without --weight-decay are unchanged.
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=settings.lr, amsgrad=True, weight_decay=settings.weight_decay
+        )
+        self.average = WeightAverage(self.model, settings.ema) if settings.ema is not None else None
+        self.best, self.best_epoch, self.history = math.inf, 0, []
+        self.trained = DistributedDataParallel(self.model) if ctx.distributed else self.model
+
+    def resume(self) -> int:
+        """Restore the run from last.pt; the epoch to continue with."""
+        state = _read_state(self.out_dir, self.task, self.settings)
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:  # the weights of another model
+            first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+            raise CheckpointError(
+                f"cannot resume from {self.out_dir / LAST}: its weights do not fit this {self.task.name} "
+                f"model ({first}); start the run again without --resume"
+            ) from None
+        if self.average is not None:
+            self.average.load_state_dict(state.get("ema"), self.model)
+        self.best, self.best_epoch, self.history = state["best"], state["best_epoch"], state["history"]
+        start: int = state["epoch"] + 1
+        if self.ctx.is_main:
+            _write_log(self.out_dir, self.history)  # last.pt's history is the record: a kill after it lost no epoch
+            logger.info(
+                f"resuming {self.task.name} at epoch {start} "
+                f"(best {self.task.metric} {self.best:.2f} at epoch {self.best_epoch})"
+            )
+        return start
+
+    def train_epoch(self, epoch: int) -> tuple[float, float, torch.Generator]:
+        """One pass over this process's share of the data; (its first learning rate, mean loss, generator)."""
+        task, s, ctx = self.task, self.settings, self.ctx
+        n = len(task.inputs)
+        per_rank_batch = max(1, s.batch_size // ctx.world_size)
+        lr = s.lr_at(epoch, (epoch - 1) * n, n)
         # Shuffle order and dropout are functions of (seed, epoch) alone: a resumed run repeats
         # exactly the epochs an uninterrupted one would have run.
-        gen = torch.Generator().manual_seed(settings.seed * 100_003 + epoch)
-        torch.manual_seed(settings.seed * 100_003 + epoch)
+        gen = torch.Generator().manual_seed(s.seed * 100_003 + epoch)
+        torch.manual_seed(s.seed * 100_003 + epoch)
         order = torch.randperm(n, generator=gen)[ctx.rank :: ctx.world_size]
-        trained.train()
-        started, total_loss, seen = time.monotonic(), 0.0, 0
+        self.trained.train()
+        total_loss, seen = 0.0, 0
         batches = range(0, len(order), per_rank_batch)
-        with progress(len(batches), f"epoch {epoch}/{settings.epochs}", enabled=ctx.is_main) as advance:
+        with progress(len(batches), f"epoch {epoch}/{s.epochs}", enabled=ctx.is_main) as advance:
             for start in batches:
                 idx = order[start : start + per_rank_batch]
-                for group in optimizer.param_groups:
-                    group["lr"] = settings.lr_at(epoch, (epoch - 1) * n + start * ctx.world_size, n)
-                x, y = task.inputs[idx].to(ctx.device), task.targets[idx].to(ctx.device)
-                loss = task.loss(trained, x, y, gen)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if settings.clip_grad_norm is not None:
-                    nn.utils.clip_grad_norm_(model.parameters(), settings.clip_grad_norm)
-                optimizer.step()
-                if average is not None:
-                    average.update(model)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = s.lr_at(epoch, (epoch - 1) * n + start * ctx.world_size, n)
+                loss = task.loss(self.trained, task.inputs[idx].to(ctx.device), task.targets[idx].to(ctx.device), gen)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()  # type: ignore[no-untyped-call]  # torch's Tensor.backward has no annotations
+                if s.clip_grad_norm is not None:
+                    nn.utils.clip_grad_norm_(self.model.parameters(), s.clip_grad_norm)
+                self.optimizer.step()
+                if self.average is not None:
+                    self.average.update(self.model)
                 total_loss += loss.item() * len(idx)
                 seen += len(idx)
                 advance(1)
@@ -310,58 +362,57 @@ def _fit(task: TrainTask, settings: TrainSettings, out_dir: Path, ctx: Context, 
         if not math.isfinite(train_loss):
             raise TrainingError(
                 f"{task.name} diverged in epoch {epoch} (training loss {train_loss}); nothing of this epoch was "
-                f"written — lower the learning rate (now {lr:.2g}), or resume from {out_dir / LAST} if it exists"
+                f"written — lower the learning rate (now {lr:.2g}), or resume from {self.out_dir / LAST} if it exists"
             )
-        if ctx.is_main:
-            # The weights judged and written: the running average when there is one.
-            judged = average.averaged(model) if average is not None else model
-            recalibrate_batchnorm(judged, task, settings.batch_size, gen)
-            judged.eval()
-            with torch.no_grad():
-                metric = task.validate(judged)
-            if not math.isfinite(metric):
-                raise TrainingError(
-                    f"{task.name}: validation {task.metric} is {metric} after epoch {epoch}; "
-                    f"nothing of this epoch was written"
-                )
-            improved = metric < best or not task.selects
-            if improved:
-                best, best_epoch = metric, epoch
-                summary = {"epoch": epoch, task.metric: metric, "train_loss": train_loss}
-                save_checkpoint(out_dir / BEST, task.checkpoint(judged, summary))
-            record = {
-                "epoch": epoch,
-                "lr": lr,
-                "train_loss": train_loss,
-                task.metric: metric,
-                "seconds": round(time.monotonic() - started, 1),
-            }
-            history.append(record)
-            state = {
-                "format": STATE_FORMAT,
-                "identity": task.identity(),
-                "settings": asdict(settings),
-                "epoch": epoch,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "ema": average.state_dict() if average is not None else None,
-                "best": best,
-                "best_epoch": best_epoch,
-                "history": history,
-            }
-            save_torch(state, out_dir / LAST)
-            _write_log(out_dir, history)
-            # A task that does not select keeps every epoch: neither a star nor a "best" would mean anything.
-            kept = f"{' *' if improved else ''}  (best {best:.2f} @ {best_epoch})" if task.selects else " (in-sample)"
-            logger.info(
-                f"epoch {epoch}/{settings.epochs}  lr {lr:.2e}  train loss {train_loss:.4f}  "
-                f"val {task.metric} {metric:.2f}{kept}  {record['seconds']:.0f} s"
+        return lr, train_loss, gen
+
+    def judge_and_save(self, epoch: int, lr: float, train_loss: float, gen: torch.Generator, started: float) -> None:
+        """Validate the epoch's weights (the running average, where there is one); write best.pt when they
+        are the best so far, last.pt and the log always."""
+        task = self.task
+        judged = self.average.averaged(self.model) if self.average is not None else self.model
+        recalibrate_batchnorm(judged, task, self.settings.batch_size, gen)
+        judged.eval()
+        with torch.no_grad():
+            metric = task.validate(judged)
+        if not math.isfinite(metric):
+            raise TrainingError(
+                f"{task.name}: validation {task.metric} is {metric} after epoch {epoch}; "
+                "nothing of this epoch was written"
             )
-        ctx.barrier()
-        if settings.patience is not None and epoch - best_epoch >= settings.patience:
-            if ctx.is_main:
-                logger.info(
-                    f"{task.name}: no better {task.metric} for {settings.patience} epochs; stopping at epoch {epoch}"
-                )
-            break
-    return {"best": best, "best_epoch": best_epoch, "metric": task.metric, "epochs": len(history), "history": history}
+        improved = metric < self.best or not task.selects
+        if improved:
+            self.best, self.best_epoch = metric, epoch
+            summary = {"epoch": epoch, task.metric: metric, "train_loss": train_loss}
+            save_checkpoint(self.out_dir / BEST, task.checkpoint(judged, summary))
+        seconds = round(time.monotonic() - started, 1)
+        self.history.append(
+            {"epoch": epoch, "lr": lr, "train_loss": train_loss, task.metric: metric, "seconds": seconds}
+        )
+        self._save_state(epoch)
+        # A task that does not select keeps every epoch: neither a star nor a "best" would mean anything.
+        kept = (
+            f"{' *' if improved else ''}  (best {self.best:.2f} @ {self.best_epoch})"
+            if task.selects
+            else " (in-sample)"
+        )
+        logger.info(
+            f"epoch {epoch}/{self.settings.epochs}  lr {lr:.2e}  train loss {train_loss:.4f}  "
+            f"val {task.metric} {metric:.2f}{kept}  {seconds:.0f} s"
+        )
+
+    def _save_state(self, epoch: int) -> None:
+        state = {
+            "format": STATE_FORMAT,
+            "identity": self.task.identity(),
+            "settings": asdict(self.settings),
+            "epoch": epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "ema": self.average.state_dict() if self.average is not None else None,
+            "best": self.best,
+            "best_epoch": self.best_epoch,
+            "history": self.history,
+        }
+        save_torch(state, self.out_dir / LAST)
+        _write_log(self.out_dir, self.history)

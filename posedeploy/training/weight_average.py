@@ -11,6 +11,7 @@ d / (1 - d) steps (5,000 for 0.9998).
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import torch
 from torch import nn
@@ -38,14 +39,15 @@ class WeightAverage:
                 param.copy_(average)
         return result
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         return {"decay": self.decay, "steps": self.steps, "params": self.params}
 
-    def load_state_dict(self, state: dict, model: nn.Module) -> None:
+    def load_state_dict(self, state: object, model: nn.Module) -> None:
         """Restore a saved average (read onto the CPU) next to ``model``'s parameters, wherever they are."""
         params = list(model.parameters())
         saved = state.get("params") if isinstance(state, dict) else None
         if not isinstance(saved, list) or [tuple(p.shape) for p in saved] != [tuple(p.shape) for p in params]:
             raise CheckpointError("the training state's weight average does not match this model's parameters")
+        assert isinstance(state, dict)  # saved, a list, came from it
         self.decay, self.steps = state["decay"], state["steps"]
         self.params = [p.to(device=q.device, dtype=q.dtype, copy=True) for p, q in zip(saved, params, strict=True)]

@@ -7,6 +7,7 @@ Lifters map (N, 17, 2) normalised 2D to (N, 17, 3) root-relative metres; AVG mod
 from __future__ import annotations
 
 from dataclasses import asdict, fields
+from typing import Any
 
 import torch
 from torch import nn
@@ -36,7 +37,7 @@ def _registry(kind: str) -> dict[str, tuple[type[nn.Module], type]]:
     return LIFTERS if kind == "lifter" else AVGS
 
 
-def default_params(kind: str, name: str) -> dict:
+def default_params(kind: str, name: str) -> dict[str, Any]:
     """The default hyper-parameters of a model, as a plain dict."""
     return asdict(_lookup(kind, name)[1]())
 
@@ -48,7 +49,7 @@ def _lookup(kind: str, name: str) -> tuple[type[nn.Module], type]:
     return registry[name]
 
 
-def build_model(kind: str, name: str, params: dict | None = None) -> nn.Module:
+def build_model(kind: str, name: str, params: dict[str, Any] | None = None) -> nn.Module:
     """Instantiate a lifter or AVG model by name; ``params`` override its config defaults."""
     cls, config_cls = _lookup(kind, name)
     params = dict(params or {})

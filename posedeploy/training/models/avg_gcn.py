@@ -28,4 +28,6 @@ class GCNAVG(nn.Module):
         self.gcn = ModulatedGCN(adj, 2, c.hidden, 1, c.num_layers, weights=2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.gcn(x)[..., 0]  # (N, J, 1) -> (N, J): an index, not squeeze(), exports without a branch
+        # (N, J, 1) -> (N, J): an index, not squeeze(), exports without a branch
+        depth: torch.Tensor = self.gcn(x)[..., 0]
+        return depth

@@ -31,7 +31,7 @@ class _ResidualStage(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.dropout(self.relu(self.batch_norm1(self.w1(x))))
+        y: torch.Tensor = self.dropout(self.relu(self.batch_norm1(self.w1(x))))
         y = self.dropout(self.relu(self.batch_norm2(self.w2(y))))
         return x + y
 
@@ -53,4 +53,5 @@ class MLPAVG(nn.Module):
         y = self.dropout(self.relu(self.batch_norm1(self.w1(y))))
         for stage in self.linear_stages:
             y = stage(y)
-        return self.w2(y)
+        out: torch.Tensor = self.w2(y)
+        return out

@@ -17,6 +17,10 @@ from torch import nn
 
 
 class ModulatedGraphConv(nn.Module):
+    adj: torch.Tensor  # buffers (registered in __init__)
+    self_mask: torch.Tensor
+    neighbour_mask: torch.Tensor
+
     def __init__(self, in_features: int, out_features: int, adj: torch.Tensor, weights: int = 2):
         super().__init__()
         if weights not in (1, 2):
@@ -103,7 +107,8 @@ class ResGraphConvBlock(nn.Module):
         self.gconv2 = GraphConvBlock(adj, features, features, weights)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.gconv2(self.gconv1(x))
+        out: torch.Tensor = x + self.gconv2(self.gconv1(x))
+        return out
 
 
 class ModulatedGCN(nn.Module):
@@ -118,4 +123,5 @@ class ModulatedGCN(nn.Module):
         self.gconv_output = ModulatedGraphConv(hidden, out_features, adj, weights)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.gconv_output(self.gconv_layers(self.gconv_input(x)))
+        out: torch.Tensor = self.gconv_output(self.gconv_layers(self.gconv_input(x)))
+        return out

@@ -59,7 +59,8 @@ class Mlp(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+        out: torch.Tensor = self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+        return out
 
 
 class Attention(nn.Module):
@@ -76,7 +77,8 @@ class Attention(nn.Module):
         q, k, v = self.qkv(x).reshape(n, j, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
         attn = ((q @ k.transpose(-2, -1)) * self.scale).softmax(dim=-1)  # (N, heads, J, J)
         out = (attn @ v).transpose(1, 2).reshape(n, j, c)
-        return self.proj_drop(self.proj(out))
+        projected: torch.Tensor = self.proj_drop(self.proj(out))
+        return projected
 
 
 class LJC(nn.Module):
@@ -90,12 +92,16 @@ class LJC(nn.Module):
         self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.drop_path(self.norm_gcn2(self.gcn2(self.gelu(self.gcn1(self.norm_gcn1(x))))))
+        out: torch.Tensor = x + self.drop_path(self.norm_gcn2(self.gcn2(self.gelu(self.gcn1(self.norm_gcn1(x))))))
+        return out
 
 
 class _LimbPooling(nn.Module):
     """Pool each limb with a strided convolution, refine with an MLP, and write the limb feature
     onto the limb's joints after the first; the other joints keep their (normalised) features."""
+
+    limb_joints: torch.Tensor  # buffers (registered in __init__)
+    source: torch.Tensor
 
     def __init__(
         self,
@@ -139,7 +145,8 @@ class IPC(nn.Module):
 
     def forward(self, x_ljc: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         x = x + x_ljc
-        return self.pool3(x) + self.pool2(x) + x
+        out: torch.Tensor = self.pool3(x) + self.pool2(x) + x
+        return out
 
 
 class GBI(nn.Module):
@@ -151,7 +158,8 @@ class GBI(nn.Module):
 
     def forward(self, x_ipc: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         x = x + x_ipc
-        return x + self.drop_path(self.attn(self.norm_attn(x)))
+        out: torch.Tensor = x + self.drop_path(self.attn(self.norm_attn(x)))
+        return out
 
 
 class Block(nn.Module):
@@ -171,7 +179,8 @@ class Block(nn.Module):
         x_ipc = self.ipc(x_ljc, x_ipc)
         x_gbi = self.gbi(x_ipc, x_gbi)
         x = torch.cat([x_ljc, x_ipc, x_gbi], dim=-1)
-        return x + self.drop_path(self.mlp(self.norm_mlp(x)))
+        out: torch.Tensor = x + self.drop_path(self.mlp(self.norm_mlp(x)))
+        return out
 
 
 class HTNet(nn.Module):
@@ -191,4 +200,5 @@ class HTNet(nn.Module):
         x = self.patch_embed(x) + self.pos_embed  # (N, J, C)
         for block in self.blocks:
             x = block(x)
-        return self.fcn(self.norm(x))
+        pose: torch.Tensor = self.fcn(self.norm(x))
+        return pose

@@ -28,4 +28,5 @@ class MGCNLite(nn.Module):
         self.gcn = ModulatedGCN(adj, 2, c.hidden, 3, c.num_layers, weights=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.gcn(x)
+        pose: torch.Tensor = self.gcn(x)
+        return pose

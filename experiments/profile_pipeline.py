@@ -1,6 +1,6 @@
 """Where the time goes in an exported pipeline under ONNX Runtime on the CPU: share per operator type.
 
-    python scripts/profile_pipeline.py ARTIFACTS [--graph pipeline.onnx] [--batch 1] [--hypotheses 200]
+    python experiments/profile_pipeline.py ARTIFACTS [--graph pipeline.onnx] [--batch 1] [--hypotheses 200]
 
 Runs the graph with ONNX Runtime's profiler on the benchmark's inputs (after warm-up calls) and
 prints, per operator type, the total kernel time and its share, and with --nodes N the N slowest

@@ -1,6 +1,6 @@
 """Experiments of docs/PERFORMANCE.md: which ONNX Runtime settings and graph forms speed up the CPU pipeline?
 
-    python scripts/try_cpu_variants.py CHECKPOINT [--batch 1] [--hypotheses 200] [--blocks 10]
+    python experiments/try_cpu_variants.py CHECKPOINT [--batch 1] [--hypotheses 200] [--blocks 10]
 
 Exports the pipeline twice: as shipped (the adjacency product is a MatMul followed by Add and
 Relu), and with the adjacency product written as addmm(bias, mix, y), which the exporter emits as

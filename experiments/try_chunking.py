@@ -1,6 +1,6 @@
 """Experiment of docs/PERFORMANCE.md: does splitting B x S into smaller backend calls speed up the CPU?
 
-    python scripts/try_chunking.py ARTIFACTS [--batch 16] [--hypotheses 200] [--max-poses 6400,1600,400]
+    python experiments/try_chunking.py ARTIFACTS [--batch 16] [--hypotheses 200] [--max-poses 6400,1600,400]
 
 Runs the runtime's MultiHypothesisLifter on the same keypoints with each ``max_poses`` (lifted
 poses per backend call, mirrors included), timing them in alternating rounds in one process after
