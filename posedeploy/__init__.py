@@ -30,6 +30,7 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 _PUBLIC = {
     "MultiHypothesisLifter": ("posedeploy.runtime.lifter", "MultiHypothesisLifter"),
     "LiftResult": ("posedeploy.runtime.lifter", "LiftResult"),
+    "PoseStream": ("posedeploy.runtime.stream", "PoseStream"),
     "export_checkpoint": ("posedeploy.export.command", "export"),
     "ExportSettings": ("posedeploy.export.command", "ExportSettings"),
     "load_checkpoint": ("posedeploy.training.checkpoint", "load_checkpoint"),

@@ -667,6 +667,17 @@ _BHypotheses = Annotated[
 ]
 
 
+_BCheckpoint = Annotated[
+    Path | None, typer.Option(help="Checkpoint of the PyTorch baseline (default: the artifacts').")
+]
+_BStreaming = Annotated[
+    bool,
+    typer.Option(
+        "--streaming", help="Also time PoseStream (track, lift, smooth) at 30 and 60 fps for 1, 4, 16 people."
+    ),
+]
+
+
 @app.command("bench")
 def bench_command(
     artifacts: Annotated[
@@ -681,9 +692,7 @@ def bench_command(
     ] = "fp32",
     hypotheses: _BHypotheses = None,
     batch: Annotated[str, typer.Option(help="Comma-separated B values.")] = "1,16,64",
-    checkpoint: Annotated[
-        Path | None, typer.Option(help="Checkpoint of the PyTorch baseline (default: the artifacts').")
-    ] = None,
+    checkpoint: _BCheckpoint = None,
     min_seconds: Annotated[float, typer.Option(help="Time each cell at least this long.")] = 2.0,
     min_repeats: Annotated[int, typer.Option(help="Time each cell at least this many calls per backend.")] = 10,
     warmup: Annotated[int, typer.Option(help="Untimed calls per backend and cell.")] = 3,
@@ -691,6 +700,7 @@ def bench_command(
     device: Annotated[str, typer.Option(help="Device of the PyTorch baseline: cpu or cuda.")] = "cpu",
     stream_fps: Annotated[float | None, typer.Option(help="Also stream single frames at this camera rate.")] = None,
     stream_frames: Annotated[int, typer.Option(help="Frames of the streaming run.")] = 100,
+    streaming: _BStreaming = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON.")] = None,
     plot: Annotated[Path | None, typer.Option(help="Write latency/throughput plots as PNG.")] = None,
 ) -> None:
@@ -718,6 +728,7 @@ def bench_command(
         stream_fps=stream_fps,
         stream_frames=stream_frames,
         with_recommended=hypotheses is None,
+        streaming=streaming,
     )
     report = bench(settings)
     typer.echo(format_report(report))
@@ -753,6 +764,15 @@ _RMaxMissing = Annotated[
     int, typer.Option(min=0, max=16, help="Skip frames with more missing joints than this (others are interpolated).")
 ]
 
+_RSmooth = Annotated[
+    str,
+    typer.Option(
+        help="Smooth each track over time: offline (whole track), causal (one frame of lag, as PoseStream) or none."
+    ),
+]
+_RFps = Annotated[float | None, typer.Option(help="Frame rate of the keypoint file, for smoothing [default: 30].")]
+_RMaxGap = Annotated[float, typer.Option(help="Seconds a person may go unseen and keep their track.")]
+
 
 @app.command("run")
 def run_command(
@@ -773,8 +793,12 @@ def run_command(
     plot: Annotated[Path | None, typer.Option(help="Write a PNG per frame into this folder.")] = None,
     gif: Annotated[bool, typer.Option("--gif", help="With --plot: also an animated GIF per sequence.")] = False,
     plot_every: Annotated[int, typer.Option(help="With --plot: every N-th frame.")] = 1,
+    smooth: _RSmooth = "offline",
+    fps: _RFps = None,
+    max_gap: _RMaxGap = 1.0,
 ) -> None:
-    """Lift a file of 2D keypoints to 3D poses with per-joint uncertainty (and pictures)."""
+    """Lift every person of a file of 2D keypoints to 3D poses with per-joint uncertainty, tracked and
+    smoothed over time (and pictures)."""
     require_runtime("posedeploy run")
     from posedeploy.run import RunSettings, run_file
 
@@ -796,13 +820,16 @@ def run_command(
         plot=plot,
         gif=gif,
         plot_every=plot_every,
+        smooth=smooth,
+        fps=fps,
+        max_gap_s=max_gap,
     )
     results = run_file(settings)
     frames = sum(len(r.pose) for r in results)
     skipped = sum(len(r.skipped) for r in results)
-    typer.echo(
-        f"wrote {out}: {frames} frames in {len(results)} sequence(s)" + (f", {skipped} skipped" if skipped else "")
-    )
+    tracks = sum(r.track_id is not None for r in results)
+    what = f"{tracks} track(s)" if tracks > 1 else f"{len(results)} sequence(s)"
+    typer.echo(f"wrote {out}: {frames} frames in {what}" + (f", {skipped} skipped" if skipped else ""))
 
 
 @app.command("deploy")

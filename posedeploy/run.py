@@ -2,6 +2,8 @@
 
 Coordinates out are millimetres in the camera frame, root-relative (pelvis at 0), with each
 input frame's id carried through; frames the cleaning step skipped are listed with the reason.
+Every person of the file is a track, written with its id; each track's poses are also smoothed over
+time (``smoothed``: offline by default, or causally as a live stream would; posedeploy/smoothing.py).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from posedeploy.errors import ArtifactError, InputError
 from posedeploy.files import atomic_path
 from posedeploy.keypoint_io import KeypointSequence, clean, read_keypoints
 from posedeploy.skeleton import JOINT_NAMES
+from posedeploy.smoothing import DEFAULT_SMOOTHING, SmoothingParams, smooth_track
 from posedeploy.uncertainty import check_level
 
 if TYPE_CHECKING:
@@ -82,6 +85,54 @@ class SequenceResult:
     hypotheses: np.ndarray | None
     skipped: list[tuple[int | str, str]] = field(default_factory=list)
     radii: dict[str, np.ndarray] = field(default_factory=dict)  # p (as written) -> (F, 17) mm
+    track_id: int | None = None
+    timeline: np.ndarray | None = None  # each frame's place in the file's timeline
+    observed: np.ndarray | None = None  # (F, 17): False where a joint was filled in by the cleaning
+    smoothed: np.ndarray | None = None  # (F, 17, 3) mm
+
+
+SMOOTHING_MODES = {"offline": None, "causal": 1, "none": -1}  # -> the filter's lag (-1: no smoothing)
+DEFAULT_FPS = 30.0  # a video camera's, when the file does not say and --fps is not given
+
+
+@dataclass(frozen=True)
+class Smoothing:
+    """How ``run`` smooths each track: offline (filter + RTS) or causal (one frame of lag, as PoseStream)."""
+
+    mode: str = "offline"
+    fps: float = DEFAULT_FPS
+    params: SmoothingParams = DEFAULT_SMOOTHING
+    max_gap_s: float = 1.0  # a longer gap in a track restarts its filter
+
+    def __post_init__(self) -> None:
+        if self.mode not in SMOOTHING_MODES:
+            raise InputError(f"unknown smoothing '{self.mode}'; expected one of {', '.join(SMOOTHING_MODES)}")
+        self.params.at_fps(self.fps)  # a bad frame rate is refused here
+        if not (isinstance(self.max_gap_s, int | float) and np.isfinite(self.max_gap_s) and self.max_gap_s >= 0):
+            raise InputError(f"max gap must be a finite number of seconds >= 0, got {self.max_gap_s!r}")
+
+    def apply(self, r: SequenceResult) -> None:
+        lag = SMOOTHING_MODES[self.mode]
+        if lag == -1 or len(r.pose) == 0:
+            return
+        timeline = np.arange(len(r.pose)) if r.timeline is None else r.timeline
+        params = self.params.at_fps(self.fps)
+        r.smoothed = smooth_track(r.pose, timeline, params, r.observed, lag, self.gap_frames).astype(np.float32)
+
+    @property
+    def gap_frames(self) -> int:
+        return int(round(self.max_gap_s * self.fps))
+
+    def describe(self) -> dict[str, object] | None:
+        if self.mode == "none":
+            return None
+        return {
+            "mode": self.mode,
+            "fps": self.fps,
+            "acceleration_noise_mm2_s3": self.params.accel,
+            "measurement_noise_mm": self.params.measurement_mm,
+            "latency_frames": SMOOTHING_MODES[self.mode] or 0,
+        }
 
 
 @dataclass
@@ -152,6 +203,7 @@ def lift_sequences(
                     None,
                     cleaned.skipped,
                     {f"{p_:g}": np.zeros((0, 17)) for p_ in radii},
+                    cleaned.track_id,
                 )
             )
             continue
@@ -181,6 +233,9 @@ def lift_sequences(
                 out.hypotheses if keep_hypotheses else None,
                 cleaned.skipped,
                 {f"{p_:g}": out.radius(p_) for p_ in radii},
+                cleaned.track_id,
+                cleaned.frame_index,
+                cleaned.observed,
             )
         )
     return results
@@ -191,7 +246,13 @@ def check_output_name(path: Path) -> None:
         raise InputError(f"output must end in .npz or .json, got '{path.name}'")
 
 
-def write_results(path: str | Path, results: list[SequenceResult], how: str, config: ExportConfig) -> Path:
+def write_results(
+    path: str | Path,
+    results: list[SequenceResult],
+    how: str,
+    config: ExportConfig,
+    smoothing: dict[str, object] | None = None,
+) -> Path:
     """``.npz`` (arrays, sequences concatenated with a 'sequence' index) or ``.json`` (per frame)."""
     path = Path(path)
     meta = {
@@ -204,6 +265,7 @@ def write_results(path: str | Path, results: list[SequenceResult], how: str, con
         "alpha": config.alpha,
         "spread": SPREAD_MEANING if config.uncertainty is not None else RAW_SPREAD_MEANING,
         "radius": RADIUS_MEANING if config.uncertainty is not None else GAUSSIAN_RADIUS_MEANING,
+        "smoothing": smoothing,
     }
     if path.suffix == ".json":
         doc = {
@@ -211,6 +273,7 @@ def write_results(path: str | Path, results: list[SequenceResult], how: str, con
             "sequences": [
                 {
                     "name": r.name,
+                    "track_id": r.track_id,
                     "skipped": [{"frame_id": f, "reason": why} for f, why in r.skipped],
                     "frames": [_frame(r, i) for i in range(len(r.pose))],
                 }
@@ -227,10 +290,13 @@ def write_results(path: str | Path, results: list[SequenceResult], how: str, con
         "frame_ids": np.concatenate([np.asarray(r.frame_ids).astype(str) for r in results]),
         "sequence": np.concatenate([np.full(len(r.pose), i) for i, r in enumerate(results)]),
         "sequence_names": np.array([r.name for r in results]),
+        "sequence_track_ids": np.array([-1 if r.track_id is None else r.track_id for r in results]),
         "meta": np.array(json.dumps(meta)),
     }
     for p in results[0].radii if results else ():
         arrays[f"radius_{p}"] = np.concatenate([r.radii[p] for r in results]).astype(np.float32)
+    if results and all(r.smoothed is not None for r in results):
+        arrays["smoothed"] = np.concatenate([r.smoothed for r in results]).astype(np.float32)
     if all(r.hypotheses is not None for r in results):
         arrays["hypotheses"] = np.concatenate([r.hypotheses for r in results]).astype(np.float32)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
@@ -250,6 +316,8 @@ def _frame(r: SequenceResult, i: int) -> dict[str, object]:
         "pose": np.round(r.pose[i], 2).tolist(),
         "spread": np.round(r.spread[i], 2).tolist(),
     }
+    if r.smoothed is not None:
+        frame["smoothed"] = np.round(r.smoothed[i], 2).tolist()
     if r.radii:
         frame["radius"] = {p: np.round(v[i], 2).tolist() for p, v in r.radii.items()}
     return frame
@@ -280,14 +348,15 @@ class RunSettings:
     plot: Path | None = None  # a folder of pictures
     gif: bool = False
     plot_every: int = 1
+    smooth: str = "offline"  # offline, causal (one frame of lag, as PoseStream) or none
+    fps: float | None = None  # of the keypoint file; None: DEFAULT_FPS
+    max_gap_s: float = 1.0  # a person unseen for longer ends their track (and restarts the filter)
 
 
-def run_file(settings: RunSettings) -> list[SequenceResult]:
-    """Lift every sequence of a keypoint file to 3D poses with per-joint uncertainty, write them (and pictures)."""
+def _check(s: RunSettings) -> tuple[tuple[float, ...], Smoothing]:
+    """Everything that can be refused before the file is read: the radii asked for and the smoothing."""
     from posedeploy.files import check_writable, refuse_overwrite
-    from posedeploy.runtime import MultiHypothesisLifter
 
-    s = settings
     refuse_overwrite(s.out, {"--input": s.input, "--camera": s.camera})
     check_output_name(Path(s.out))  # before minutes of lifting, not after
     if isinstance(s.plot_every, bool) or not isinstance(s.plot_every, int) or s.plot_every < 1:
@@ -297,13 +366,23 @@ def run_file(settings: RunSettings) -> list[SequenceResult]:
 
         check_can_draw()
         check_writable(s.plot)
-    sequences = read_keypoints(s.input)
-    camera = read_camera(s.camera) if s.camera else None
     if s.image_size is not None and (len(s.image_size) != 2 or min(s.image_size) <= 0):
         raise InputError(f"image size must be two positive numbers W H, got {s.image_size}")
     radii = tuple(check_level(p) for p in s.radius)
     if len(set(radii)) != len(radii):
         raise InputError(f"each radius probability once, got {', '.join(f'{p:g}' for p in radii)}")
+    return radii, Smoothing(s.smooth, DEFAULT_FPS if s.fps is None else s.fps, max_gap_s=s.max_gap_s)
+
+
+def run_file(settings: RunSettings) -> list[SequenceResult]:
+    """Lift every person of a keypoint file to 3D poses with per-joint uncertainty, smooth each track,
+    write them (and pictures)."""
+    from posedeploy.runtime import MultiHypothesisLifter
+
+    s = settings
+    radii, smoothing = _check(s)
+    sequences = read_keypoints(s.input, max_gap=smoothing.gap_frames)
+    camera = read_camera(s.camera) if s.camera else None
     prepared = prepare_sequences(sequences, s.image_size, camera, s.aggregate, s.min_confidence, s.max_missing)
     with MultiHypothesisLifter(
         s.artifacts, precision=s.precision, backend=s.backend, hypotheses=s.hypotheses
@@ -316,21 +395,24 @@ def run_file(settings: RunSettings) -> list[SequenceResult]:
         keep = s.keep_hypotheses or bool(s.plot)
         results = lift_sequences(lifter, prepared, camera, s.aggregate, keep, s.seed, radii)
         config = lifter.config
-    write_results(s.out, results, s.aggregate, config)
+    if s.fps is None and s.smooth != "none":
+        logger.info(f"run: smoothed at {DEFAULT_FPS:g} frames/s, the file's rate being unknown (pass --fps)")
+    for r in results:
+        smoothing.apply(r)
+    write_results(s.out, results, s.aggregate, config, smoothing.describe())
     if s.plot:
-        from posedeploy.visualize import save_frames
+        from posedeploy.visualize import save_people_frames
 
-        for r in results:
-            if len(r.pose):
-                save_frames(
-                    Path(s.plot),
-                    r.name,
-                    r.frame_ids,
-                    r.keypoints,
-                    r.pose,
-                    r.spread,
-                    r.hypotheses,
-                    gif=s.gif,
-                    every=s.plot_every,
-                )
+        for name, group in _by_recording(results).items():
+            save_people_frames(Path(s.plot), name, group, gif=s.gif, every=s.plot_every)
     return results
+
+
+def _by_recording(results: list[SequenceResult]) -> dict[str, list[SequenceResult]]:
+    """The tracks of each recording (a file's people share one), for pictures that show them together."""
+    groups: dict[str, list[SequenceResult]] = {}
+    for r in results:
+        if len(r.pose):
+            recording = r.name.rsplit(" track ", 1)[0] if r.track_id is not None else r.name
+            groups.setdefault(recording, []).append(r)
+    return groups

@@ -84,7 +84,7 @@ def test_detector_files_with_no_one_to_lift(cli, artifacts, tmp_path):
     for name, message, notes in (
         ("empty", "no person was detected", 0),
         ("nobody", "no person was detected", 0),
-        ("unseen", "every frame was skipped (1 of 1", 1),
+        ("unseen", "1 detection(s), none with a joint seen", 0),
     ):
         refused(
             cli(

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -72,7 +73,7 @@ def test_every_input_format(poses, tmp_path):
     }
     (tmp_path / "mmpose.json").write_text(json.dumps(mmpose))
     for name in ("plain.npy", "conf.npy", "plain.npz", "vp3d.npz", "coco.json", "mmpose.json"):
-        [seq] = read_keypoints(tmp_path / name)
+        seq = read_keypoints(tmp_path / name)[0]  # coco.json: a second person in frame 3, a track of its own
         assert seq.keypoints.shape == (8, 17, 2), name
         built = (0, 7, 8, 10)  # pelvis, spine, thorax, head: constructed from COCO joints
         joints = [j for j in range(17) if j not in built] if name.endswith("json") else list(range(17))
@@ -81,6 +82,8 @@ def test_every_input_format(poses, tmp_path):
     assert list(read_keypoints(tmp_path / "plain.npz")[0].frame_ids) == list(range(100, 108))
     assert read_keypoints(tmp_path / "vp3d.npz")[0].image_size == (1000.0, 1000.0)
     assert list(read_keypoints(tmp_path / "mmpose.json")[0].frame_ids) == list(range(1, 9))
+    _, second = read_keypoints(tmp_path / "coco.json")
+    assert second.track_id == 1 and list(second.frame_ids) == [3] and second.name == "coco.json track 1"
 
 
 def test_missing_joints_are_interpolated_or_the_frame_skipped():
@@ -281,35 +284,103 @@ def _person(x_offset: float, scale: float) -> np.ndarray:
     return kp
 
 
-@pytest.mark.parametrize("how", ["coco_nan", "coco_nan_text", "coco_inf", "mmpose_box_nan", "mmpose_joint_nan"])
-def test_a_detection_without_a_finite_score_never_wins(tmp_path, how):
-    """Two people a frame, the first scored NaN (or "nan", inf): the one scored 0.9 is lifted."""
-    wrong, right = _person(0, 0.5), _person(600, 1.0)
-    frames = range(3)
-    if how.startswith("coco"):
-        bad = {"coco_nan": float("nan"), "coco_nan_text": "nan", "coco_inf": float("inf")}[how]
-        items = []
-        for f in frames:
-            items += [
-                {"image_id": f, "keypoints": wrong.ravel().tolist(), "score": bad},
-                {"image_id": f, "keypoints": right.ravel().tolist(), "score": 0.9},
-            ]
-        doc = items
-    else:
+def _two_people_files(tmp_path: Path, frames: int = 6) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Two COCO people walking apart, listed in alternating order, in every format that holds several;
+    the second leaves after frame 3. Returns their (F, 17, 3) keypoints and the file names."""
+    a = np.stack([_person(100 + 10 * f, 1.0) for f in range(frames)])
+    b = np.stack([_person(600 + 10 * f, 0.8) for f in range(frames)])
+    present_b = [f < 4 for f in range(frames)]
+    coco, mm_ids, mm = [], [], []
+    for f in range(frames):
+        people = [(0, a[f]), (1, b[f])] if f % 2 == 0 else [(1, b[f]), (0, a[f])]
+        people = [(i, kp) for i, kp in people if i == 0 or present_b[f]]
+        coco += [{"image_id": f, "keypoints": kp.ravel().tolist(), "score": 0.9} for _, kp in people]
+        inst = [
+            {"keypoints": kp[:, :2].tolist(), "keypoint_scores": kp[:, 2].tolist(), "track_id": 7 + i}
+            for i, kp in people
+        ]
+        mm_ids.append({"frame_id": f, "instances": inst})
+        mm.append({"frame_id": f, "instances": [{k: v for k, v in i.items() if k != "track_id"} for i in inst]})
+    (tmp_path / "people.json").write_text(json.dumps(coco))
+    (tmp_path / "tracked.json").write_text(json.dumps({"instance_info": mm_ids}))
+    (tmp_path / "untracked.json").write_text(json.dumps({"instance_info": mm}))
+    h36m = coco_to_h36m(np.stack([a, b], axis=1))  # (F, 2, 17, 3)
+    h36m[~np.array(present_b), 1] = np.nan  # absent: a row of NaN
+    np.save(tmp_path / "people.npy", h36m[:, ::-1])  # the array's slots say nothing about who is who
+    ids = np.array([[3, 5 if present else -1] for present in present_b])
+    np.savez(tmp_path / "people.npz", keypoints=h36m, track_ids=ids)
+    return a, b, ["people.json", "tracked.json", "untracked.json", "people.npy", "people.npz"]
 
-        def instance(kp, box, joint_scores):
-            inst = {"keypoints": kp[:, :2].tolist(), "keypoint_scores": joint_scores}
-            return inst if box is None else {**inst, "bbox_score": box}
 
-        scores = [0.9] * 17
-        first = (
-            instance(wrong, float("nan"), scores)
-            if how == "mmpose_box_nan"
-            else instance(wrong, None, [float("nan")] + scores[1:])
-        )
-        second = instance(right, 0.9 if how == "mmpose_box_nan" else None, scores)
-        doc = {"instance_info": [{"frame_id": f, "instances": [first, second]} for f in frames]}
-    (tmp_path / "d.json").write_text(json.dumps(doc, allow_nan=True))
-    [seq] = read_keypoints(tmp_path / "d.json")
-    expected = coco_to_h36m(np.repeat(right[None], 3, axis=0))[..., :2]
-    np.testing.assert_allclose(seq.keypoints, expected)
+def test_every_person_becomes_a_track(tmp_path):
+    a, b, names = _two_people_files(tmp_path)
+    for name in names:
+        first, second = sorted(read_keypoints(tmp_path / name), key=lambda s: -len(s.keypoints))  # a, then b
+        np.testing.assert_allclose(first.keypoints, coco_to_h36m(a)[..., :2], err_msg=name)
+        np.testing.assert_allclose(second.keypoints, coco_to_h36m(b[:4])[..., :2], err_msg=name)
+        assert list(second.frame_index) == [0, 1, 2, 3] and list(first.frame_index) == list(range(6)), name
+        expected = {"tracked.json": (7, 8), "people.npz": (3, 5)}.get(name)  # the file's ids, else the tracker's
+        assert (first.track_id, second.track_id) == expected if expected else first.track_id != second.track_id
+        assert second.name.endswith(f"track {second.track_id}")
+
+
+def test_run_lifts_smooths_and_draws_every_track(artifacts, tmp_path):
+    _two_people_files(tmp_path)
+    settings = RunSettings(
+        tmp_path / "people.json", tmp_path / "out.json", artifacts, (2000, 1000), hypotheses=4, fps=10
+    )
+    results = run_file(settings)
+    doc = json.loads((tmp_path / "out.json").read_text())
+    assert [s["track_id"] for s in doc["sequences"]] == [0, 1] and [len(s["frames"]) for s in doc["sequences"]] == [
+        6,
+        4,
+    ]
+    assert doc["smoothing"]["mode"] == "offline" and doc["smoothing"]["fps"] == 10
+    for r in results:
+        assert r.smoothed is not None and r.smoothed.shape == r.pose.shape
+        moved = np.linalg.norm(r.smoothed - r.pose, axis=-1)
+        assert 0 < moved.max() < 300  # smoothed, not replaced
+    np.testing.assert_allclose(doc["sequences"][1]["frames"][2]["smoothed"], results[1].smoothed[2], atol=0.01)
+    run_file(RunSettings(tmp_path / "people.json", tmp_path / "out.npz", artifacts, (2000, 1000), hypotheses=4))
+    with np.load(tmp_path / "out.npz") as f:
+        assert f["smoothed"].shape == (10, 17, 3) and list(f["sequence_track_ids"]) == [0, 1]
+    raw = RunSettings(
+        tmp_path / "people.json", tmp_path / "raw.json", artifacts, (2000, 1000), hypotheses=4, smooth="none"
+    )
+    run_file(raw)
+    doc = json.loads((tmp_path / "raw.json").read_text())
+    assert doc["smoothing"] is None and "smoothed" not in doc["sequences"][0]["frames"][0]
+    for bad, message in (({"smooth": "magic"}, "unknown smoothing"), ({"fps": 0.0}, "fps must be")):
+        with pytest.raises(InputError, match=message):
+            run_file(RunSettings(tmp_path / "people.json", tmp_path / "bad.json", artifacts, (2000, 1000), **bad))
+        assert not (tmp_path / "bad.json").exists()
+    pytest.importorskip("matplotlib", reason="the pictures need matplotlib (posedeploy[plot])")
+    pictures = RunSettings(
+        tmp_path / "people.json",
+        tmp_path / "p.json",
+        artifacts,
+        (2000, 1000),
+        hypotheses=4,
+        plot=tmp_path / "plots",
+        gif=True,
+    )
+    run_file(pictures)
+    pngs = sorted((tmp_path / "plots").glob("*.png"))
+    assert [p.name for p in pngs] == [f"people.json_{f:06d}.png" for f in range(6)]  # one per frame, both people in it
+    assert (tmp_path / "plots" / "people.json.gif").read_bytes()[:3] == b"GIF"
+
+
+@pytest.mark.parametrize(
+    "ids, message",
+    [([[1, 1]], "track id 1 for two people"), ([[0, -1]], "negative track id"), ([[0.5, 1.0]], "whole numbers")],
+)
+def test_bad_track_ids_are_named(tmp_path, ids, message):
+    np.savez(tmp_path / "k.npz", keypoints=np.ones((1, 2, 17, 2)), track_ids=np.array(ids))
+    with pytest.raises(InputError, match=message):
+        read_keypoints(tmp_path / "k.npz")
+
+
+def test_frames_out_of_order_are_refused(tmp_path):
+    np.savez(tmp_path / "k.npz", keypoints=np.ones((3, 17, 2)), frame_ids=np.array([4, 6, 6]))
+    with pytest.raises(InputError, match="frame ids must increase; frame 2 has id 6 after 6"):
+        read_keypoints(tmp_path / "k.npz")

@@ -10,11 +10,12 @@ from pathlib import Path
 
 from posedeploy.artifacts import Artifacts, read_manifest
 from posedeploy.bench.harness import machine_summary, measure_peak_gflops, run_sweep
-from posedeploy.bench.report import ArtifactsRef, BenchReport, SweepSettings
-from posedeploy.bench.streaming import run_stream
+from posedeploy.bench.report import ArtifactsRef, BenchReport, Stream, SweepSettings
+from posedeploy.bench.streaming import run_people_stream, run_stream
 from posedeploy.bench.targets import BackendTarget, Target, TorchTarget
 from posedeploy.errors import InputError, PoseDeployError
 from posedeploy.files import sha256_file
+from posedeploy.runtime.stream import MAX_PEOPLE
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +111,9 @@ class BenchSettings:
     stream_fps: float | None = None
     stream_frames: int = 100
     with_recommended: bool = True  # also time the S the artifacts' calibration recommends (S users run)
+    streaming: bool = False  # also time PoseStream (tracking, lifting, smoothing) fed people live
+    streaming_fps: tuple[float, ...] = (30.0, 60.0)
+    streaming_people: tuple[int, ...] = (1, 4, 16)
 
     def validate(self) -> None:
         self.sweep.validate()
@@ -117,8 +121,12 @@ class BenchSettings:
             raise InputError(
                 f"stream frame rate must be a number of frames/s in (0, {MAX_STREAM_FPS}], got {self.stream_fps}"
             )
-        if self.stream_fps is not None and not 1 <= self.stream_frames <= MAX_STREAM_FRAMES:
+        if (self.stream_fps is not None or self.streaming) and not 1 <= self.stream_frames <= MAX_STREAM_FRAMES:
             raise InputError(f"stream frames must be 1-{MAX_STREAM_FRAMES:,}, got {self.stream_frames}")
+        if self.streaming and not all(0 < f <= MAX_STREAM_FPS for f in self.streaming_fps):
+            raise InputError(f"stream frame rates must be in (0, {MAX_STREAM_FPS}], got {self.streaming_fps}")
+        if self.streaming and not all(1 <= n <= MAX_PEOPLE for n in self.streaming_people):
+            raise InputError(f"people per streamed frame must be 1-{MAX_PEOPLE}, got {self.streaming_people}")
         unknown = [b for b in self.backends if b not in BACKENDS]
         if unknown:
             raise InputError(f"unknown backend(s) {', '.join(unknown)}; expected some of {', '.join(BACKENDS)}")
@@ -135,6 +143,20 @@ def bench(settings: BenchSettings) -> BenchReport:
         return _bench(default_artifacts(settings.artifacts, Path(scratch)), settings)
 
 
+def _people_streams(
+    artifacts_dir: Path, targets: list[Target], s: BenchSettings, recommended: int | None
+) -> list[Stream]:
+    """PoseStream on every deployed backend, at each frame rate and number of people, at the S users run."""
+    hypotheses = recommended or max(s.sweep.hypotheses)
+    out = []
+    for t in (t for t in targets if isinstance(t, BackendTarget)):
+        for fps in s.streaming_fps:
+            for people in s.streaming_people:
+                logger.info(f"bench: PoseStream on {t.label}, {people} people at {fps:g} frames/s")
+                out.append(run_people_stream(t, artifacts_dir, fps, people, s.stream_frames, hypotheses))
+    return out
+
+
 def _bench(artifacts_dir: Path, s: BenchSettings) -> BenchReport:
     manifest = read_manifest(artifacts_dir).manifest
     recommended = manifest.config.uncertainty.hypotheses if manifest.config.uncertainty else None
@@ -149,6 +171,8 @@ def _bench(artifacts_dir: Path, s: BenchSettings) -> BenchReport:
         report = run_sweep(targets, s.sweep, manifest.flops, peaks)
         if s.stream_fps:
             report.streaming = [run_stream(t, s.stream_fps, s.stream_frames, max(s.sweep.hypotheses)) for t in targets]
+        if s.streaming:
+            report.streaming = (report.streaming or []) + _people_streams(artifacts_dir, targets, s, recommended)
     finally:
         for t in targets:
             t.close()

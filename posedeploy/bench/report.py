@@ -101,7 +101,8 @@ class StreamLatency:
 
 @dataclass(frozen=True)
 class Stream:
-    """Single frames at a camera's rate, lifted as they arrive (posedeploy/bench/streaming.py)."""
+    """Frames at a camera's rate, lifted as they arrive (posedeploy/bench/streaming.py): the pipeline
+    alone, or PoseStream with ``people`` in each frame."""
 
     backend: str
     fps: float
@@ -112,6 +113,7 @@ class Stream:
     achieved_fps: float
     latency_ms: StreamLatency
     jitter_ms: float
+    people: int | None = field(default=None, metadata=OPTIONAL)
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,12 @@ def format_report(report: BenchReport) -> str:
             )
     for s in report.streaming or []:
         lines.append(
-            f"stream {s.backend} at {s.fps:g} fps, S={s.hypotheses}: latency p50 {s.latency_ms.p50:.1f} ms, "
-            f"p99 {s.latency_ms.p99:.1f} ms, jitter {s.jitter_ms:.1f} ms, dropped {s.dropped}/{s.frames}"
+            f"stream {s.backend}{_people(s.people)} at {s.fps:g} fps, S={s.hypotheses}: "
+            f"latency p50 {s.latency_ms.p50:.1f} ms, p99 {s.latency_ms.p99:.1f} ms, jitter {s.jitter_ms:.1f} ms, "
+            f"dropped {s.dropped}/{s.frames}"
         )
     return "\n".join(lines)
+
+
+def _people(people: int | None) -> str:
+    return "" if people is None else f" PoseStream, {people} {'person' if people == 1 else 'people'}"

@@ -105,6 +105,7 @@ class BackendTarget(Target):
 
         options = LoadOptions(precision, provider=provider, threads=threads)
         self.backend = open_backend(read_manifest(artifacts), backend, options)
+        self.backend_name = backend
         self.name = backend if backend != "onnxruntime" else f"onnxruntime-{getattr(self.backend, 'provider', 'cpu')}"
         self.precision = self.backend.computed_precision(precision)  # what ran, not only what was asked
         self.device = self.backend.device

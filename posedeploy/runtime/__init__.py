@@ -7,5 +7,6 @@ slim container with only numpy and onnxruntime.
 from posedeploy.runtime.backend import Backend, TensorSpec
 from posedeploy.runtime.backend_choice import open_backend
 from posedeploy.runtime.lifter import LiftResult, MultiHypothesisLifter
+from posedeploy.runtime.stream import PersonResult, PoseStream
 
-__all__ = ["Backend", "LiftResult", "MultiHypothesisLifter", "TensorSpec", "open_backend"]
+__all__ = ["Backend", "LiftResult", "MultiHypothesisLifter", "PersonResult", "PoseStream", "TensorSpec", "open_backend"]
