@@ -54,6 +54,17 @@ def test_without_lag_results_come_at_once(exported, feed):
         assert stream.latest == tuple(results)
 
 
+def test_skipped_frame_numbers_are_time_without_a_measurement(exported, feed):
+    frames, size = feed
+    with PoseStream(exported, size, lag=0, hypotheses=4) as stream:
+        got = [stream.push(frames[f][:1], frame=f)[0] for f in (0, 1, 4)]
+    expected = JointFilter(DEFAULT_SMOOTHING.at_fps(30), 17, lag=0)
+    nothing = np.full((17, 3), np.nan)
+    outs = [expected.push(p) for p in (got[0].pose, got[1].pose, nothing, nothing, got[2].pose)]
+    assert [r.frame for r in got] == [0, 1, 4]
+    np.testing.assert_allclose(got[2].smoothed, outs[-1], atol=1e-3)
+
+
 def test_missing_joints_are_filled_from_the_track_and_not_measured(exported, feed):
     frames, size = feed
     with PoseStream(exported, size, lag=0, hypotheses=4) as stream:

@@ -57,7 +57,6 @@ class _Track:
     filter: JointFilter
     last_2d: np.ndarray  # (17, 2) normalised; NaN where never seen
     pending: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None = None  # frame, pose, spread, observed
-    seen_at: int = -1
 
 
 @dataclass
@@ -132,7 +131,8 @@ class PoseStream:
         self, keypoints: np.ndarray, scores: np.ndarray | None = None, frame: int | None = None
     ) -> list[PersonResult]:
         """The people of the next frame: (N, 17, 2) pixels, optional (N, 17) scores in [0, 1], and
-        optionally the frame's number (increasing; default: one more than the last)."""
+        optionally the frame's number (increasing; default: one more than the last). Numbers skipped
+        (frames the caller dropped) are frames without a measurement for the filters."""
         with self._lock:
             checked = self._check(keypoints, scores, frame)
             checked.tracks = self._tracker.update(checked.number, checked.keypoints, checked.scores)
@@ -181,7 +181,6 @@ class PoseStream:
                 track_id, _Track(JointFilter(self.params, NUM_JOINTS, self.lag), np.full((NUM_JOINTS, 2), np.nan))
             )
             track.last_2d[f.seen[n]] = f.keypoints[n][f.seen[n]]
-            track.seen_at = f.number
             filled = track.last_2d.copy()
             if np.isnan(filled).any(axis=-1).sum() > self.max_missing:
                 continue  # not enough of this person seen yet to lift
@@ -195,22 +194,31 @@ class PoseStream:
             seed = None if self._seed is None else self._seed + f.number
             out = self.lifter(np.stack(lift_rows).astype(np.float32), units="mm", seed=seed)
             lifted = {t: (out.pose[i], out.spread[i], observed[i]) for i, t in enumerate(lift_ids)}
-        results = []
+        skipped = f.number - self._frame - 1 if self._frame >= 0 else 0
+        results: list[PersonResult] = []
         for track_id, track in self._tracks.items():
-            if track_id in lifted:
-                pose, spread, seen = lifted[track_id]
-                estimate = track.filter.push(pose, seen)
-                current = (f.number, pose, spread, seen)
-            else:  # not seen (or not lifted) in this frame: the filter predicts through it
-                estimate = track.filter.push(np.full((NUM_JOINTS, 3), np.nan))
-                current = None
-            described = current if self.lag == 0 else track.pending
-            if described is not None and estimate is not None:
-                number, pose, spread, seen = described
-                results.append(
-                    PersonResult(
-                        track_id, number, pose, estimate.astype(np.float32), spread, seen, self.lifter.calibration
-                    )
-                )
-            track.pending = current
+            if track.filter.frames:
+                for _ in range(skipped):  # frame numbers skipped between two pushes: time passed unmeasured
+                    self._step(track_id, track, None, results)
+            self._step(track_id, track, (f.number, *lifted[track_id]) if track_id in lifted else None, results)
         return results
+
+    def _step(
+        self,
+        track_id: int,
+        track: _Track,
+        current: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None,
+        results: list[PersonResult],
+    ) -> None:
+        """One frame of one track's filter (``current``: that frame's lift, or None when it was not lifted);
+        the result it completes, if any, goes into ``results``."""
+        if current is not None:
+            estimate = track.filter.push(current[1], current[3])
+        else:  # the filter predicts through a frame without a measurement
+            estimate = track.filter.push(np.full((NUM_JOINTS, 3), np.nan))
+        described = current if self.lag == 0 else track.pending
+        if described is not None and estimate is not None:
+            number, pose, spread, seen = described
+            calibration = self.lifter.calibration
+            results.append(PersonResult(track_id, number, pose, estimate.astype(np.float32), spread, seen, calibration))
+        track.pending = current
