@@ -301,8 +301,6 @@ def _read_json(path: Path, max_gap: int = MAX_GAP) -> list[KeypointSequence]:
         frames = _instances_coco(data)
     else:
         raise InputError(f"{path}: expected COCO results (a list) or MMPose predictions, found nothing to read")
-    if not any(frames.values()):
-        raise InputError(f"{path}: no person was detected in any of its {len(frames)} frames; nothing to lift")
     ids = sorted(frames, key=lambda f: (isinstance(f, str), f))
     people = [
         coco_to_h36m(np.stack([kp for kp, _ in frames[f]])) if frames[f] else np.zeros((0, NUM_JOINTS, 3)) for f in ids

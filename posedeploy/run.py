@@ -23,7 +23,7 @@ from posedeploy.errors import ArtifactError, InputError
 from posedeploy.files import atomic_path
 from posedeploy.keypoint_io import KeypointSequence, clean, read_keypoints
 from posedeploy.skeleton import JOINT_NAMES
-from posedeploy.smoothing import DEFAULT_SMOOTHING, SmoothingParams, smooth_track
+from posedeploy.smoothing import DEFAULT_FPS, DEFAULT_SMOOTHING, SmoothingParams, gap_frames, smooth_track
 from posedeploy.uncertainty import check_level
 
 if TYPE_CHECKING:
@@ -92,7 +92,6 @@ class SequenceResult:
 
 
 SMOOTHING_MODES = {"offline": None, "causal": 1, "none": -1}  # -> the filter's lag (-1: no smoothing)
-DEFAULT_FPS = 30.0  # a video camera's, when the file does not say and --fps is not given
 
 
 @dataclass(frozen=True)
@@ -108,8 +107,7 @@ class Smoothing:
         if self.mode not in SMOOTHING_MODES:
             raise InputError(f"unknown smoothing '{self.mode}'; expected one of {', '.join(SMOOTHING_MODES)}")
         self.params.at_fps(self.fps)  # a bad frame rate is refused here
-        if not (isinstance(self.max_gap_s, int | float) and np.isfinite(self.max_gap_s) and self.max_gap_s >= 0):
-            raise InputError(f"max gap must be a finite number of seconds >= 0, got {self.max_gap_s!r}")
+        gap_frames(self.max_gap_s, self.fps)  # and a bad gap
 
     def apply(self, r: SequenceResult) -> None:
         lag = SMOOTHING_MODES[self.mode]
@@ -121,7 +119,7 @@ class Smoothing:
 
     @property
     def gap_frames(self) -> int:
-        return int(round(self.max_gap_s * self.fps))
+        return gap_frames(self.max_gap_s, self.fps)
 
     def describe(self) -> dict[str, object] | None:
         if self.mode == "none":
@@ -403,16 +401,16 @@ def run_file(settings: RunSettings) -> list[SequenceResult]:
     if s.plot:
         from posedeploy.visualize import save_people_frames
 
-        for name, group in _by_recording(results).items():
+        for name, group in _by_recording(results, Path(s.input).name).items():
             save_people_frames(Path(s.plot), name, group, gif=s.gif, every=s.plot_every)
     return results
 
 
-def _by_recording(results: list[SequenceResult]) -> dict[str, list[SequenceResult]]:
-    """The tracks of each recording (a file's people share one), for pictures that show them together."""
+def _by_recording(results: list[SequenceResult], file_name: str) -> dict[str, list[SequenceResult]]:
+    """The sequences of each recording, for pictures that show its people together: the tracks of a
+    file of people all come from that file; any other sequence (a VideoPose3D view) is its own."""
     groups: dict[str, list[SequenceResult]] = {}
     for r in results:
         if len(r.pose):
-            recording = r.name.rsplit(" track ", 1)[0] if r.track_id is not None else r.name
-            groups.setdefault(recording, []).append(r)
+            groups.setdefault(file_name if r.track_id is not None else r.name, []).append(r)
     return groups

@@ -52,6 +52,19 @@ class SmoothingParams:
 # the lowest mean of the offline and the lag-1 MPJPE over a grid of acceleration noise at a constant
 # 50 mm measurement noise (only their ratio matters): docs/RESULTS.md, "Temporal smoothing".
 DEFAULT_SMOOTHING = SmoothingParams(accel=1.5e6, measurement_mm=50.0, fps=10.0)
+DEFAULT_FPS = 30.0  # a video camera's, when neither the caller nor the file says
+
+
+def gap_frames(max_gap_s: float, fps: float) -> int:
+    """A gap limit in seconds as whole frames at ``fps``: how long a track may go unseen and continue."""
+    if (
+        isinstance(max_gap_s, bool)
+        or not isinstance(max_gap_s, int | float)
+        or not math.isfinite(max_gap_s)
+        or max_gap_s < 0
+    ):
+        raise InputError(f"max gap must be a finite number of seconds >= 0, got {max_gap_s!r}")
+    return int(round(max_gap_s * fps))
 
 
 @dataclass

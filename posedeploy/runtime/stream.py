@@ -18,7 +18,6 @@ the results of the last push and is safe to read from another thread while one p
 
 from __future__ import annotations
 
-import math
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,7 @@ import numpy as np
 from posedeploy.errors import InputError
 from posedeploy.runtime.lifter import MultiHypothesisLifter
 from posedeploy.skeleton import NUM_JOINTS
-from posedeploy.smoothing import DEFAULT_SMOOTHING, JointFilter, SmoothingParams
+from posedeploy.smoothing import DEFAULT_FPS, DEFAULT_SMOOTHING, JointFilter, SmoothingParams, gap_frames
 from posedeploy.tracking import Tracker
 from posedeploy.uncertainty import Calibration, radius
 
@@ -77,7 +76,7 @@ class PoseStream:
         self,
         artifacts: str | Path,
         image_size: tuple[float, float],
-        fps: float = 30.0,
+        fps: float = DEFAULT_FPS,
         lag: int = 1,
         smoothing: SmoothingParams | None = None,
         hypotheses: int | None = None,
@@ -90,16 +89,14 @@ class PoseStream:
     ) -> None:
         if lag not in (0, 1):
             raise InputError(f"lag must be 0 or 1 frames, got {lag!r}")
-        if not (isinstance(max_gap_s, int | float) and math.isfinite(max_gap_s) and max_gap_s >= 0):
-            raise InputError(f"max gap must be a finite number of seconds >= 0, got {max_gap_s!r}")
         if isinstance(max_missing, bool) or not isinstance(max_missing, int) or not 0 <= max_missing < NUM_JOINTS:
             raise InputError(f"max missing must be a whole number of joints in [0, {NUM_JOINTS}), got {max_missing!r}")
         if not (isinstance(min_confidence, int | float) and 0 <= min_confidence <= 1):
             raise InputError(f"min confidence must be in [0, 1], got {min_confidence!r}")
         self.params = (smoothing or DEFAULT_SMOOTHING).at_fps(fps)  # checks fps
+        self.max_gap = gap_frames(max_gap_s, fps)
         self.lag, self.image_size = lag, image_size
         self.min_confidence, self.max_missing = float(min_confidence), max_missing
-        self.max_gap = int(round(max_gap_s * fps))
         self.lifter = MultiHypothesisLifter(artifacts, hypotheses=hypotheses, backend=backend, precision=precision)
         self.lifter.normalise(np.full((1, NUM_JOINTS, 2), 100.0), image_size)  # a bad image size is refused now
         self._tracker = Tracker(max_gap=self.max_gap)
