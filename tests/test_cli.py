@@ -302,13 +302,22 @@ def test_usage_errors_are_one_line_with_exit_code_2():
             ("train", "avg", "--checkpoint", "mgcn_lw", "--refit", "--patience", "3"),
             "--refit trains on every training subject for a fixed number of epochs; it takes neither --patience",
         ),
-        (("train", "avg", "--checkpoint", "mgcn_lw", "--refit"), "--refit is for a lifter trained with --refit;"),
     ],
 )
 def test_bad_option_values_are_refused_in_one_line(args, message, tmp_path):
     result = run_cli(*args, cwd=tmp_path)
     lines = result.stderr.strip().splitlines()
     assert result.returncode in (1, 2) and len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_an_avg_refit_needs_a_refitted_lifter(tmp_path):
+    # Both shipped checkpoints are refits, so the lifter here is one trained without --refit.
+    from helpers import random_checkpoint
+
+    lifter = random_checkpoint(tmp_path / "lifter.pt", with_avg=False)
+    result = run_cli("train", "avg", "--checkpoint", lifter, "--refit", cwd=tmp_path)
+    assert_one_line_error(result, "--refit is for a lifter trained with --refit;")
+    assert not (tmp_path / "runs").exists()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
