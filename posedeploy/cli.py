@@ -460,6 +460,13 @@ def calibrate_command(
         str | None,
         typer.Option("--from", help="Take this checkpoint's calibration (same models and alpha) instead of fitting."),
     ] = None,
+    error_ratio: Annotated[
+        float | None,
+        typer.Option(
+            help="With --from: scale the carried spread by this ratio, the refit's expected error over that of the "
+            "run it comes from (scripts/refit_error_ratio.py estimates it from a learning curve)."
+        ),
+    ] = None,
     stride: Annotated[int, typer.Option(help="Use every STRIDE-th frame of each sequence.")] = 1,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the sampling noise.")] = 0,
     max_poses: MaxPoses = None,
@@ -482,6 +489,7 @@ def calibrate_command(
         form=form,
         draws=draws,
         carry_from=carry_from,
+        error_ratio=error_ratio,
         stride=stride,
         seed=seed,
         max_poses=max_poses,

@@ -23,7 +23,7 @@ energy score of the samples (a proper scoring rule); sharpness (the mean spread)
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -93,6 +93,14 @@ class Calibration(Record):
         floor, scale = np.asarray(self.floor_m, np.float64), np.asarray(self.scale, np.float64)
         out: np.ndarray = np.sqrt(floor**2 + (scale * raw) ** 2).astype(np.float32)
         return out
+
+    def scaled(self, ratio: float) -> Calibration:
+        """This calibration for a model whose errors are ``ratio`` times those it was fitted on: the
+        spread (floor and scale alike) scaled, the radius factors, which are relative, kept."""
+        floor = [ratio * f for f in self.floor_m]
+        scale = [ratio * c for c in self.scale]
+        fitted_on = {**self.fitted_on, "error_ratio": ratio}
+        return replace(self, floor_m=floor, scale=scale, fitted_on=fitted_on)
 
     def _small_sample_factor(self, hypotheses: int | None) -> float:
         fitted = self.fitted_on.get("hypotheses")

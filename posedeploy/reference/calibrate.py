@@ -12,6 +12,7 @@ both ways round.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,9 @@ class CalibrateSettings:
     form: str = AUTO  # one of uncertainty.FORMS, or auto (held-out conditional ECE)
     draws: str = "random"
     carry_from: str | Path | None = None  # take this checkpoint's calibration instead of fitting one
+    # With carry_from: the refit's expected error over that of the run the calibration was fitted with
+    # (posedeploy/reference/learning_curve.py); the carried spread is scaled by it. None: 1.
+    error_ratio: float | None = None
     stride: int = 1
     seed: int = 0
     max_poses: int | None = None
@@ -61,6 +65,10 @@ class CalibrateResult:
             + ("  <- chosen" if form == c.form else "")
             for form, v in self.held_out.items()
         ]
+        if "carried_from" in c.fitted_on:
+            ratio = c.fitted_on.get("error_ratio")
+            scaled = f", its spread scaled by the error ratio {ratio:.4f}" if ratio is not None else ""
+            lines.append(f"  carried from {c.fitted_on['carried_from']}{scaled}")
         lines.append(f"wrote {self.out}")
         return "\n".join(lines)
 
@@ -95,6 +103,13 @@ def _checked(s: CalibrateSettings) -> tuple[int, int]:
         raise InputError(f"form must be one of {', '.join(FORMS)} or auto, got '{s.form}'")
     if s.draws not in DRAWS:
         raise InputError(f"draws must be one of {', '.join(DRAWS)}, got '{s.draws}'")
+    if s.error_ratio is not None:
+        if s.carry_from is None:
+            raise InputError(
+                "--error-ratio scales a carried calibration: name the checkpoint to carry it from (--from)"
+            )
+        if not (math.isfinite(s.error_ratio) and 0 < s.error_ratio <= 2):
+            raise InputError(f"--error-ratio must be a number in (0, 2], got {s.error_ratio}")
     hypotheses = check_hypotheses(s.hypotheses)
     if hypotheses < 2:
         raise InputError("a calibration needs S >= 2 hypotheses: one hypothesis has no spread")
@@ -156,7 +171,8 @@ def calibrate(settings: CalibrateSettings) -> CalibrateResult:
 
 def _carry(s: CalibrateSettings, path: Path, ckpt: Any) -> CalibrateResult:
     """Give ``ckpt`` the calibration of another checkpoint of the same models and alpha (a refit
-    takes the calibration of its recipe's run without 'val', which was fitted out of sample)."""
+    takes the calibration of its recipe's run without 'val', which was fitted out of sample), its
+    spread scaled by the error ratio when one is given."""
     from posedeploy.assets import resolve_checkpoint
     from posedeploy.training.checkpoint import load_checkpoint, save_checkpoint
 
@@ -174,6 +190,8 @@ def _carry(s: CalibrateSettings, path: Path, ckpt: Any) -> CalibrateResult:
     fitted_on = {**calibration.fitted_on, "carried_from": source_path.name}
     recommended = s.recommended_hypotheses or calibration.hypotheses
     calibration = replace(calibration, fitted_on=fitted_on, hypotheses=recommended)
+    if s.error_ratio is not None:
+        calibration = calibration.scaled(s.error_ratio)
     ckpt.config = replace(ckpt.config, uncertainty=calibration.to_json())
     save_checkpoint(s.out, ckpt)
     return CalibrateResult(Path(s.out), calibration, int(calibration.fitted_on.get("samples", 0)), {})

@@ -207,6 +207,7 @@ class LifterTask(TrainTask):
                 "val_source": self.val.source,
                 "val_split": self.val.meta.get("split"),
                 "fold": self.fold,
+                "samples": len(self.inputs),
                 **({"init": self.init} if self.init else {}),
                 **self._choices(),
                 **({"train_split": self.train_split} if self.train_split else {}),
