@@ -6,7 +6,7 @@ Every run's error is that of its lifter alone on the held-out split ('val': S8),
 
     python scripts/refit_error_ratio.py --data ../shared/data/h36m --keypoints sh \\
         --refit runs/h36m7/mgcn_lw_sh_refit/lifter/best.pt \\
-        runs/h36m6/mgcn_lw_s1_s7.pt runs/h36m8/lc_drop_s1/lifter/best.pt runs/h36m8/lc_drop_s6/lifter/best.pt
+        runs/h36m6/mgcn_lw_s1_s7.pt runs/h36m8/lc_drop_s{1,5,6,7}/lifter/best.pt
 
 The first run is the one whose calibration the refit carries; the ratio printed is what
 `posedeploy calibrate --from ITS_CALIBRATED_FILE --error-ratio` takes.
