@@ -17,17 +17,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from posedeploy.data import load_dataset
+from posedeploy.data import PoseSet, load_dataset
 from posedeploy.reference.evaluation import evaluate
 from posedeploy.reference.learning_curve import CurvePoint, fit_learning_curve, training_samples
 from posedeploy.training.checkpoint import load_checkpoint
 
 
-def point(path: Path, data: str, keypoints: str, stride: int) -> CurvePoint:
+def point(path: Path, val: PoseSet, data: str, keypoints: str) -> CurvePoint:
     ckpt = load_checkpoint(path)
     if ckpt.config.training.get("refit"):
         raise SystemExit(f"{path} is a refit: its 'val' errors are in-sample and cannot be a point of the curve")
-    val = load_dataset(data, "val", keypoints, stride=stride)
     report = evaluate(ckpt, val, hypotheses=0, show_progress=False)
     return CurvePoint(str(path), training_samples(ckpt, data, keypoints), report.means["single"]["mpjpe"])
 
@@ -41,7 +40,8 @@ def main() -> None:
     parser.add_argument("--stride", type=int, default=1, help="every STRIDE-th 'val' frame")
     args = parser.parse_args()
 
-    points = [point(p, args.data, args.keypoints, args.stride) for p in args.runs]
+    val = load_dataset(args.data, "val", args.keypoints, stride=args.stride)
+    points = [point(p, val, args.data, args.keypoints) for p in args.runs]
     refit_samples = training_samples(load_checkpoint(args.refit), args.data, args.keypoints)
     anchor = points[0]
     print(f"{'run':<60} {'samples':>9} {'val MPJPE':>10}")

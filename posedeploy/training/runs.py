@@ -126,6 +126,19 @@ def _joined_with_val(train: PoseSet, val: PoseSet, data: str, keypoints: str, st
     return train.join(val if val_stride == stride else load_dataset(data, "val", keypoints, stride=stride))
 
 
+def lifter_training_set(
+    data: str, keypoints: str, stride: int, fold: list[int] | None, refit: bool, val: PoseSet, val_stride: int
+) -> PoseSet:
+    """What a lifter run trains on: 'train' at its stride without its held-out fold (``fold``: K, N),
+    joined with 'val' (``val``, loaded at ``val_stride``) for a refit."""
+    from posedeploy.training.folds import without_fold
+
+    train = load_dataset(data, "train", keypoints, stride=stride)
+    if fold:
+        train = without_fold(train, fold)
+    return _joined_with_val(train, val, data, keypoints, stride, val_stride) if refit else train
+
+
 def _train_settings(s: LifterRunSettings) -> TrainSettings:
     from posedeploy.training.trainer import TrainSettings
 
@@ -174,7 +187,7 @@ def train_lifter(s: LifterRunSettings) -> TrainingResult:
 
     from posedeploy.training import distributed
     from posedeploy.training.device import resolve_device
-    from posedeploy.training.folds import parse_fold, without_fold
+    from posedeploy.training.folds import parse_fold
     from posedeploy.training.lifter_training import LifterTask, check_regularisers
     from posedeploy.training.trainer import fit
 
@@ -187,12 +200,8 @@ def train_lifter(s: LifterRunSettings) -> TrainingResult:
     start, start_record = _starting_point(s, held_out)
     ctx = distributed.setup(resolve_device(s.device))
     try:
-        train = load_dataset(s.data, "train", s.keypoints, stride=s.stride)
-        if held_out:
-            train = without_fold(train, held_out)
         val = load_dataset(s.data, "val", s.keypoints, stride=s.val_stride)
-        if s.refit:
-            train = _joined_with_val(train, val, s.data, s.keypoints, s.stride, s.val_stride)
+        train = lifter_training_set(s.data, s.keypoints, s.stride, held_out, s.refit, val, s.val_stride)
         torch.manual_seed(s.seed)
         task = LifterTask(
             s.lifter,
