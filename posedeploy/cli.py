@@ -693,10 +693,15 @@ def bench_command(
     ] = None,
     backend: Annotated[
         str,
-        typer.Option(help="Comma-separated: torch, onnxruntime, openvino, tensorrt (those not installed are skipped)."),
+        typer.Option(
+            help="Comma-separated: torch (eager FP32, the baseline; always timed), torch-compile (torch.compile, on "
+            "a GPU with CUDA graphs: the strongest PyTorch path), onnxruntime, openvino, tensorrt (those not "
+            "installed are skipped)."
+        ),
     ] = "torch,onnxruntime,openvino,tensorrt",
     precision: Annotated[
-        str, typer.Option(help="Comma-separated precisions of the deployed backends: fp32, fp16 (bf16: openvino).")
+        str,
+        typer.Option(help="Comma-separated precisions: fp32, fp16 (PyTorch: autocast, on a GPU), bf16 (openvino)."),
     ] = "fp32",
     hypotheses: _BHypotheses = None,
     batch: Annotated[str, typer.Option(help="Comma-separated B values.")] = "1,16,64",
@@ -705,7 +710,7 @@ def bench_command(
     min_repeats: Annotated[int, typer.Option(help="Time each cell at least this many calls per backend.")] = 10,
     warmup: Annotated[int, typer.Option(help="Untimed calls per backend and cell.")] = 3,
     threads: Annotated[int | None, typer.Option(help="ONNX Runtime / OpenVINO threads (default: all cores).")] = None,
-    device: Annotated[str, typer.Option(help="Device of the PyTorch baseline: cpu or cuda.")] = "cpu",
+    device: Annotated[str, typer.Option(help="Device of the PyTorch paths: cpu or cuda.")] = "cpu",
     stream_fps: Annotated[float | None, typer.Option(help="Also stream single frames at this camera rate.")] = None,
     stream_frames: Annotated[int, typer.Option(help="Frames of the streaming run.")] = 100,
     streaming: _BStreaming = False,

@@ -9,11 +9,11 @@ import pytest
 from helpers import random_checkpoint
 
 from posedeploy.bench.command import BenchSettings, bench
-from posedeploy.bench.harness import fit_linear
+from posedeploy.bench.harness import fit_linear, run_sweep
 from posedeploy.bench.plot import plot_report
-from posedeploy.bench.report import SCHEMA, BenchReport, Cell, Latency, SweepSettings
+from posedeploy.bench.report import SCHEMA, BenchReport, Cell, Latency, SweepSettings, format_report
 from posedeploy.bench.streaming import run_stream
-from posedeploy.bench.targets import BackendTarget
+from posedeploy.bench.targets import BackendTarget, Target, TorchTarget
 from posedeploy.errors import InputError
 from posedeploy.export.onnx_export import export_artifacts
 from posedeploy.records import to_json
@@ -90,6 +90,51 @@ def test_linear_fit_and_cliffs():
     assert fit.r2 == pytest.approx(1.0) and fit.cliffs == []
     cells[-1] = cell(16, 200, 3 * (2.0 + 0.01 * 16 * 200))  # B=16, S=200 three times dearer per hypothesis
     assert [(c.batch, c.hypotheses) for c in fit_linear(cells).cliffs] == [(16, 200)]
+
+
+class FixedTarget(Target):
+    """A target whose calls 'take' a fixed time per hypothesis: the ratios are known exactly."""
+
+    device = "cpu"
+
+    def __init__(self, name, precision, us_per_hypothesis):
+        self.name, self.precision, self.us = name, precision, us_per_hypothesis
+
+    def prepare(self, batch, hypotheses):
+        self.work = batch * hypotheses
+
+    def call(self):
+        return self.us * self.work * 1e-6
+
+
+def test_ratios_against_the_baseline_and_the_strongest_pytorch_path():
+    eager, compiled = FixedTarget("torch", "fp32", 8.0), FixedTarget("torch-compile", "fp32", 4.0)
+    onnx = FixedTarget("onnxruntime-cpu", "fp32", 2.0)
+    settings = SweepSettings(batches=[1, 4], hypotheses=[5], warmup=0, min_repeats=1, min_seconds=0.0)
+    report = run_sweep([eager, compiled, onnx], settings, show_progress=False)
+    us = {"torch": 8, "torch-compile": 4, "onnxruntime-cpu": 2}
+    for c in report.results:
+        assert c.speedup_vs_torch == pytest.approx(8.0 / us[c.backend])
+        assert c.speedup_vs_best_torch == pytest.approx(c.speedup_vs_torch / 2) and c.best_torch == "torch-compile-fp32"
+    assert "x best" in format_report(report) and "(torch-compile-fp32)" in format_report(report)
+    alone = run_sweep([eager, onnx], settings, show_progress=False)  # no stronger path timed: no second ratio
+    assert all(c.speedup_vs_best_torch is None for c in alone.results) and "x best" not in format_report(alone)
+
+
+@pytest.mark.slow
+def test_the_compiled_pytorch_path_computes_what_eager_does(exported):
+    import torch
+
+    target = TorchTarget(exported[0], compiled=True)
+    target.prepare(2, 3)
+    assert target.call() > 0  # compiles and runs
+    with torch.no_grad():
+        got, want = target.fn(target.kp, target.noise), target.pipeline(target.kp, target.noise)
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5)
+    assert target.label == "torch-compile-fp32"
+    with pytest.raises(InputError, match="fp32 or fp16"):
+        TorchTarget(exported[0], precision="int8")
 
 
 def test_bad_settings_and_stream_arguments(exported):

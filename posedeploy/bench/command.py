@@ -19,7 +19,11 @@ from posedeploy.runtime.stream import MAX_PEOPLE
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("torch", "onnxruntime", "openvino", "tensorrt")
+# torch: the eager baseline (FP32; FP16 autocast where --precision asks for it and the device is a GPU);
+# torch-compile: the same pipeline through torch.compile, the strongest PyTorch path (on a GPU with CUDA graphs)
+TORCH_PATHS = ("torch", "torch-compile")
+BACKENDS = (*TORCH_PATHS, "onnxruntime", "openvino", "tensorrt")
+DEFAULT_BACKENDS = ("torch", "onnxruntime", "openvino", "tensorrt")
 MAX_STREAM_FPS = 10_000
 MAX_STREAM_FRAMES = 1_000_000
 
@@ -71,7 +75,9 @@ def make_targets(
         raise InputError(f"unknown backend(s) {', '.join(unknown)}; expected some of {', '.join(BACKENDS)}")
     artifacts = read_manifest(artifacts_dir)
     targets: list[Target] = []
-    if "torch" in backends:
+    paths = [b for b in TORCH_PATHS if b in backends]
+    if paths:
+        ckpt = None
         if importlib.util.find_spec("torch") is None:
             logger.info("bench: torch is not installed; no PyTorch baseline")
         else:
@@ -80,9 +86,9 @@ def make_targets(
                 logger.info(
                     "bench: the checkpoint of these artifacts was not found (pass --checkpoint); no PyTorch baseline"
                 )
-            else:
-                targets.append(TorchTarget(ckpt, torch_device))
-    for backend in (b for b in backends if b != "torch"):
+        if ckpt is not None:
+            targets += _torch_targets(ckpt, paths, precisions, torch_device)
+    for backend in (b for b in backends if b not in TORCH_PATHS):
         for precision in precisions:
             try:
                 target = BackendTarget(artifacts_dir, backend, precision, threads=threads)
@@ -97,12 +103,28 @@ def make_targets(
     return targets
 
 
+def _torch_targets(checkpoint: Path, paths: list[str], precisions: list[str], device: str) -> list[Target]:
+    """Eager FP32 (the baseline, always first), then each asked-for PyTorch path and precision that
+    this device runs: FP16 autocast is a GPU path (a CPU without FP16 arithmetic emulates it)."""
+    cuda = device.startswith("cuda")
+    wanted = [("torch", "fp32")] + [
+        (path, p) for path in paths for p in precisions if (path, p) != ("torch", "fp32") and p in ("fp32", "fp16")
+    ]
+    targets: list[Target] = []
+    for path, precision in wanted:
+        if precision == "fp16" and not cuda:
+            logger.info(f"bench: skipping {path} fp16: FP16 autocast is timed on a GPU (--device cuda)")
+            continue
+        targets.append(TorchTarget(checkpoint, device, precision, compiled=path == "torch-compile"))
+    return targets
+
+
 @dataclass(frozen=True)
 class BenchSettings:
     """``posedeploy bench``: what to time (backends, precisions, the (B, S) sweep) on which export."""
 
     artifacts: Path | None = None  # None: ./artifacts, else the shipped model exported for the run
-    backends: tuple[str, ...] = BACKENDS
+    backends: tuple[str, ...] = DEFAULT_BACKENDS
     precisions: tuple[str, ...] = ("fp32",)
     sweep: SweepSettings = field(default_factory=SweepSettings)
     checkpoint: Path | None = None  # of the PyTorch baseline (default: the one the artifacts came from)
@@ -130,7 +152,7 @@ class BenchSettings:
         unknown = [b for b in self.backends if b not in BACKENDS]
         if unknown:
             raise InputError(f"unknown backend(s) {', '.join(unknown)}; expected some of {', '.join(BACKENDS)}")
-        if "torch" in self.backends and importlib.util.find_spec("torch") is not None:
+        if any(b in TORCH_PATHS for b in self.backends) and importlib.util.find_spec("torch") is not None:
             from posedeploy.training.device import resolve_device
 
             resolve_device(self.torch_device)
@@ -152,7 +174,8 @@ def _people_streams(
     for t in (t for t in targets if isinstance(t, BackendTarget)):
         for fps in s.streaming_fps:
             for people in s.streaming_people:
-                logger.info(f"bench: PoseStream on {t.label}, {people} people at {fps:g} frames/s")
+                who = f"{people} {'person' if people == 1 else 'people'}"
+                logger.info(f"bench: PoseStream on {t.label}, {who} at {fps:g} frames/s")
                 out.append(run_people_stream(t, artifacts_dir, fps, people, s.stream_frames, hypotheses))
     return out
 
