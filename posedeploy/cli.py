@@ -669,6 +669,17 @@ def parity_command(
         raise typer.Exit(1)
 
 
+_BBackend = Annotated[
+    str,
+    typer.Option(
+        help="Comma-separated: torch (eager FP32, the baseline; always timed), torch-compile (torch.compile, on "
+        "a GPU with CUDA graphs: the strongest PyTorch path), onnxruntime, openvino, tensorrt (those not "
+        "installed are skipped)."
+    ),
+]
+_BPrecision = Annotated[
+    str, typer.Option(help="Comma-separated precisions: fp32, fp16 (PyTorch: autocast, on a GPU), bf16 (openvino).")
+]
 _BHypotheses = Annotated[
     str | None,
     typer.Option(help="Comma-separated S values [default: 1,50,200 and the S the artifacts' calibration recommends]."),
@@ -691,18 +702,8 @@ def bench_command(
     artifacts: Annotated[
         Path | None, typer.Option(help="Artifact directory (default: ./artifacts, else the shipped model).")
     ] = None,
-    backend: Annotated[
-        str,
-        typer.Option(
-            help="Comma-separated: torch (eager FP32, the baseline; always timed), torch-compile (torch.compile, on "
-            "a GPU with CUDA graphs: the strongest PyTorch path), onnxruntime, openvino, tensorrt (those not "
-            "installed are skipped)."
-        ),
-    ] = "torch,onnxruntime,openvino,tensorrt",
-    precision: Annotated[
-        str,
-        typer.Option(help="Comma-separated precisions: fp32, fp16 (PyTorch: autocast, on a GPU), bf16 (openvino)."),
-    ] = "fp32",
+    backend: _BBackend = "torch,onnxruntime,openvino,tensorrt",
+    precision: _BPrecision = "fp32",
     hypotheses: _BHypotheses = None,
     batch: Annotated[str, typer.Option(help="Comma-separated B values.")] = "1,16,64",
     checkpoint: _BCheckpoint = None,
