@@ -11,11 +11,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from posedeploy.bench.targets import TORCH_PATHS
+
 # Issue #33's speed targets: the fastest deployed path against PyTorch eager FP32 and against the
 # strongest PyTorch path at B = 64, S = 200; p50 at B = 1, S = 200 per lifter.
 RATIO_EAGER, RATIO_BEST, TARGET_CELL = 10.0, 1.5, (64, 200)
 B1_P50_MS = {"mgcn_lw": 0.5, "htnet": 2.0}
-TORCH_PATHS = ("torch", "torch-compile")
 
 
 def _load(path: Path) -> Any:

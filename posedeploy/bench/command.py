@@ -12,18 +12,16 @@ from posedeploy.artifacts import Artifacts, read_manifest
 from posedeploy.bench.harness import machine_summary, measure_peak_gflops, run_sweep
 from posedeploy.bench.report import ArtifactsRef, BenchReport, Stream, SweepSettings
 from posedeploy.bench.streaming import run_people_stream, run_stream
-from posedeploy.bench.targets import BackendTarget, Target, TorchTarget
+from posedeploy.bench.targets import TORCH_PATHS, TORCH_PRECISIONS, BackendTarget, Target, TorchTarget
 from posedeploy.errors import InputError, PoseDeployError
 from posedeploy.files import sha256_file
 from posedeploy.runtime.stream import MAX_PEOPLE
 
 logger = logging.getLogger(__name__)
 
-# torch: the eager baseline (FP32; FP16 autocast where --precision asks for it and the device is a GPU);
-# torch-compile: the same pipeline through torch.compile, the strongest PyTorch path (on a GPU with CUDA graphs)
-TORCH_PATHS = ("torch", "torch-compile")
 BACKENDS = (*TORCH_PATHS, "onnxruntime", "openvino", "tensorrt")
-DEFAULT_BACKENDS = ("torch", "onnxruntime", "openvino", "tensorrt")
+# torch-compile compiles per target and shape (tens of seconds on a CPU): timed when asked for by name
+DEFAULT_BACKENDS = tuple(b for b in BACKENDS if b != "torch-compile")
 MAX_STREAM_FPS = 10_000
 MAX_STREAM_FRAMES = 1_000_000
 
@@ -108,7 +106,7 @@ def _torch_targets(checkpoint: Path, paths: list[str], precisions: list[str], de
     this device runs: FP16 autocast is a GPU path (a CPU without FP16 arithmetic emulates it)."""
     cuda = device.startswith("cuda")
     wanted = [("torch", "fp32")] + [
-        (path, p) for path in paths for p in precisions if (path, p) != ("torch", "fp32") and p in ("fp32", "fp16")
+        (path, p) for path in paths for p in precisions if (path, p) != ("torch", "fp32") and p in TORCH_PRECISIONS
     ]
     targets: list[Target] = []
     for path, precision in wanted:

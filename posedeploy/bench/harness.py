@@ -31,7 +31,7 @@ import numpy as np
 from posedeploy import __version__
 from posedeploy.artifacts import Flops
 from posedeploy.bench.report import BenchReport, Cell, Cliff, Fit, Latency, Peak, SweepSettings
-from posedeploy.bench.targets import Target
+from posedeploy.bench.targets import TORCH_PATHS, Target
 from posedeploy.errors import InputError
 from posedeploy.progress import progress
 
@@ -163,7 +163,7 @@ def run_sweep(
                 advance(1)
     baseline = {(c.batch, c.hypotheses): c for c in results if (c.backend, c.precision) == ("torch", "fp32")}
     torch_paths: dict[tuple[int, int], list[Cell]] = {}
-    for c in (c for c in results if c.backend in ("torch", "torch-compile")):
+    for c in (c for c in results if c.backend in TORCH_PATHS):
         torch_paths.setdefault((c.batch, c.hypotheses), []).append(c)
     for c in results:
         base, paths = baseline.get((c.batch, c.hypotheses)), torch_paths.get((c.batch, c.hypotheses), [])

@@ -66,7 +66,7 @@ class Cell:
     gflops: float | None = field(default=None, metadata=OPTIONAL)
     fraction_of_peak: float | None = field(default=None, metadata=OPTIONAL)
     speedup_vs_torch: float | None = None  # against PyTorch eager FP32, the baseline
-    # against the fastest PyTorch path timed on this (B, S), where one beat eager FP32 (torch-compile, FP16)
+    # against the fastest PyTorch path on this (B, S), where more than eager FP32 was timed (torch-compile, FP16)
     speedup_vs_best_torch: float | None = field(default=None, metadata=OPTIONAL)
     best_torch: str | None = field(default=None, metadata=OPTIONAL)
 

@@ -18,6 +18,8 @@ from posedeploy.contract import draw_noise
 from posedeploy.errors import InputError
 
 TORCH_PRECISIONS = ("fp32", "fp16")
+# The PyTorch targets' names: "torch" the eager baseline, "torch-compile" the same pipeline through torch.compile
+TORCH_PATHS = ("torch", "torch-compile")
 
 
 class Target(ABC):
@@ -66,15 +68,15 @@ class TorchTarget(Target):
         self.torch = torch
         ckpt = load_checkpoint(checkpoint)
         self.device, self.precision, self.compiled = device, precision, compiled
-        self.name = "torch-compile" if compiled else "torch"
+        self.name = TORCH_PATHS[1] if compiled else TORCH_PATHS[0]
         self.cuda = device.startswith("cuda")
         self.pipeline = PipelineModule(ckpt.build_lifter(device), ckpt.build_avg(device), ckpt.config.alpha).eval()
-        # Compiled once, as a user would: the second (B, S) recompiles with dynamic shapes, and a GPU records
-        # one CUDA graph per shape; both happen in a cell's untimed warm-up.
         self.fn: Callable[..., object] = self.pipeline
         if compiled:
-            # Every PyTorch path shares one code object (PipelineModule.forward): room for each path's graphs,
-            # so that no cell falls back to eager unnoticed when the default limit of recompiles is reached.
+            # Compiled once, as a user would: the second (B, S) recompiles with dynamic shapes, and a GPU records
+            # one CUDA graph per shape; both happen in a cell's untimed warm-up. Every PyTorch path shares one
+            # code object (PipelineModule.forward): room for each path's graphs, so that no cell falls back to
+            # eager unnoticed when the default limit of recompiles is reached.
             config = torch._dynamo.config
             limit = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
             setattr(config, limit, max(getattr(config, limit), 64))
