@@ -65,7 +65,8 @@ def test_chunking_and_single_frames(artifacts):
         np.testing.assert_allclose(a.spread, b.spread, atol=1e-4)
         one = big(KP[0], hypotheses=30, seed=2)  # (17, 2): one frame
         assert one.pose.shape == (1, 17, 3)
-        np.testing.assert_allclose(one.pose[0], b.pose[0], atol=1e-4)
+        # One frame runs a GEMM of another shape: float32 rounding differs by a few ulp (6e-5 mm at 900 mm)
+        np.testing.assert_allclose(one.pose[0], b.pose[0], atol=1e-4, rtol=1e-6)
 
 
 def test_pixel_input_with_image_size(lifter):
