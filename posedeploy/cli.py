@@ -436,6 +436,22 @@ def _show_eval(result: EvalReport | EvalComparison, json_out: Path | None, plot:
         typer.echo(f"wrote {plot_uncertainty(runs, plot)}")
 
 
+_CFolds = Annotated[
+    list[Path] | None,
+    typer.Option(
+        help="Fit on these fold runs (repeatable; lifter + AVG, one per fold K of N, each trained with --refit "
+        "--fold K/N) instead of on --split: every subject of 'train' and 'val' lifted by the run that never saw it."
+    ),
+]
+_CErrorRatio = Annotated[
+    float | None,
+    typer.Option(
+        help="With --from or --fold-checkpoint: scale the spread by this ratio, the checkpoint's expected error over "
+        "that of the runs it was fitted on (scripts/refit_error_ratio.py estimates it from a learning curve)."
+    ),
+]
+
+
 @app.command("calibrate")
 def calibrate_command(
     out: Annotated[Path, typer.Option(help="The calibrated copy of the checkpoint to write.")],
@@ -460,13 +476,8 @@ def calibrate_command(
         str | None,
         typer.Option("--from", help="Take this checkpoint's calibration (same models and alpha) instead of fitting."),
     ] = None,
-    error_ratio: Annotated[
-        float | None,
-        typer.Option(
-            help="With --from: scale the carried spread by this ratio, the refit's expected error over that of the "
-            "run it comes from (scripts/refit_error_ratio.py estimates it from a learning curve)."
-        ),
-    ] = None,
+    fold_checkpoint: _CFolds = None,
+    error_ratio: _CErrorRatio = None,
     stride: Annotated[int, typer.Option(help="Use every STRIDE-th frame of each sequence.")] = 1,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the sampling noise.")] = 0,
     max_poses: MaxPoses = None,
@@ -489,6 +500,7 @@ def calibrate_command(
         form=form,
         draws=draws,
         carry_from=carry_from,
+        folds=tuple(fold_checkpoint or ()),
         error_ratio=error_ratio,
         stride=stride,
         seed=seed,

@@ -296,11 +296,11 @@ def test_usage_errors_are_one_line_with_exit_code_2():
         (("train", "lifter", "--input-noise", "nan"), "input noise must be >= 0 and < 1"),
         (
             ("train", "lifter", "--refit", "--patience", "3"),
-            "--refit trains on every training subject for a fixed number of epochs; it takes neither --patience",
+            "--refit trains on every training subject for a fixed number of epochs; it takes no --patience",
         ),
         (
             ("train", "avg", "--checkpoint", "mgcn_lw", "--refit", "--patience", "3"),
-            "--refit trains on every training subject for a fixed number of epochs; it takes neither --patience",
+            "--refit trains on every training subject for a fixed number of epochs; it takes no --patience",
         ),
     ],
 )

@@ -7,6 +7,11 @@ spread and the true joint errors of the mean pose (posedeploy/uncertainty.py). I
 one scale per joint, or a floor and a scale per joint) is chosen by held-out ECE within each quarter
 of the joints ordered by spread: fitted on every other recording of the split (all its cameras), judged on the rest,
 both ways round.
+
+A refitted checkpoint has no held-out split: its calibration is either carried from its recipe's run
+without 'val' (``carry_from``), or fitted on fold runs (``folds``): the refit's recipe trained once
+without each subject of 'train' and 'val' (``train lifter --refit --fold K/N``, then its AVG model),
+every subject lifted by the fold run that never saw it, the out-of-sample errors of all pooled.
 """
 
 from __future__ import annotations
@@ -38,8 +43,11 @@ class CalibrateSettings:
     form: str = AUTO  # one of uncertainty.FORMS, or auto (held-out conditional ECE)
     draws: str = "random"
     carry_from: str | Path | None = None  # take this checkpoint's calibration instead of fitting one
-    # With carry_from: the refit's expected error over that of the run the calibration was fitted with
-    # (posedeploy/reference/learning_curve.py); the carried spread is scaled by it. None: 1.
+    # Fit on these fold runs (lifter + AVG, one per fold of one K/N, each refitted without its fold)
+    # instead of on ``split``: each subject of 'train' and 'val' lifted by the run that never saw it.
+    folds: tuple[str | Path, ...] = ()
+    # With carry_from or folds: the refit's expected error over that of the runs the calibration was
+    # fitted with (posedeploy/reference/learning_curve.py); the spread is scaled by it. None: 1.
     error_ratio: float | None = None
     stride: int = 1
     seed: int = 0
@@ -65,10 +73,13 @@ class CalibrateResult:
             + ("  <- chosen" if form == c.form else "")
             for form, v in self.held_out.items()
         ]
+        ratio = c.fitted_on.get("error_ratio")
+        scaled = f", its spread scaled by the error ratio {ratio:.4f}" if ratio is not None else ""
         if "carried_from" in c.fitted_on:
-            ratio = c.fitted_on.get("error_ratio")
-            scaled = f", its spread scaled by the error ratio {ratio:.4f}" if ratio is not None else ""
             lines.append(f"  carried from {c.fitted_on['carried_from']}{scaled}")
+        elif "folds" in c.fitted_on:
+            runs = len(c.fitted_on["folds"])
+            lines.append(f"  fitted on {runs} fold runs, each subject by the one without it{scaled}")
         lines.append(f"wrote {self.out}")
         return "\n".join(lines)
 
@@ -103,10 +114,13 @@ def _checked(s: CalibrateSettings) -> tuple[int, int]:
         raise InputError(f"form must be one of {', '.join(FORMS)} or auto, got '{s.form}'")
     if s.draws not in DRAWS:
         raise InputError(f"draws must be one of {', '.join(DRAWS)}, got '{s.draws}'")
+    if s.carry_from is not None and s.folds:
+        raise InputError("--from carries a calibration and --fold-checkpoint fits one: give one of them")
     if s.error_ratio is not None:
-        if s.carry_from is None:
+        if s.carry_from is None and not s.folds:
             raise InputError(
-                "--error-ratio scales a carried calibration: name the checkpoint to carry it from (--from)"
+                "--error-ratio scales a calibration fitted on other runs: name the checkpoint to carry it from "
+                "(--from) or the fold runs to fit it on (--fold-checkpoint)"
             )
         if not (math.isfinite(s.error_ratio) and 0 < s.error_ratio <= 2):
             raise InputError(f"--error-ratio must be a number in (0, 2], got {s.error_ratio}")
@@ -128,7 +142,8 @@ def calibrate(settings: CalibrateSettings) -> CalibrateResult:
     s = settings
     hypotheses, recommended = _checked(s)
     path = resolve_checkpoint(s.checkpoint)
-    refuse_overwrite(s.out, {"--checkpoint": path})
+    folds = {f"--fold-checkpoint {f}": f for f in s.folds}
+    refuse_overwrite(s.out, {"--checkpoint": path, "--from": s.carry_from, **folds})
     ckpt = load_checkpoint(path)
     if ckpt.avg_state is None:
         raise InputError(f"{path} holds only a lifter: train its AVG model first (posedeploy train avg)")
@@ -138,6 +153,8 @@ def calibrate(settings: CalibrateSettings) -> CalibrateResult:
         ckpt.config = replace(ckpt.config, alpha=check_alpha(s.alpha))
     if s.carry_from is not None:
         return _carry(s, path, ckpt)
+    if s.folds:
+        return _fit_on_folds(s, path, ckpt, hypotheses, recommended)
     if s.split == "val" and ckpt.config.training.get("refit"):
         raise InputError(
             f"{path}'s lifter was refitted with 'val' among its training data, so its 'val' errors are in-sample: "
@@ -195,3 +212,78 @@ def _carry(s: CalibrateSettings, path: Path, ckpt: Any) -> CalibrateResult:
     ckpt.config = replace(ckpt.config, uncertainty=calibration.to_json())
     save_checkpoint(s.out, ckpt)
     return CalibrateResult(Path(s.out), calibration, int(calibration.fitted_on.get("samples", 0)), {})
+
+
+def _fold_runs(s: CalibrateSettings, ckpt: Any) -> tuple[list[Path], list[Any]]:
+    """The fold checkpoints, checked: each a refit without one fold of one K/N, with the same models."""
+    from posedeploy.assets import resolve_checkpoint
+    from posedeploy.training.checkpoint import load_checkpoint
+
+    paths = [resolve_checkpoint(f) for f in s.folds]
+    runs = [load_checkpoint(p) for p in paths]
+    for p, run in zip(paths, runs, strict=True):
+        if run.avg_state is None:
+            raise InputError(f"fold run {p} holds only a lifter: train its AVG model first (posedeploy train avg)")
+        training = run.config.training
+        if not (training.get("fold") and training.get("refit")):
+            raise InputError(
+                f"fold run {p} was not refitted without a fold (train lifter --refit --fold K/N): its folds "
+                f"are not those of 'train' and 'val' together"
+            )
+        if (run.config.lifter, run.config.avg) != (ckpt.config.lifter, ckpt.config.avg):
+            raise InputError(
+                f"fold run {p} is {run.config.lifter} + {run.config.avg}; the checkpoint is "
+                f"{ckpt.config.lifter} + {ckpt.config.avg}: fit on fold runs of the checkpoint's own recipe"
+            )
+    return paths, runs
+
+
+def _fit_on_folds(s: CalibrateSettings, path: Path, ckpt: Any, hypotheses: int, recommended: int) -> CalibrateResult:
+    """Fit the calibration on every subject of 'train' and 'val', each sampled by the fold run that
+    never saw it (at the checkpoint's alpha); the fitted spread scaled by ``error_ratio``."""
+    from posedeploy.data import keypoints_for, load_dataset
+    from posedeploy.reference.noise_comparison import recordings
+    from posedeploy.reference.sampler import PipelineModule
+    from posedeploy.training.checkpoint import save_checkpoint
+    from posedeploy.training.device import resolve_device
+    from posedeploy.training.folds import assign_lifters
+
+    paths, runs = _fold_runs(s, ckpt)
+    keypoints = s.keypoints or keypoints_for(s.data, ckpt.config.keypoints)
+    data = load_dataset(s.data, "train", keypoints, stride=s.stride).join(
+        load_dataset(s.data, "val", keypoints, stride=s.stride)
+    )
+    owner = assign_lifters(data, runs, ckpt)
+    device = resolve_device(s.device)
+    order = np.concatenate([np.flatnonzero(owner == i) for i in range(len(runs))])
+    raws, errors = [], []
+    for i, run in enumerate(runs):
+        part = data.take(owner == i)
+        subjects = ", ".join(str(v) for v in np.unique(part.subjects))
+        logger.info(f"fold {i + 1}/{len(runs)}: sampling S={hypotheses} on {len(part):,} poses of {subjects}")
+        pipeline = PipelineModule(run.build_lifter(device), run.build_avg(device), ckpt.config.alpha)
+        fold_raw, fold_errors = raw_spread_and_errors(pipeline, part, hypotheses, s.seed, s.max_poses, s.draws)
+        raws.append(fold_raw)
+        errors.append(fold_errors)
+    pooled = data.take(order)
+    fitted_on = {
+        "checkpoint": path.name,
+        "data": data.source,
+        "split": "train+val, each subject by the fold run without it",
+        "folds": [str(p) for p in paths],
+        "samples": len(pooled),
+        "stride": s.stride,
+        "noise": "adaptive",
+        "alpha": ckpt.config.alpha,
+        "hypotheses": hypotheses,
+        "draws": s.draws,
+        "seed": s.seed,
+    }
+    raw, err = np.concatenate(raws), np.concatenate(errors)
+    calibration, held_out = fit_form(raw, err, recordings(pooled), s.form, fitted_on)
+    calibration = replace(calibration, hypotheses=recommended)
+    if s.error_ratio is not None:
+        calibration = calibration.scaled(s.error_ratio)
+    ckpt.config = replace(ckpt.config, uncertainty=calibration.to_json())
+    save_checkpoint(s.out, ckpt)
+    return CalibrateResult(Path(s.out), calibration, len(pooled), held_out)

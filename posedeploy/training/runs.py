@@ -59,7 +59,7 @@ class LifterRunSettings:
     augment: bool = True
     input_noise: float = 0.0
     dropout: float = 0.0
-    fold: str | None = None  # K/N: without the subjects of fold K of N
+    fold: str | None = None  # K/N: without the subjects of fold K of N (with refit: of 'train' and 'val' together)
     patience: int | None = None
     refit: bool = False  # 'train' and 'val' together, for exactly 'epochs', the last kept
     seed: int = 0
@@ -113,11 +113,12 @@ def _check_seed(seed: int) -> None:
         raise InputError(f"seed must be a whole number >= 0, got {seed!r}")
 
 
-def _check_refit(refit: bool, patience: int | None, other: object, other_flag: str) -> None:
-    if refit and (patience is not None or other):
+def _check_refit(refit: bool, patience: int | None, fold_lifters: tuple[Path, ...] = ()) -> None:
+    if refit and (patience is not None or fold_lifters):
+        flag = "--patience" if patience is not None else "--fold-lifter"
         raise InputError(
-            f"--refit trains on every training subject for a fixed number of epochs; it takes neither "
-            f"{'--patience' if patience is not None else other_flag} (choose the epochs on a run without --refit)"
+            f"--refit trains on every training subject for a fixed number of epochs; it takes no {flag} "
+            f"(choose the epochs on a run without --refit)"
         )
 
 
@@ -129,14 +130,16 @@ def _joined_with_val(train: PoseSet, val: PoseSet, data: str, keypoints: str, st
 def lifter_training_set(
     data: str, keypoints: str, stride: int, fold: list[int] | None, refit: bool, val: PoseSet, val_stride: int
 ) -> PoseSet:
-    """What a lifter run trains on: 'train' at its stride without its held-out fold (``fold``: K, N),
-    joined with 'val' (``val``, loaded at ``val_stride``) for a refit."""
+    """What a lifter run trains on: 'train' at its stride, joined with 'val' (``val``, loaded at
+    ``val_stride``) for a refit, without its held-out fold (``fold``: K, N). A refit's folds deal the
+    subjects of both splits, so that every one of them is held out by one fold run (the calibration's
+    out-of-sample errors, posedeploy/reference/calibrate.py); a run's folds deal those of 'train'."""
     from posedeploy.training.folds import without_fold
 
     train = load_dataset(data, "train", keypoints, stride=stride)
-    if fold:
-        train = without_fold(train, fold)
-    return _joined_with_val(train, val, data, keypoints, stride, val_stride) if refit else train
+    if refit:
+        train = _joined_with_val(train, val, data, keypoints, stride, val_stride)
+    return without_fold(train, fold) if fold else train
 
 
 def _train_settings(s: LifterRunSettings) -> TrainSettings:
@@ -195,7 +198,7 @@ def train_lifter(s: LifterRunSettings) -> TrainingResult:
     settings = _train_settings(s)
     settings.validate()  # before minutes of data loading
     check_regularisers(s.lifter, s.input_noise, s.dropout)
-    _check_refit(s.refit, s.patience, s.fold, "--fold")
+    _check_refit(s.refit, s.patience)
     held_out = list(parse_fold(s.fold)) if s.fold else None
     start, start_record = _starting_point(s, held_out)
     ctx = distributed.setup(resolve_device(s.device))
@@ -246,6 +249,7 @@ def train_avg(s: AVGRunSettings) -> TrainingResult:
     from posedeploy.training.avg_training import AVGTask
     from posedeploy.training.checkpoint import load_checkpoint
     from posedeploy.training.device import resolve_device
+    from posedeploy.training.folds import without_fold
     from posedeploy.training.pseudo_labels import default_cache_dir
     from posedeploy.training.trainer import TrainSettings, fit
 
@@ -266,6 +270,9 @@ def train_avg(s: AVGRunSettings) -> TrainingResult:
         val = load_dataset(s.data, "val", keypoints, stride=s.val_stride)
         if s.refit:
             train = _joined_with_val(train, val, s.data, keypoints, s.stride, s.val_stride)
+            if lifter_ckpt.config.training.get("fold"):
+                # The errors of the subjects the lifter was refitted without must stay out of sample.
+                train = without_fold(train, lifter_ckpt.config.training["fold"])
         torch.manual_seed(s.seed)
         folds = [load_checkpoint(resolve_checkpoint(f)) for f in s.fold_lifters]
         task = AVGTask(
@@ -302,7 +309,7 @@ def _avg_run_lifter(s: AVGRunSettings) -> tuple[Path, Checkpoint]:
             f"--out {s.out} is the folder of the lifter checkpoint {lifter_path}: training there would "
             f"replace it; write the AVG run to its own folder"
         )
-    _check_refit(s.refit, s.patience, s.fold_lifters, "--fold-lifter")
+    _check_refit(s.refit, s.patience, s.fold_lifters)
     lifter_ckpt = load_checkpoint(lifter_path)
     if s.refit and not lifter_ckpt.config.training.get("refit"):
         raise InputError(

@@ -1,0 +1,119 @@
+"""A refit's calibration fitted on fold runs: the refit's recipe trained once without each subject of
+'train' and 'val' together, every subject lifted by the run that never saw it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import needs_torch
+
+from posedeploy.data import load_dataset
+from posedeploy.errors import CheckpointError, InputError
+from posedeploy.training.folds import fold_of, without_fold
+
+pytestmark = needs_torch
+
+STRIDE = 50  # 1,000 'train' and 40 'val' poses of the built-in generator
+
+
+def _joined():
+    return load_dataset("synthetic", "train", "gt", stride=STRIDE).join(
+        load_dataset("synthetic", "val", "gt", stride=STRIDE)
+    )
+
+
+def test_a_refit_fold_leaves_its_subjects_out_of_train_and_val_together():
+    from posedeploy.training.runs import lifter_training_set
+
+    val = load_dataset("synthetic", "val", "gt", stride=STRIDE)
+    joined = _joined()
+    for k in range(2):
+        part = lifter_training_set("synthetic", "gt", STRIDE, [k, 2], True, val, STRIDE)
+        left_out = joined.subjects[fold_of(joined, 2) == k]
+        assert len(part) == len(without_fold(joined, (k, 2))) < len(joined)
+        assert not np.isin(part.subjects, left_out).any() and part.meta["fold"] == [k, 2]
+
+
+@pytest.fixture(scope="module")
+def fold_runs(tmp_path_factory):
+    """Two fold runs (lifter + AVG, one epoch each) and the refit on everything."""
+    from posedeploy.training.runs import AVGRunSettings, LifterRunSettings, train_avg, train_lifter
+
+    root = tmp_path_factory.mktemp("folds")
+    runs = []
+    for fold in ("0/2", "1/2", None):
+        name = f"fold_{fold[0]}" if fold else "refit"
+        common = dict(data="synthetic", stride=STRIDE, val_stride=STRIDE, refit=True, epochs=1)
+        lifter = train_lifter(LifterRunSettings(keypoints="gt", out=root / name / "lifter", fold=fold, **common))
+        avg = train_avg(
+            AVGRunSettings(checkpoint=lifter.checkpoint, out=root / name / "avg", cache_dir=root / "cache", **common)
+        )
+        runs.append(avg.checkpoint)
+    return root, runs
+
+
+def test_fold_runs_and_their_avg_models_train_without_their_fold(fold_runs):
+    from posedeploy.training.checkpoint import load_checkpoint
+    from posedeploy.training.trainer import saved_identity
+
+    root, runs = fold_runs
+    joined = _joined()
+    for k in range(2):
+        training = load_checkpoint(runs[k]).config.training
+        assert training["fold"] == [k, 2] and training["refit"] is True
+        assert training["samples"] == len(without_fold(joined, (k, 2)))
+        # the AVG model's pseudo-labels: the fold lifter's errors on the poses it trained on, each mirrored too
+        assert saved_identity(root / f"fold_{k}" / "avg")["samples"] == 2 * len(without_fold(joined, (k, 2)))
+    assert saved_identity(root / "refit" / "avg")["samples"] == 2 * len(joined)
+
+
+def test_the_calibration_is_fitted_on_each_subject_as_lifted_by_the_run_without_it(fold_runs, tmp_path):
+    from posedeploy.reference.calibrate import CalibrateSettings, calibrate, raw_spread_and_errors
+    from posedeploy.reference.sampler import PipelineModule
+    from posedeploy.training.checkpoint import load_checkpoint
+    from posedeploy.uncertainty import fit_calibration
+
+    _, (fold0, fold1, refit) = fold_runs
+    settings = dict(checkpoint=refit, hypotheses=4, stride=STRIDE, form="joint_scale")
+    result = calibrate(CalibrateSettings(out=tmp_path / "cal.pt", folds=(fold0, fold1), **settings))
+
+    joined = _joined()
+    owner = fold_of(joined, 2)
+    raws, errors = [], []
+    for k, path in enumerate((fold0, fold1)):
+        run = load_checkpoint(path)
+        pipeline = PipelineModule(run.build_lifter("cpu"), run.build_avg("cpu"), run.config.alpha)
+        raw, err = raw_spread_and_errors(pipeline, joined.take(owner == k), 4, 0, None, "random")
+        raws.append(raw)
+        errors.append(err)
+    expected = fit_calibration(np.concatenate(raws), np.concatenate(errors), "joint_scale", {})
+    got = result.calibration
+    np.testing.assert_allclose(got.scale, expected.scale, rtol=1e-9)
+    assert got == load_checkpoint(tmp_path / "cal.pt").calibration()
+    assert got.fitted_on["folds"] == [str(fold0), str(fold1)] and got.fitted_on["samples"] == len(joined)
+    assert "fitted on 2 fold runs, each subject by the one without it" in result.describe()
+
+    # Given in the other order, each subject is still lifted by the run that never saw it.
+    swapped = calibrate(CalibrateSettings(out=tmp_path / "swapped.pt", folds=(fold1, fold0), **settings))
+    np.testing.assert_allclose(swapped.calibration.scale, got.scale, rtol=1e-9)
+
+    scaled = calibrate(CalibrateSettings(out=tmp_path / "scaled.pt", folds=(fold0, fold1), error_ratio=0.9, **settings))
+    np.testing.assert_allclose(scaled.calibration.scale, 0.9 * np.asarray(got.scale), rtol=1e-9)
+    assert "scaled by the error ratio 0.9000" in scaled.describe()
+
+
+def test_fold_runs_must_be_refit_folds_covering_every_fold_once(fold_runs, tmp_path):
+    from posedeploy.reference.calibrate import CalibrateSettings, calibrate
+
+    _, (fold0, fold1, refit) = fold_runs
+    out = tmp_path / "cal.pt"
+    for folds, error, message in (
+        ((fold0,), CheckpointError, "each fold of one K/N exactly once"),
+        ((fold0, fold0), CheckpointError, "each fold of one K/N exactly once"),
+        ((fold0, refit), InputError, "was not refitted without a fold"),
+    ):
+        with pytest.raises(error, match=message):
+            calibrate(CalibrateSettings(out=out, checkpoint=refit, folds=folds, hypotheses=4, stride=STRIDE))
+    with pytest.raises(InputError, match="give one of them"):
+        calibrate(CalibrateSettings(out=out, checkpoint=refit, folds=(fold0, fold1), carry_from=refit))
+    assert not out.exists()
