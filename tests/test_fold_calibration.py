@@ -34,6 +34,18 @@ def test_a_refit_fold_leaves_its_subjects_out_of_train_and_val_together():
         assert not np.isin(part.subjects, left_out).any() and part.meta["fold"] == [k, 2]
 
 
+def test_a_refit_fold_run_says_whether_its_validation_data_was_held_out():
+    from posedeploy.training.lifter_training import LifterTask
+
+    joined = _joined()
+    val = load_dataset("synthetic", "val", "gt", stride=STRIDE)
+    train = without_fold(joined, (0, 2))
+    held_out = val.take(np.isin(val.subjects, joined.subjects[fold_of(joined, 2) == 0]))
+    assert LifterTask("mgcn_lw", train, val, refit=True).val_in_sample
+    assert not LifterTask("mgcn_lw", train, held_out, refit=True).val_in_sample
+    assert not LifterTask("mgcn_lw", train, val).val_in_sample  # a run that selects on 'val' never trains on it
+
+
 @pytest.fixture(scope="module")
 def fold_runs(tmp_path_factory):
     """Two fold runs (lifter + AVG, one epoch each) and the refit on everything."""

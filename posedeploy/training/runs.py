@@ -101,10 +101,11 @@ class TrainingResult:
     checkpoint: Path  # best.pt
     refit: bool
     history: list[dict[str, float]] = field(default_factory=list, repr=False)
+    val_in_sample: bool = False  # the validation data among the training data (a refit, unless its fold left it out)
     main: bool = True  # False in the other processes of a torchrun: the main one writes and reports
 
     def describe(self, digits: int) -> str:
-        which = "last (refit; in-sample)" if self.refit else "best"
+        which = f"last (refit; {'in-sample' if self.val_in_sample else 'held out'})" if self.refit else "best"
         return f"{which} {self.metric} {self.best:.{digits}f} at epoch {self.best_epoch}: {self.checkpoint}"
 
 
@@ -235,6 +236,7 @@ def _result(summary: FitSummary, out: Path, refit: bool, main: bool) -> Training
         checkpoint=Path(out) / "best.pt",
         refit=refit,
         history=summary["history"],
+        val_in_sample=summary["val_in_sample"],
         main=main,
     )
 

@@ -117,6 +117,11 @@ class TrainTask(ABC):
         training data) has nothing to choose with: every epoch is written, so best.pt is the last."""
         return True
 
+    @property
+    def val_in_sample(self) -> bool:
+        """Whether the validation data is among the training data (its metric then judges nothing)."""
+        return not self.selects
+
     @abstractmethod
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         """Loss of one batch (augmentation, if any, happens here)."""
@@ -245,6 +250,7 @@ class FitSummary(TypedDict):
     metric: str
     epochs: int
     history: list[dict[str, float]]
+    val_in_sample: bool
 
 
 def fit(
@@ -283,6 +289,7 @@ def _fit(task: TrainTask, settings: TrainSettings, out_dir: Path, ctx: Context, 
         "metric": task.metric,
         "epochs": len(run.history),
         "history": run.history,
+        "val_in_sample": task.val_in_sample,
     }
 
 
@@ -394,7 +401,7 @@ class _Run:
         kept = (
             f"{' *' if improved else ''}  (best {self.best:.2f} @ {self.best_epoch})"
             if task.selects
-            else " (in-sample)"
+            else (" (in-sample)" if task.val_in_sample else " (held out)")
         )
         logger.info(
             f"epoch {epoch}/{self.settings.epochs}  lr {lr:.2e}  train loss {train_loss:.4f}  "
