@@ -57,11 +57,9 @@ def fit_learning_curve(points: list[CurvePoint]) -> LearningCurve:
 def training_samples(checkpoint: Any, data: str, keypoints: str) -> int:
     """How many samples the checkpoint's lifter was trained on: as recorded, or, for a checkpoint
     written before the count was, its run's training set rebuilt at stride 1 (the recipes')."""
-    from posedeploy.data import load_dataset
     from posedeploy.training.runs import lifter_training_set
 
     training = checkpoint.config.training
     if isinstance(training.get("samples"), int):
         return int(training["samples"])
-    val = load_dataset(data, "val", keypoints)
-    return len(lifter_training_set(data, keypoints, 1, training.get("fold"), bool(training.get("refit")), val, 1))
+    return len(lifter_training_set(data, keypoints, 1, training.get("fold"), bool(training.get("refit")), None, 1))

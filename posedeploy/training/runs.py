@@ -123,18 +123,24 @@ def _check_refit(refit: bool, patience: int | None, fold_lifters: tuple[Path, ..
         )
 
 
-def _joined_with_val(train: PoseSet, val: PoseSet, data: str, keypoints: str, stride: int, val_stride: int) -> PoseSet:
-    """A refit's training data: 'train' and 'val' together, both at the training stride."""
-    return train.join(val if val_stride == stride else load_dataset(data, "val", keypoints, stride=stride))
+def _joined_with_val(
+    train: PoseSet, val: PoseSet | None, data: str, keypoints: str, stride: int, val_stride: int
+) -> PoseSet:
+    """A refit's training data: 'train' and 'val' together, both at the training stride (``val``: the
+    'val' split already loaded at ``val_stride``, or None)."""
+    if val is None or val_stride != stride:
+        val = load_dataset(data, "val", keypoints, stride=stride)
+    return train.join(val)
 
 
 def lifter_training_set(
-    data: str, keypoints: str, stride: int, fold: list[int] | None, refit: bool, val: PoseSet, val_stride: int
+    data: str, keypoints: str, stride: int, fold: list[int] | None, refit: bool, val: PoseSet | None, val_stride: int
 ) -> PoseSet:
     """What a lifter run trains on: 'train' at its stride, joined with 'val' (``val``, loaded at
-    ``val_stride``) for a refit, without its held-out fold (``fold``: K, N). A refit's folds deal the
-    subjects of both splits, so that every one of them is held out by one fold run (the calibration's
-    out-of-sample errors, posedeploy/reference/calibrate.py); a run's folds deal those of 'train'."""
+    ``val_stride``, or None to load it only when needed) for a refit, without its held-out fold
+    (``fold``: K, N). A refit's folds deal the subjects of both splits, so that every one of them is
+    held out by one fold run (the calibration's out-of-sample errors, posedeploy/reference/calibrate.py);
+    a run's folds deal those of 'train'."""
     from posedeploy.training.folds import without_fold
 
     train = load_dataset(data, "train", keypoints, stride=stride)
