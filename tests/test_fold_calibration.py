@@ -13,7 +13,18 @@ from posedeploy.training.folds import fold_of, without_fold
 
 pytestmark = needs_torch
 
-STRIDE = 50  # 1,000 'train' and 40 'val' poses of the built-in generator
+STRIDE = 5  # 1,000 'train' and 100 'val' poses of the small generator below
+
+
+@pytest.fixture(scope="module", autouse=True)
+def small_synthetic_splits():
+    """Every run and calibration here reads the built-in generator's splits at a tenth of their size."""
+    import posedeploy.data
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(posedeploy.data.SYNTHETIC_SIZES, "train", 5_000)
+        patch.setitem(posedeploy.data.SYNTHETIC_SIZES, "val", 500)
+        yield
 
 
 def _joined():
