@@ -140,3 +140,21 @@ def test_fold_runs_must_be_refit_folds_covering_every_fold_once(fold_runs, tmp_p
     with pytest.raises(InputError, match="give one of them"):
         calibrate(CalibrateSettings(out=out, checkpoint=refit, folds=(fold0, fold1), carry_from=refit))
     assert not out.exists()
+
+
+def test_calibrate_takes_fold_runs_on_the_command_line(fold_runs, tmp_path):
+    from test_cli import assert_one_line_error, run_cli
+
+    _, (fold0, fold1, refit) = fold_runs
+    base = ("calibrate", "--checkpoint", refit, "--hypotheses", 4, "--stride", 50)
+    done = run_cli(*base, "--fold-checkpoint", fold0, "--fold-checkpoint", fold1, "--out", tmp_path / "cal.pt")
+    assert done.returncode == 0, done.stderr
+    assert (
+        "fitted on 2 fold runs, each subject by the one without it" in done.stdout and (tmp_path / "cal.pt").is_file()
+    )
+    assert_one_line_error(
+        run_cli(*base, "--fold-checkpoint", refit, "--fold-checkpoint", fold1, "--out", tmp_path / "x.pt"),
+        "was not refitted without a fold",
+    )
+    assert_one_line_error(run_cli(*base, "--error-ratio", 0.9, "--out", tmp_path / "x.pt"), "--fold-checkpoint")
+    assert not (tmp_path / "x.pt").exists()
