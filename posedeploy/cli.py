@@ -131,7 +131,10 @@ _LDropout = Annotated[
 ]
 _LFold = Annotated[
     str | None,
-    typer.Option(help="K/N: train without the subjects of fold K of N (for held-out AVG pseudo-labels)."),
+    typer.Option(
+        help="K/N: train without the subjects of fold K of N of 'train' (for held-out AVG pseudo-labels); with "
+        "--refit, of 'train' and 'val' together (fold runs to calibrate the refit on, calibrate --fold-checkpoint)."
+    ),
 ]
 _LPatience = Annotated[int | None, typer.Option(help="Stop after this many epochs without a better validation MPJPE.")]
 _LRefit = Annotated[
