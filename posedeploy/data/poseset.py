@@ -59,6 +59,10 @@ class PoseSet:
             image_sizes=None if self.image_sizes is None else self.image_sizes[index],
         )
 
+    def shares_subjects(self, other: PoseSet) -> bool:
+        """Whether any subject of ``other`` is among this set's."""
+        return bool(np.isin(other.subjects, self.subjects).any())
+
     def join(self, other: PoseSet) -> PoseSet:
         """This set's samples followed by ``other``'s (of the same source, e.g. two splits)."""
         if other.source != self.source:

@@ -132,12 +132,9 @@ def _checked(s: CalibrateSettings) -> tuple[int, int]:
 
 def calibrate(settings: CalibrateSettings) -> CalibrateResult:
     from posedeploy.assets import resolve_checkpoint
-    from posedeploy.data import keypoints_for, load_dataset
     from posedeploy.files import refuse_overwrite
     from posedeploy.reference.noise_comparison import recordings
-    from posedeploy.reference.sampler import PipelineModule
     from posedeploy.training.checkpoint import load_checkpoint, save_checkpoint
-    from posedeploy.training.device import resolve_device
 
     s = settings
     hypotheses, recommended = _checked(s)
@@ -153,8 +150,38 @@ def calibrate(settings: CalibrateSettings) -> CalibrateResult:
         ckpt.config = replace(ckpt.config, alpha=check_alpha(s.alpha))
     if s.carry_from is not None:
         return _carry(s, path, ckpt)
-    if s.folds:
-        return _fit_on_folds(s, path, ckpt, hypotheses, recommended)
+    sampled = _sample_folds(s, ckpt, hypotheses) if s.folds else _sample_split(s, path, ckpt, hypotheses)
+    data, raw, errors, source = sampled
+    fitted_on = {
+        "checkpoint": path.name,
+        "data": data.source,
+        **source,
+        "samples": len(data),
+        "stride": s.stride,
+        "noise": "adaptive",
+        "alpha": ckpt.config.alpha,
+        "hypotheses": hypotheses,
+        "draws": s.draws,
+        "seed": s.seed,
+    }
+    calibration, held_out = fit_form(raw, errors, recordings(data), s.form, fitted_on)
+    calibration = replace(calibration, hypotheses=recommended)
+    if s.error_ratio is not None:  # only with fold runs here (checked)
+        calibration = calibration.scaled(s.error_ratio)
+    ckpt.config = replace(ckpt.config, uncertainty=calibration.to_json())
+    save_checkpoint(s.out, ckpt)
+    return CalibrateResult(Path(s.out), calibration, len(data), held_out)
+
+
+_Sampled = tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]  # poses, raw spread, errors, where they came from
+
+
+def _sample_split(s: CalibrateSettings, path: Path, ckpt: Any, hypotheses: int) -> _Sampled:
+    """The checkpoint itself sampled on ``s.split``, which it must not have trained on."""
+    from posedeploy.data import keypoints_for, load_dataset
+    from posedeploy.reference.sampler import PipelineModule
+    from posedeploy.training.device import resolve_device
+
     if s.split == "val" and ckpt.config.training.get("refit"):
         raise InputError(
             f"{path}'s lifter was refitted with 'val' among its training data, so its 'val' errors are in-sample: "
@@ -167,23 +194,7 @@ def calibrate(settings: CalibrateSettings) -> CalibrateResult:
     pipeline = PipelineModule(ckpt.build_lifter(device), ckpt.build_avg(device), ckpt.config.alpha)
     logger.info(f"sampling S={hypotheses} on {len(data):,} {s.split} poses ({data.source})")
     raw, errors = raw_spread_and_errors(pipeline, data, hypotheses, s.seed, s.max_poses, s.draws)
-    fitted_on = {
-        "checkpoint": path.name,
-        "data": data.source,
-        "split": s.split,
-        "samples": len(data),
-        "stride": s.stride,
-        "noise": "adaptive",
-        "alpha": ckpt.config.alpha,
-        "hypotheses": hypotheses,
-        "draws": s.draws,
-        "seed": s.seed,
-    }
-    calibration, held_out = fit_form(raw, errors, recordings(data), s.form, fitted_on)
-    calibration = replace(calibration, hypotheses=recommended)
-    ckpt.config = replace(ckpt.config, uncertainty=calibration.to_json())
-    save_checkpoint(s.out, ckpt)
-    return CalibrateResult(Path(s.out), calibration, len(data), held_out)
+    return data, raw, errors, {"split": s.split}
 
 
 def _carry(s: CalibrateSettings, path: Path, ckpt: Any) -> CalibrateResult:
@@ -238,13 +249,11 @@ def _fold_runs(s: CalibrateSettings, ckpt: Any) -> tuple[list[Path], list[Any]]:
     return paths, runs
 
 
-def _fit_on_folds(s: CalibrateSettings, path: Path, ckpt: Any, hypotheses: int, recommended: int) -> CalibrateResult:
-    """Fit the calibration on every subject of 'train' and 'val', each sampled by the fold run that
-    never saw it (at the checkpoint's alpha); the fitted spread scaled by ``error_ratio``."""
+def _sample_folds(s: CalibrateSettings, ckpt: Any, hypotheses: int) -> _Sampled:
+    """Every subject of 'train' and 'val', each sampled by the fold run that never saw it (at the
+    checkpoint's alpha), pooled in the order of the runs."""
     from posedeploy.data import keypoints_for, load_dataset
-    from posedeploy.reference.noise_comparison import recordings
     from posedeploy.reference.sampler import PipelineModule
-    from posedeploy.training.checkpoint import save_checkpoint
     from posedeploy.training.device import resolve_device
     from posedeploy.training.folds import assign_lifters
 
@@ -255,35 +264,15 @@ def _fit_on_folds(s: CalibrateSettings, path: Path, ckpt: Any, hypotheses: int, 
     )
     owner = assign_lifters(data, runs, ckpt)
     device = resolve_device(s.device)
-    order = np.concatenate([np.flatnonzero(owner == i) for i in range(len(runs))])
-    raws, errors = [], []
+    parts, raws, errors = [], [], []
     for i, run in enumerate(runs):
         part = data.take(owner == i)
         subjects = ", ".join(str(v) for v in np.unique(part.subjects))
         logger.info(f"fold {i + 1}/{len(runs)}: sampling S={hypotheses} on {len(part):,} poses of {subjects}")
         pipeline = PipelineModule(run.build_lifter(device), run.build_avg(device), ckpt.config.alpha)
         fold_raw, fold_errors = raw_spread_and_errors(pipeline, part, hypotheses, s.seed, s.max_poses, s.draws)
+        parts.append(np.flatnonzero(owner == i))
         raws.append(fold_raw)
         errors.append(fold_errors)
-    pooled = data.take(order)
-    fitted_on = {
-        "checkpoint": path.name,
-        "data": data.source,
-        "split": "train+val, each subject by the fold run without it",
-        "folds": [str(p) for p in paths],
-        "samples": len(pooled),
-        "stride": s.stride,
-        "noise": "adaptive",
-        "alpha": ckpt.config.alpha,
-        "hypotheses": hypotheses,
-        "draws": s.draws,
-        "seed": s.seed,
-    }
-    raw, err = np.concatenate(raws), np.concatenate(errors)
-    calibration, held_out = fit_form(raw, err, recordings(pooled), s.form, fitted_on)
-    calibration = replace(calibration, hypotheses=recommended)
-    if s.error_ratio is not None:
-        calibration = calibration.scaled(s.error_ratio)
-    ckpt.config = replace(ckpt.config, uncertainty=calibration.to_json())
-    save_checkpoint(s.out, ckpt)
-    return CalibrateResult(Path(s.out), calibration, len(pooled), held_out)
+    source = {"split": "train+val, each subject by the fold run without it", "folds": [str(p) for p in paths]}
+    return data.take(np.concatenate(parts)), np.concatenate(raws), np.concatenate(errors), source

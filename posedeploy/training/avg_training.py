@@ -50,8 +50,7 @@ class AVGTask(TrainTask):
         self.fingerprint = lifter_checkpoint.lifter_fingerprint()
         self.name = f"avg/{config.avg}"
         self.train_source, self.val_source, self.val_split = train.source, val.source, val.meta.get("split")
-        # A refit on a fold run's lifter leaves that fold's subjects out, which may be the validation ones.
-        self.val_seen = bool(np.isin(val.subjects, train.subjects).any())
+        self.val_seen = train.shares_subjects(val)
         lifter = lifter_checkpoint.build_lifter(device)
         if fold_lifters:
             # Each training sample's label comes from the fold lifter that never saw its subject.
@@ -95,10 +94,6 @@ class AVGTask(TrainTask):
     @property
     def selects(self) -> bool:
         return not self.refit
-
-    @property
-    def val_in_sample(self) -> bool:
-        return self.refit and self.val_seen
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         return nn.functional.mse_loss(model(x), y)

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -154,7 +153,7 @@ class LifterTask(TrainTask):
         self.targets = torch.from_numpy(train.poses_3d)
         self.val = val
         self.train_split = train.meta.get("split")
-        self.train_subjects = np.unique(train.subjects)
+        self.val_seen = train.shares_subjects(val)
         self.fold = train.meta.get("fold")  # [K, N]: trained without fold K of N (posedeploy.training.folds)
         self.mirror2d, self.mirror3d = Mirror(2), Mirror(3)
 
@@ -173,11 +172,6 @@ class LifterTask(TrainTask):
     @property
     def selects(self) -> bool:
         return not self.refit
-
-    @property
-    def val_in_sample(self) -> bool:
-        # A refit's fold run may have left the validation subjects out of its training data.
-        return self.refit and bool(np.isin(self.val.subjects, self.train_subjects).any())
 
     def _choices(self) -> dict[str, float | bool]:
         """The optional training choices this run made (none: empty)."""

@@ -117,10 +117,13 @@ class TrainTask(ABC):
         training data) has nothing to choose with: every epoch is written, so best.pt is the last."""
         return True
 
+    # Whether the validation subjects are among the training ones (a refit's fold run may leave them out).
+    val_seen: bool = True
+
     @property
     def val_in_sample(self) -> bool:
         """Whether the validation data is among the training data (its metric then judges nothing)."""
-        return not self.selects
+        return not self.selects and self.val_seen
 
     @abstractmethod
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
